@@ -1,0 +1,913 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * The runtime: worker records and their life from spawn to reap. Every
+ * decision about a connection the supervisor makes (the verdict: run, or
+ * refuse for per-source, rate or overload) is made here, in order, by the
+ * single thread that owns the counters; that is what makes the limits exact.
+ * No event loop here, and no blocking call.
+ */
+#include "runtime.h"
+
+#include <errno.h>
+#include <signal.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "fd.h"
+#include "log.h"
+#include "pool.h"
+
+/* ------------------------------------------------------------------------ */
+/* The pid table. */
+
+static size_t slot_of(const struct psup_runtime *rt, pid_t pid)
+{
+    return ((size_t)pid * 2654435761u) & (rt->table_size - 1);
+}
+
+static int table_grow(struct psup_runtime *rt)
+{
+    size_t size = rt->table_size ? rt->table_size * 2 : 256;
+    struct psup_worker **table = calloc(size, sizeof(*table));
+
+    if (!table)
+        return -ENOMEM;
+    struct psup_worker **old = rt->table;
+    size_t old_size = rt->table_size;
+    rt->table = table;
+    rt->table_size = size;
+    for (size_t i = 0; i < old_size; i++) {
+        while (old[i]) {
+            struct psup_worker *w = old[i];
+            old[i] = w->hash_next;
+            size_t slot = slot_of(rt, w->pid);
+            w->hash_next = rt->table[slot];
+            rt->table[slot] = w;
+        }
+    }
+    free(old);
+    return 0;
+}
+
+static struct psup_worker *table_find(const struct psup_runtime *rt, pid_t pid)
+{
+    if (!rt->table_size)
+        return NULL;
+    struct psup_worker *w = rt->table[slot_of(rt, pid)];
+    while (w && w->pid != pid)
+        w = w->hash_next;
+    return w;
+}
+
+static void table_remove(struct psup_runtime *rt, struct psup_worker *w)
+{
+    struct psup_worker **p = &rt->table[slot_of(rt, w->pid)];
+
+    while (*p != w)
+        p = &(*p)->hash_next;
+    *p = w->hash_next;
+    rt->live--;
+}
+
+/* ------------------------------------------------------------------------ */
+/* Worker bookkeeping. */
+
+static unsigned *state_counter(struct psup_service *s, enum psup_worker_state st)
+{
+    switch (st) {
+    case PSUP_WORKER_IDLE: return &s->idle;
+    case PSUP_WORKER_RETIRING: return &s->retiring;
+    case PSUP_WORKER_STOPPED: return &s->stopped;
+    default: return &s->busy;
+    }
+}
+
+static void set_state(struct psup_worker *w, enum psup_worker_state st)
+{
+    (*state_counter(w->service, w->state))--;
+    w->state = st;
+    (*state_counter(w->service, st))++;
+}
+
+static bool is_busy(const struct psup_worker *w)
+{
+    return w->state >= PSUP_WORKER_BUSY;
+}
+
+/* Keep rt->timed sorted by deadline; new deadlines are usually the latest,
+ * so search from the tail. */
+static void set_deadline(struct psup_runtime *rt, struct psup_worker *w, uint64_t deadline)
+{
+    struct psup_list *pos = rt->timed.prev;
+
+    psup_list_remove(&w->timer_link);
+    w->deadline = deadline;
+    while (pos != &rt->timed &&
+           PSUP_CONTAINER(pos, struct psup_worker, timer_link)->deadline > deadline)
+        pos = pos->prev;
+    /* Insert after pos. */
+    w->timer_link.prev = pos;
+    w->timer_link.next = pos->next;
+    pos->next->prev = &w->timer_link;
+    pos->next = &w->timer_link;
+}
+
+static void generation_unref(struct psup_generation *g)
+{
+    if (--g->refs == 0)
+        psup_generation_free(g);
+}
+
+static void stack_release(struct psup_runtime *rt, struct psup_stack *stack)
+{
+    if (rt->n_stack_cache < sizeof(rt->stack_cache) / sizeof(rt->stack_cache[0]))
+        rt->stack_cache[rt->n_stack_cache++] = *stack;
+    else
+        psup_stack_unmap(stack);
+}
+
+static int stack_acquire(struct psup_runtime *rt, struct psup_stack *stack)
+{
+    /* Reusing a stack saves the mmap and, more, its page faults. */
+    if (rt->n_stack_cache) {
+        *stack = rt->stack_cache[--rt->n_stack_cache];
+        return 0;
+    }
+    return psup_stack_map(stack);
+}
+
+static void worker_free(struct psup_runtime *rt, struct psup_worker *w)
+{
+    table_remove(rt, w);
+    psup_list_remove(&w->link);
+    psup_list_remove(&w->timer_link);
+    (*state_counter(w->service, w->state))--;
+    stack_release(rt, &w->stack);
+    generation_unref(w->gen);
+    free(w);
+}
+
+/* Signal a worker's process group: the handler and everything it started
+ * (its own group since the worker's setsid). */
+static void signal_group(struct psup_worker *w, int sig)
+{
+    if (kill(-w->pid, sig) < 0 && errno == ESRCH)
+        kill(w->pid, sig); /* the group is gone but the process may not be */
+    w->signalled = true;
+}
+
+/* ------------------------------------------------------------------------ */
+/* Logging helpers. */
+
+static void log_identity(struct psup_log *l, const struct psup_worker *w)
+{
+    psup_log_str(l, "service", w->service->name);
+    psup_log_uint(l, "conn", w->child.conn_id);
+    psup_log_int(l, "pid", w->pid);
+}
+
+static void log_peer(struct psup_log *l, const struct psup_peer *peer)
+{
+    if (peer->family == AF_UNIX) {
+        psup_log_int(l, "remote_pid", peer->pid);
+        psup_log_uint(l, "remote_uid", peer->uid);
+        return;
+    }
+    struct sockaddr_in6 sa = {.sin6_family = AF_INET6};
+    char ip[PSUP_IP_STRLEN];
+    memcpy(sa.sin6_addr.s6_addr, peer->addr, 16);
+    psup_ip_format((struct sockaddr *)&sa, ip);
+    psup_log_str(l, "remote_ip", ip);
+    psup_log_uint(l, "remote_port", peer->port);
+}
+
+static void log_status(struct psup_log *l, int status, bool signalled_by_psup)
+{
+    char buf[16];
+
+    if (WIFEXITED(status)) {
+        psup_log_int(l, "status", WEXITSTATUS(status));
+        return;
+    }
+    if (!WIFSIGNALED(status))
+        return;
+    psup_log_str(l, "signal", psup_signal_name(WTERMSIG(status), buf));
+    if (WCOREDUMP(status))
+        psup_log_str(l, "core", "dumped");
+    if (WTERMSIG(status) == SIGKILL && !signalled_by_psup)
+        psup_log_str(l, "hint", "oom_or_external_kill");
+}
+
+static const char *step_name(uint32_t step)
+{
+    static const char *const names[] = {
+        [PSUP_STEP_SETUP] = "setup", [PSUP_STEP_PROGRAM] = "program",
+        [PSUP_STEP_STDERR] = "stderr", [PSUP_STEP_CWD] = "cwd",
+        [PSUP_STEP_UMASK] = "umask", [PSUP_STEP_RLIMIT] = "rlimits",
+        [PSUP_STEP_NICE] = "nice", [PSUP_STEP_CREDENTIALS] = "credentials",
+        [PSUP_STEP_EXEC] = "exec",
+    };
+    return step < sizeof(names) / sizeof(names[0]) && names[step] ? names[step] : "unknown";
+}
+
+enum limit_reason { LIMIT_DENIED, LIMIT_PER_SOURCE, LIMIT_RATE, LIMIT_OVERLOAD, LIMIT_ACCEPT };
+
+/* Whether to log one more refusal of this kind: five at once, then one a
+ * second, each carrying how many were not logged since the last. */
+static bool log_allowed(struct psup_log_limit *lim, uint64_t now)
+{
+    if (lim->last == 0)
+        lim->tokens = 5;
+    else
+        lim->tokens += (double)(now - lim->last) / 1000.0;
+    if (lim->tokens > 5)
+        lim->tokens = 5;
+    lim->last = now ? now : 1;
+    if (lim->tokens < 1) {
+        lim->suppressed++;
+        return false;
+    }
+    lim->tokens -= 1;
+    return true;
+}
+
+static void log_refusal(struct psup_service *s, enum limit_reason reason, const char *name,
+                        pid_t pid, const struct psup_peer *peer, uint64_t now)
+{
+    struct psup_log_limit *lim = &s->limits[reason];
+    struct psup_log l;
+
+    if (!log_allowed(lim, now))
+        return;
+    psup_log_begin(&l, PSUP_LOG_WARN, reason == LIMIT_DENIED ? "denied" : "limited");
+    psup_log_str(&l, "service", s->name);
+    if (reason != LIMIT_DENIED)
+        psup_log_str(&l, "reason", name);
+    psup_log_int(&l, "pid", pid);
+    log_peer(&l, peer);
+    if (lim->suppressed) {
+        psup_log_uint(&l, "suppressed", lim->suppressed);
+        lim->suppressed = 0;
+    }
+    psup_log_end(&l);
+}
+
+/* ------------------------------------------------------------------------ */
+/* Starting and retiring workers. */
+
+static void spawn_failed(struct psup_runtime *rt, struct psup_service *s, int err, uint64_t now)
+{
+    struct psup_log l;
+
+    /* EAGAIN (process limit) or ENOMEM: wait, doubling, and retry sooner
+     * when a child exits and frees its slot. Logged once per burst. */
+    rt->spawn_delay = rt->spawn_delay ? rt->spawn_delay * 2 : 50;
+    if (rt->spawn_delay > 2000)
+        rt->spawn_delay = 2000;
+    rt->spawn_blocked_until = now + rt->spawn_delay;
+    if (rt->spawn_failing)
+        return;
+    rt->spawn_failing = true;
+    psup_log_begin(&l, PSUP_LOG_ERROR, "spawn_failed");
+    psup_log_str(&l, "service", s->name);
+    psup_log_errno(&l, -err);
+    psup_log_uint(&l, "retry_ms", rt->spawn_delay);
+    psup_log_end(&l);
+}
+
+static void spawn_succeeded(struct psup_runtime *rt)
+{
+    struct psup_log l;
+
+    rt->spawn_delay = 0;
+    if (!rt->spawn_failing)
+        return;
+    rt->spawn_failing = false;
+    psup_log_begin(&l, PSUP_LOG_INFO, "spawn_recovered");
+    psup_log_end(&l);
+}
+
+static int spawn_one(struct psup_runtime *rt, struct psup_service *s, uint64_t now)
+{
+    struct psup_generation *g = s->current;
+    size_t slots = g->plan.n_env_base + PSUP_ENV_DYNAMIC + 1;
+    struct psup_worker *w = calloc(1, sizeof(*w) + slots * sizeof(char *));
+    int rc;
+
+    if (!w)
+        return -ENOMEM;
+    if (rt->live + 1 > rt->table_size && (rc = table_grow(rt)) < 0)
+        goto fail;
+    if ((rc = stack_acquire(rt, &w->stack)) < 0)
+        goto fail;
+    w->child.plan = &g->plan;
+    w->child.conn_id = ++rt->next_conn_id;
+    w->child.envp = w->envp;
+    pid_t pid = psup_worker_spawn(&w->child, &w->stack, rt->share_memory);
+    if (pid < 0) {
+        rc = pid;
+        stack_release(rt, &w->stack);
+        goto fail;
+    }
+    w->pid = pid;
+    w->service = s;
+    w->gen = g;
+    g->refs++;
+    w->state = PSUP_WORKER_IDLE;
+    s->idle++;
+    w->started = now;
+    psup_list_init(&w->timer_link);
+    psup_list_append(&s->workers, &w->link);
+    size_t slot = slot_of(rt, pid);
+    w->hash_next = rt->table[slot];
+    rt->table[slot] = w;
+    rt->live++;
+    return 0;
+fail:
+    free(w);
+    return rc;
+}
+
+static void retire(struct psup_worker *w)
+{
+    /* The worker leaves if it is waiting; if it just took a connection the
+     * signal stays blocked and is discarded before exec (spec/pool.md). */
+    kill(w->pid, PSUP_SIG_RETIRE);
+    set_state(w, PSUP_WORKER_RETIRING);
+}
+
+/* Retire up to n idle workers, newest first: with EPOLLEXCLUSIVE the oldest
+ * waiter is woken first, so the newest are the least likely to be busy. */
+static void retire_idle(struct psup_service *s, unsigned n)
+{
+    for (struct psup_list *p = s->workers.prev; p != &s->workers && n; p = p->prev) {
+        struct psup_worker *w = PSUP_CONTAINER(p, struct psup_worker, link);
+        if (w->state == PSUP_WORKER_IDLE) {
+            retire(w);
+            n--;
+        }
+    }
+}
+
+static void log_backoff(struct psup_service *s)
+{
+    struct psup_log l;
+
+    psup_log_begin(&l, PSUP_LOG_WARN, "backoff");
+    psup_log_str(&l, "service", s->name);
+    psup_log_uint(&l, "failures", s->backoff.failures);
+    psup_log_secs(&l, "delay", (double)s->backoff.delay_ms / 1000.0);
+    if (s->last_error) {
+        psup_log_str(&l, "step", step_name(s->last_step));
+        psup_log_errno(&l, s->last_error);
+    }
+    psup_log_end(&l);
+}
+
+static void log_recovered(struct psup_service *s)
+{
+    struct psup_log l;
+
+    psup_log_begin(&l, PSUP_LOG_INFO, "recovered");
+    psup_log_str(&l, "service", s->name);
+    psup_log_end(&l);
+    s->last_error = 0;
+    s->last_step = 0;
+}
+
+static void maintain_service(struct psup_runtime *rt, struct psup_service *s, uint64_t now)
+{
+    if (psup_backoff_settle(&s->backoff, now, false))
+        log_recovered(s);
+    if (!rt->accepting || !s->current) {
+        retire_idle(s, s->idle);
+        return;
+    }
+    const struct psup_service_config *cfg = s->current->plan.svc;
+    struct psup_pool_counts counts = {s->idle, s->busy, s->retiring, s->stopped};
+    struct psup_pool_limits limits = {cfg->min_spare, cfg->max_spare, cfg->max_workers,
+                                      cfg->on_overload == PSUP_OVERLOAD_REJECT};
+    int n = psup_pool_adjust(&counts, &limits);
+    if (n < 0) {
+        retire_idle(s, (unsigned)-n);
+        return;
+    }
+    if (n == 0 || now < rt->spawn_blocked_until)
+        return;
+    unsigned allowance = psup_backoff_allowance(&s->backoff, now);
+    for (unsigned i = 0; i < (unsigned)n && i < allowance; i++) {
+        int rc = spawn_one(rt, s, now);
+        if (rc < 0) {
+            spawn_failed(rt, s, rc, now);
+            return;
+        }
+        spawn_succeeded(rt);
+        psup_backoff_started(&s->backoff, now);
+    }
+}
+
+void psup_runtime_switch_generation(struct psup_runtime *rt, struct psup_service *s,
+                                    struct psup_generation *gen, uint64_t now)
+{
+    struct psup_generation *old = s->current;
+    struct psup_list *p;
+
+    /* Count the old idle workers as leaving, start the new generation's
+     * spares, and only then tell the old ones to go: capacity never dips,
+     * and the listeners stay open throughout, so nothing is refused. */
+    for (p = s->workers.next; p != &s->workers; p = p->next) {
+        struct psup_worker *w = PSUP_CONTAINER(p, struct psup_worker, link);
+        if (w->state == PSUP_WORKER_IDLE)
+            set_state(w, PSUP_WORKER_RETIRING);
+    }
+    s->current = gen;
+    if (gen)
+        maintain_service(rt, s, now);
+    for (p = s->workers.next; p != &s->workers; p = p->next) {
+        struct psup_worker *w = PSUP_CONTAINER(p, struct psup_worker, link);
+        if (w->state == PSUP_WORKER_RETIRING && w->gen == old)
+            kill(w->pid, PSUP_SIG_RETIRE);
+    }
+    if (old)
+        generation_unref(old);
+}
+
+void psup_runtime_maintain(struct psup_runtime *rt, uint64_t now)
+{
+    struct psup_list *p, *tmp;
+
+    psup_list_foreach_safe(p, tmp, &rt->services)
+        maintain_service(rt, PSUP_CONTAINER(p, struct psup_service, link), now);
+}
+
+/* ------------------------------------------------------------------------ */
+/* Messages from workers: the verdict. */
+
+static void source_of(const struct psup_service_config *cfg, const struct psup_peer *peer,
+                      struct psup_source *src)
+{
+    memset(src, 0, sizeof(*src));
+    if (peer->family == AF_UNIX) {
+        src->kind = PSUP_SOURCE_UID;
+        memcpy(src->key, &peer->uid, sizeof(peer->uid));
+    } else {
+        src->kind = PSUP_SOURCE_IP;
+        psup_source_key(peer->addr, cfg->per_source_ipv6_prefix, src->key);
+    }
+}
+
+/* Decide what happens to a connection a worker took. Checks run in this
+ * order so that a refused connection consumes nothing: the service's limit,
+ * the client's limit, then the rate. */
+static enum psup_verdict decide(struct psup_runtime *rt, struct psup_worker *w, uint64_t now,
+                                unsigned *connnum)
+{
+    struct psup_service *s = w->service;
+    const struct psup_service_config *cfg = w->gen->plan.svc;
+
+    if (rt->closing)
+        return PSUP_VERDICT_CLOSE;
+    if (cfg->on_overload == PSUP_OVERLOAD_REJECT && s->busy >= cfg->max_workers)
+        return PSUP_VERDICT_OVERLOAD;
+    source_of(cfg, &w->peer, &w->source);
+    unsigned current = psup_sources_count(&s->sources, &w->source);
+    if (cfg->max_per_source && current >= cfg->max_per_source)
+        return PSUP_VERDICT_PER_SOURCE;
+    if (!psup_rate_take(&s->rate, cfg->rate, cfg->rate_burst, now))
+        return PSUP_VERDICT_RATE;
+    unsigned counted = psup_sources_add(&s->sources, &w->source);
+    w->counted = counted > 0;
+    *connnum = w->counted ? counted : current + 1;
+    return PSUP_VERDICT_RUN;
+}
+
+static void log_saturation(struct psup_service *s, bool saturated, uint64_t now)
+{
+    struct psup_log l;
+
+    if (s->saturated == saturated)
+        return;
+    s->saturated = saturated;
+    psup_log_begin(&l, saturated ? PSUP_LOG_WARN : PSUP_LOG_INFO,
+                   saturated ? "saturated" : "saturation_ended");
+    psup_log_str(&l, "service", s->name);
+    psup_log_uint(&l, "busy", s->busy);
+    if (saturated)
+        s->saturated_since = now;
+    else
+        psup_log_secs(&l, "duration", (double)(now - s->saturated_since) / 1000.0);
+    psup_log_end(&l);
+}
+
+static void refused(struct psup_runtime *rt, struct psup_worker *w, enum psup_verdict v,
+                    uint64_t now)
+{
+    struct psup_service *s = w->service;
+
+    (void)rt;
+    switch (v) {
+    case PSUP_VERDICT_PER_SOURCE:
+        s->counters.per_source++;
+        log_refusal(s, LIMIT_PER_SOURCE, "max_per_source", w->pid, &w->peer, now);
+        break;
+    case PSUP_VERDICT_RATE:
+        s->counters.rate++;
+        log_refusal(s, LIMIT_RATE, "rate", w->pid, &w->peer, now);
+        break;
+    case PSUP_VERDICT_OVERLOAD:
+        s->counters.overload++;
+        log_refusal(s, LIMIT_OVERLOAD, "overload", w->pid, &w->peer, now);
+        break;
+    default:
+        break;
+    }
+}
+
+static void on_busy(struct psup_runtime *rt, struct psup_worker *w, const struct psup_msg *m,
+                    int passed_fd, uint64_t now)
+{
+    const struct psup_service_config *cfg = w->gen->plan.svc;
+    unsigned connnum = 0;
+    unsigned flags = 0;
+
+    w->peer = m->peer;
+    w->listener = m->listener;
+    enum psup_verdict v = decide(rt, w, now, &connnum);
+    if (v == PSUP_VERDICT_RUN && cfg->stderr_mode == PSUP_STDERR_LOG) {
+        bool following = passed_fd >= 0 && rt->hooks.stderr_pipe &&
+                         rt->hooks.stderr_pipe(rt->hooks.arg, passed_fd, w->service->name,
+                                               w->child.conn_id, w->pid, &w->errlog);
+        if (passed_fd >= 0 && !rt->hooks.stderr_pipe)
+            psup_fd_close(passed_fd);
+        passed_fd = -1;
+        if (!following)
+            flags |= PSUP_VERDICT_NO_LOG_PIPE;
+    }
+    psup_fd_close(passed_fd);
+
+    union sigval value = {.sival_int = psup_verdict_encode(v, flags, connnum)};
+    if (sigqueue(w->pid, rt->verdict_signal, value) < 0 && v == PSUP_VERDICT_RUN) {
+        /* It died meanwhile: its exit undoes the count. */
+        v = PSUP_VERDICT_CLOSE;
+    }
+    if (v != PSUP_VERDICT_RUN) {
+        refused(rt, w, v, now);
+        return;
+    }
+    set_state(w, PSUP_WORKER_BUSY);
+    w->busy_since = now;
+    w->service->counters.accepted++;
+    if (cfg->timeout > 0)
+        set_deadline(rt, w, now + (uint64_t)(cfg->timeout * 1000.0));
+    if (w->service->busy >= cfg->max_workers)
+        log_saturation(w->service, true, now);
+    /* Replace the spare at once, not on a timer. */
+    maintain_service(rt, w->service, now);
+}
+
+static void on_accept_failed(struct psup_worker *w, const struct psup_msg *m, uint64_t now)
+{
+    struct psup_service *s = w->service;
+    struct psup_log l;
+
+    if (!log_allowed(&s->limits[LIMIT_ACCEPT], now))
+        return;
+    psup_log_begin(&l, PSUP_LOG_ERROR, "accept_failed");
+    psup_log_str(&l, "service", s->name);
+    psup_log_int(&l, "pid", w->pid);
+    psup_log_errno(&l, m->err);
+    if (s->limits[LIMIT_ACCEPT].suppressed) {
+        psup_log_uint(&l, "suppressed", s->limits[LIMIT_ACCEPT].suppressed);
+        s->limits[LIMIT_ACCEPT].suppressed = 0;
+    }
+    psup_log_end(&l);
+}
+
+void psup_runtime_on_message(struct psup_runtime *rt, const struct psup_msg *m, int passed_fd,
+                             uint64_t now)
+{
+    struct psup_worker *w = table_find(rt, m->pid);
+
+    if (!w) {
+        /* Not one of ours (or already reaped): a worker waiting for a
+         * verdict gives the connection up after its timeout; answer now. */
+        if (m->kind == PSUP_MSG_BUSY)
+            sigqueue(m->pid, rt->verdict_signal,
+                     (union sigval){.sival_int = PSUP_VERDICT_CLOSE});
+        psup_fd_close(passed_fd);
+        return;
+    }
+    switch (m->kind) {
+    case PSUP_MSG_BUSY:
+        if (!is_busy(w)) {
+            on_busy(rt, w, m, passed_fd, now);
+            return;
+        }
+        break;
+    case PSUP_MSG_DENIED:
+        w->service->counters.denied++;
+        log_refusal(w->service, LIMIT_DENIED, "deny", w->pid, &m->peer, now);
+        break;
+    case PSUP_MSG_SETUP_FAILED:
+    case PSUP_MSG_EXEC_FAILED:
+        w->error = m->err;
+        w->step = m->step;
+        w->exec_failed = m->kind == PSUP_MSG_EXEC_FAILED;
+        break;
+    case PSUP_MSG_ACCEPT_FAILED:
+        on_accept_failed(w, m, now);
+        break;
+    default:
+        break;
+    }
+    psup_fd_close(passed_fd);
+}
+
+/* ------------------------------------------------------------------------ */
+/* Exits. */
+
+/* A failure of the service: log the first of a burst with its reason, then
+ * only changes of the delay. */
+static void count_failure(struct psup_worker *w, int status, uint64_t now)
+{
+    struct psup_service *s = w->service;
+    bool first = s->backoff.failures == 0 || w->error != s->last_error ||
+                 w->step != s->last_step;
+    struct psup_log l;
+
+    s->counters.failed++;
+    if (first) {
+        psup_log_begin(&l, PSUP_LOG_ERROR, w->exec_failed ? "exec_failed" : "worker_failed");
+        log_identity(&l, w);
+        if (w->error) {
+            psup_log_str(&l, "step", step_name(w->step));
+            psup_log_str(&l, "program", w->gen->plan.svc->program);
+            psup_log_errno(&l, w->error);
+        } else {
+            log_status(&l, status, w->signalled);
+        }
+        psup_log_end(&l);
+        s->last_error = w->error;
+        s->last_step = w->step;
+    }
+    if (psup_backoff_fail(&s->backoff, w->started, now))
+        log_backoff(s);
+}
+
+static void log_conn_end(struct psup_worker *w, int status, uint64_t now)
+{
+    struct psup_log l;
+    const struct psup_generation *g = w->gen;
+
+    psup_log_begin(&l, PSUP_LOG_INFO, "conn_end");
+    log_identity(&l, w);
+    log_peer(&l, &w->peer);
+    if (w->listener < g->plan.n_listeners) {
+        const struct psup_plan_listener *pl = &g->listeners[w->listener];
+        psup_log_str(&l, "listener", pl->text);
+    }
+    if (w->exec_failed)
+        psup_log_str(&l, "outcome", "exec_failed");
+    else if (w->timed_out)
+        psup_log_str(&l, "outcome", "timeout");
+    log_status(&l, status, w->signalled);
+    psup_log_uint(&l, "duration_ms", now - w->busy_since);
+    psup_log_end(&l);
+}
+
+static void idle_exit(struct psup_runtime *rt, struct psup_worker *w, int status, uint64_t now)
+{
+    bool retired = WIFEXITED(status) && WEXITSTATUS(status) == PSUP_WORKER_EXIT_RETIRED &&
+                   (w->state == PSUP_WORKER_RETIRING || !rt->accepting || !w->service->current);
+    struct psup_log l;
+
+    if (retired || w->signalled)
+        return;
+    if (WIFSIGNALED(status) && !w->error) {
+        /* Killed from outside while idle (an operator, the OOM killer):
+         * replaced at once, not held against the service. */
+        psup_log_begin(&l, PSUP_LOG_WARN, "worker_lost");
+        log_identity(&l, w);
+        log_status(&l, status, false);
+        psup_log_end(&l);
+        return;
+    }
+    count_failure(w, status, now);
+}
+
+static void busy_exit(struct psup_runtime *rt, struct psup_worker *w, int status, uint64_t now)
+{
+    struct psup_service *s = w->service;
+
+    (void)rt;
+    if (w->counted)
+        psup_sources_remove(&s->sources, &w->source);
+    log_conn_end(w, status, now);
+    if (w->exec_failed)
+        count_failure(w, status, now);
+    else if (psup_backoff_settle(&s->backoff, now, true))
+        log_recovered(s);
+}
+
+bool psup_runtime_on_exit(struct psup_runtime *rt, pid_t pid, int status, uint64_t now)
+{
+    struct psup_worker *w = table_find(rt, pid);
+
+    if (!w)
+        return false;
+    struct psup_service *s = w->service;
+    /* What the handler wrote to stderr comes before its conn_end line. */
+    if (w->errlog && rt->hooks.stderr_done)
+        rt->hooks.stderr_done(rt->hooks.arg, w->errlog);
+    if (is_busy(w))
+        busy_exit(rt, w, status, now);
+    else
+        idle_exit(rt, w, status, now);
+    worker_free(rt, w);
+    if (s->saturated && s->current && s->busy < s->current->plan.svc->max_workers)
+        log_saturation(s, false, now);
+    if (!s->current && psup_list_empty(&s->workers))
+        psup_service_free(s);
+    /* A process slot was freed: a blocked spawn may work now. */
+    rt->spawn_blocked_until = 0;
+    return true;
+}
+
+void psup_runtime_on_stop(struct psup_runtime *rt, pid_t pid, bool stopped)
+{
+    struct psup_worker *w = table_find(rt, pid);
+
+    if (!w || is_busy(w))
+        return;
+    /* A stopped idle worker cannot take connections: count it apart so a
+     * spare replaces it, and count it back when it continues. */
+    if (stopped && w->state == PSUP_WORKER_IDLE) {
+        set_state(w, PSUP_WORKER_STOPPED);
+    } else if (!stopped && w->state == PSUP_WORKER_STOPPED) {
+        set_state(w, PSUP_WORKER_IDLE);
+        if (w->gen != w->service->current || !rt->accepting)
+            retire(w); /* it belongs to a configuration that is gone */
+    }
+}
+
+/* ------------------------------------------------------------------------ */
+/* Deadlines: handler timeouts and the TERM -> KILL escalation. */
+
+static uint64_t kill_grace_ms(const struct psup_runtime *rt)
+{
+    return (uint64_t)(rt->config->kill_grace * 1000.0);
+}
+
+static void terminate(struct psup_runtime *rt, struct psup_worker *w, uint64_t now)
+{
+    signal_group(w, SIGTERM);
+    set_state(w, PSUP_WORKER_TERMINATING);
+    set_deadline(rt, w, now + kill_grace_ms(rt));
+}
+
+static void log_timeout(const struct psup_worker *w)
+{
+    struct psup_log l;
+
+    psup_log_begin(&l, PSUP_LOG_WARN, "timeout");
+    log_identity(&l, w);
+    log_peer(&l, &w->peer);
+    psup_log_str(&l, "key", "timeout");
+    psup_log_secs(&l, "limit", w->gen->plan.svc->timeout);
+    psup_log_end(&l);
+}
+
+void psup_runtime_expire(struct psup_runtime *rt, uint64_t now)
+{
+    while (!psup_list_empty(&rt->timed)) {
+        struct psup_worker *w = PSUP_CONTAINER(rt->timed.next, struct psup_worker, timer_link);
+        if (w->deadline > now)
+            break;
+        psup_list_remove(&w->timer_link);
+        if (w->state == PSUP_WORKER_BUSY) {
+            w->timed_out = true;
+            w->service->counters.timed_out++;
+            log_timeout(w);
+            terminate(rt, w, now);
+        } else if (w->state == PSUP_WORKER_TERMINATING) {
+            signal_group(w, SIGKILL);
+            set_state(w, PSUP_WORKER_KILLING);
+        }
+    }
+}
+
+static uint64_t earliest(uint64_t a, uint64_t b)
+{
+    if (!a)
+        return b;
+    if (!b)
+        return a;
+    return a < b ? a : b;
+}
+
+uint64_t psup_runtime_next_deadline(const struct psup_runtime *rt)
+{
+    uint64_t next = 0;
+    const struct psup_list *p;
+
+    if (!psup_list_empty(&rt->timed))
+        next = PSUP_CONTAINER(rt->timed.next, struct psup_worker, timer_link)->deadline;
+    next = earliest(next, rt->spawn_blocked_until);
+    for (p = rt->services.next; p != &rt->services; p = p->next) {
+        const struct psup_service *s = PSUP_CONTAINER(p, struct psup_service, link);
+        next = earliest(next, psup_backoff_wakeup(&s->backoff));
+    }
+    return next;
+}
+
+/* ------------------------------------------------------------------------ */
+/* Shutdown. */
+
+static void close_listeners(struct psup_runtime *rt)
+{
+    for (size_t i = 0; i < rt->n_listeners; i++) {
+        psup_listener_close(rt->listeners[i]);
+        free(rt->listeners[i]);
+    }
+    free(rt->listeners);
+    rt->listeners = NULL;
+    rt->n_listeners = 0;
+}
+
+void psup_runtime_stop_accepting(struct psup_runtime *rt)
+{
+    struct psup_list *p;
+
+    rt->accepting = false;
+    close_listeners(rt);
+    for (p = rt->services.next; p != &rt->services; p = p->next) {
+        struct psup_service *s = PSUP_CONTAINER(p, struct psup_service, link);
+        retire_idle(s, s->idle);
+    }
+}
+
+static void for_each_worker(struct psup_runtime *rt,
+                            void (*fn)(struct psup_runtime *, struct psup_worker *, uint64_t),
+                            uint64_t now)
+{
+    struct psup_list *p, *q, *tmp;
+
+    for (p = rt->services.next; p != &rt->services; p = p->next) {
+        struct psup_service *s = PSUP_CONTAINER(p, struct psup_service, link);
+        psup_list_foreach_safe(q, tmp, &s->workers)
+            fn(rt, PSUP_CONTAINER(q, struct psup_worker, link), now);
+    }
+}
+
+static void terminate_one(struct psup_runtime *rt, struct psup_worker *w, uint64_t now)
+{
+    if (w->state == PSUP_WORKER_BUSY)
+        terminate(rt, w, now);
+    else if (!is_busy(w))
+        signal_group(w, SIGKILL); /* an idle worker that did not retire */
+}
+
+void psup_runtime_terminate_all(struct psup_runtime *rt, uint64_t now)
+{
+    rt->closing = true;
+    for_each_worker(rt, terminate_one, now);
+}
+
+static void kill_one(struct psup_runtime *rt, struct psup_worker *w, uint64_t now)
+{
+    (void)rt;
+    (void)now;
+    signal_group(w, SIGKILL);
+    if (w->state == PSUP_WORKER_BUSY || w->state == PSUP_WORKER_TERMINATING)
+        set_state(w, PSUP_WORKER_KILLING);
+}
+
+void psup_runtime_kill_all(struct psup_runtime *rt)
+{
+    rt->accepting = false;
+    rt->closing = true;
+    close_listeners(rt);
+    for_each_worker(rt, kill_one, 0);
+}
+
+void psup_runtime_log_summary(const struct psup_runtime *rt)
+{
+    const struct psup_list *p;
+
+    for (p = rt->services.next; p != &rt->services; p = p->next) {
+        const struct psup_service *s = PSUP_CONTAINER(p, struct psup_service, link);
+        struct psup_log l;
+        psup_log_begin(&l, PSUP_LOG_INFO, "summary");
+        psup_log_str(&l, "service", s->name);
+        psup_log_uint(&l, "accepted", s->counters.accepted);
+        psup_log_uint(&l, "denied", s->counters.denied);
+        psup_log_uint(&l, "limited_per_source", s->counters.per_source);
+        psup_log_uint(&l, "limited_rate", s->counters.rate);
+        psup_log_uint(&l, "limited_overload", s->counters.overload);
+        psup_log_uint(&l, "failed", s->counters.failed);
+        psup_log_uint(&l, "timed_out", s->counters.timed_out);
+        psup_log_end(&l);
+    }
+}
