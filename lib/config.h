@@ -112,7 +112,7 @@ struct psup_service_config {
 struct psup_config {
     struct psup_service_config *services;
     size_t n_services;
-    double shutdown_timeout; /* seconds, default 8 */
+    double shutdown_timeout; /* seconds, default 7 */
     double kill_grace;       /* seconds between SIGTERM and SIGKILL, default 2 */
     enum psup_log_format log_format;
     bool log_format_set;     /* false: the file did not say */

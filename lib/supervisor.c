@@ -502,6 +502,11 @@ static int setup(struct psup_supervisor *sup, struct psup_config *cfg)
      * (as PID 1 this is already so). */
     if (getpid() != 1)
         prctl(PR_SET_CHILD_SUBREAPER, 1);
+    /* A parent may have left signals blocked (a blocked SIGCHLD would leave
+     * every child a zombie); psup starts from an empty mask. */
+    sigset_t none;
+    sigemptyset(&none);
+    sigprocmask(SIG_SETMASK, &none, NULL);
     signal(SIGPIPE, SIG_IGN);
     if ((rc = uv_loop_init(&sup->loop)) < 0)
         return log_fatal("uv_loop_init", rc), rc;

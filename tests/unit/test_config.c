@@ -1,0 +1,1468 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * Unit tests for lib/config.c: every error class with its exact message and
+ * JSON path, document order, defaults and derived pool values, PATH lookup,
+ * credentials, and the examples in spec/examples (each invalid one with its
+ * expected lines in a sibling .errors file).
+ *
+ * JSON in the tables is written with ' for " to keep it readable.
+ */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include <cmocka.h>
+
+#include <dirent.h>
+#include <errno.h>
+#include <grp.h>
+#include <limits.h>
+#include <pwd.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "config.h"
+
+#define BASE "'name': 't', 'listen': ['127.0.0.1:0'], 'command': ['/bin/true']"
+
+/* ---- helpers ---------------------------------------------------------- */
+
+static char *unquote(const char *s)
+{
+    char *out = strdup(s);
+
+    assert_non_null(out);
+    for (char *p = out; *p; p++) {
+        if (*p == '\'')
+            *p = '"';
+    }
+    return out;
+}
+
+static struct psup_config *parse_doc(const char *doc, struct psup_diag *d)
+{
+    char *text = unquote(doc);
+    struct psup_config *cfg;
+
+    psup_diag_init(d);
+    cfg = psup_config_parse(text, strlen(text), "t.json", d);
+    free(text);
+    return cfg;
+}
+
+/* A document with one service whose members are body. */
+static struct psup_config *parse_service(const char *body, struct psup_diag *d)
+{
+    char *doc = NULL;
+    struct psup_config *cfg;
+
+    assert_true(asprintf(&doc, "{'services': [{%s}]}", body) > 0);
+    cfg = parse_doc(doc, d);
+    free(doc);
+    return cfg;
+}
+
+static void dump(const struct psup_diag *d)
+{
+    for (size_t i = 0; i < d->count; i++)
+        print_message("    got: %s\n", d->items[i]);
+}
+
+/* The problems must be exactly want (NULL-terminated), in order. */
+static void check_lines(const char *what, const struct psup_diag *d, const char *const *want)
+{
+    size_t n = 0;
+
+    while (want[n])
+        n++;
+    for (size_t i = 0; i < n && i < d->count; i++) {
+        if (strcmp(d->items[i], want[i]) != 0) {
+            dump(d);
+            fail_msg("%s: line %zu is \"%s\", expected \"%s\"", what, i + 1, d->items[i], want[i]);
+        }
+    }
+    if (d->count != n) {
+        dump(d);
+        fail_msg("%s: %zu problems, expected %zu", what, d->count, n);
+    }
+}
+
+static void expect_doc_errors(const char *doc, const char *const *want)
+{
+    struct psup_diag d;
+    struct psup_config *cfg = parse_doc(doc, &d);
+
+    if (cfg) {
+        psup_config_unref(cfg);
+        fail_msg("%s: loaded, expected an error", doc);
+    }
+    check_lines(doc, &d, want);
+    psup_diag_free(&d);
+}
+
+static void expect_service_error(const char *body, const char *message)
+{
+    const char *want[] = {message, NULL};
+    struct psup_diag d;
+    struct psup_config *cfg = parse_service(body, &d);
+
+    if (cfg) {
+        psup_config_unref(cfg);
+        fail_msg("%s: loaded, expected \"%s\"", body, message);
+    }
+    check_lines(body, &d, want);
+    psup_diag_free(&d);
+}
+
+static struct psup_config *must_load(const char *body)
+{
+    struct psup_diag d;
+    struct psup_config *cfg = parse_service(body, &d);
+
+    if (!cfg) {
+        dump(&d);
+        fail_msg("%s: expected to load", body);
+    }
+    psup_diag_free(&d);
+    return cfg;
+}
+
+static unsigned long long proc_number(const char *file, unsigned long long fallback)
+{
+    unsigned long long v = fallback;
+    FILE *fp = fopen(file, "r");
+
+    if (fp) {
+        if (fscanf(fp, "%llu", &v) != 1)
+            v = fallback;
+        fclose(fp);
+    }
+    return v;
+}
+
+/* A scratch directory with executable and non-executable files. */
+struct scratch {
+    char dir[64];
+};
+
+static void scratch_file(const struct scratch *s, const char *name, mode_t mode)
+{
+    char path[PATH_MAX];
+    FILE *fp;
+
+    snprintf(path, sizeof(path), "%s/%s", s->dir, name);
+    fp = fopen(path, "w");
+    assert_non_null(fp);
+    fputs("#!/bin/sh\nexit 0\n", fp);
+    fclose(fp);
+    assert_int_equal(chmod(path, mode), 0);
+}
+
+static void scratch_make(struct scratch *s)
+{
+    strcpy(s->dir, "/tmp/psup-test-config-XXXXXX");
+    assert_non_null(mkdtemp(s->dir));
+}
+
+static void scratch_remove(const struct scratch *s)
+{
+    char cmd[128];
+
+    snprintf(cmd, sizeof(cmd), "rm -rf '%s'", s->dir);
+    assert_int_equal(system(cmd), 0);
+}
+
+/* ---- the top level ------------------------------------------------------ */
+
+static void test_syntax_errors(void **state)
+{
+    static const struct {
+        const char *doc, *want;
+    } cases[] = {
+        {"", "t.json: empty file, expected a JSON object"},
+        {"  \n\t ", "t.json: empty file, expected a JSON object"},
+        {"{'services': [1,]}", "t.json: invalid JSON at line 1, column 17"},
+        {"{\n  'services': [\n    {'name': 'x',}\n  ]\n}",
+         "t.json: invalid JSON at line 3, column 19"},
+        {"{'services': [{'name': 'x'}]} x", "t.json: invalid JSON at line 1, column 31"},
+        {"{'services': []}\n\n}", "t.json: invalid JSON at line 3, column 1"},
+        {"{'a' 1}", "t.json: invalid JSON at line 1, column 6"},
+        {"[]", "t.json: the top level must be a JSON object with a \"services\" array"},
+        {"'services'", "t.json: the top level must be a JSON object with a \"services\" array"},
+        {"null", "t.json: the top level must be a JSON object with a \"services\" array"},
+    };
+
+    (void)state;
+    for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+        const char *want[] = {cases[i].want, NULL};
+        expect_doc_errors(cases[i].doc, want);
+    }
+}
+
+static void test_text_with_nul_is_not_json(void **state)
+{
+    static const char text[] = "{\"services\": []}\0junk";
+    struct psup_diag d;
+
+    (void)state;
+    psup_diag_init(&d);
+    assert_null(psup_config_parse(text, sizeof(text) - 1, "t.json", &d));
+    assert_int_equal(d.count, 1);
+    assert_string_equal(d.items[0], "t.json: invalid JSON at line 1, column 17");
+    psup_diag_free(&d);
+}
+
+static void test_top_level_errors(void **state)
+{
+    static const struct {
+        const char *doc, *want[3];
+    } cases[] = {
+        {"{}", {"services: missing (required)"}},
+        {"{'services': []}", {"services: expected a non-empty array of services, got an empty array"}},
+        {"{'services': {}}", {"services: expected a non-empty array of services, got an object"}},
+        {"{'services': [1]}", {"services[0]: expected an object, got a number"}},
+        {"{'service': []}",
+         {"service: unknown key; did you mean \"services\"?", "services: missing (required)"}},
+        {"{'services': [{" BASE "}], 'services': 1}", {"services: duplicate key"}},
+        {"{'services': [{" BASE "}], '$schema': 1}", {"$schema: expected a string, got a number"}},
+        {"{'services': [{" BASE "}], 'shutdown_timeout': '7'}",
+         {"shutdown_timeout: expected a number of seconds, got a string"}},
+        {"{'services': [{" BASE "}], 'shutdown_timeout': -1}",
+         {"shutdown_timeout: must be >= 0, got -1"}},
+        {"{'services': [{" BASE "}], 'shutdown_timout': 5}",
+         {"shutdown_timout: unknown key; did you mean \"shutdown_timeout\"?"}},
+        {"{'services': [{" BASE "}], 'kill_grace': 0}", {"kill_grace: must be > 0, got 0"}},
+        {"{'services': [{" BASE "}], 'kill_grace': 1e12}",
+         {"kill_grace: must be at most 31536000, got 1000000000000"}},
+        {"{'services': [{" BASE "}], 'log_format': 'xml'}",
+         {"log_format: expected \"text\" or \"json\", got \"xml\""}},
+        {"{'services': [{" BASE "}], 'log_format': true}",
+         {"log_format: expected \"text\" or \"json\", got a boolean"}},
+        {"{'services': [{" BASE "}], 'a\\'b': 1}", {"[\"a\\\"b\"]: unknown key"}},
+    };
+
+    (void)state;
+    for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++)
+        expect_doc_errors(cases[i].doc, cases[i].want);
+}
+
+static void test_top_level_values(void **state)
+{
+    struct psup_diag d;
+    struct psup_config *cfg;
+
+    (void)state;
+    cfg = parse_doc("{'$schema': './services.schema.json', 'services': [{" BASE "}], "
+                    "'shutdown_timeout': 0, 'kill_grace': 0.5, 'log_format': 'json'}",
+                    &d);
+    assert_non_null(cfg);
+    assert_true(cfg->shutdown_timeout == 0);
+    assert_true(cfg->kill_grace == 0.5);
+    assert_int_equal(cfg->log_format, PSUP_LOG_JSON);
+    assert_true(cfg->log_format_set);
+    psup_config_unref(cfg);
+    psup_diag_free(&d);
+
+    cfg = parse_doc("{'services': [{" BASE "}], 'log_format': 'text'}", &d);
+    assert_non_null(cfg);
+    assert_int_equal(cfg->log_format, PSUP_LOG_TEXT);
+    assert_true(cfg->log_format_set);
+    psup_config_unref(cfg);
+    psup_diag_free(&d);
+}
+
+/* ---- defaults ------------------------------------------------------------ */
+
+static void test_defaults(void **state)
+{
+    struct psup_config *cfg = must_load(BASE);
+    const struct psup_service_config *s = &cfg->services[0];
+    unsigned long long somaxconn = proc_number("/proc/sys/net/core/somaxconn", SOMAXCONN);
+
+    (void)state;
+    assert_true(cfg->shutdown_timeout == 7);
+    assert_true(cfg->kill_grace == 2);
+    assert_int_equal(cfg->log_format, PSUP_LOG_TEXT);
+    assert_false(cfg->log_format_set);
+    assert_int_equal(cfg->refs, 1);
+    assert_int_equal(cfg->n_services, 1);
+
+    assert_string_equal(s->name, "t");
+    assert_int_equal(s->n_listen, 1);
+    assert_string_equal(s->listen_text[0], "127.0.0.1:0");
+    assert_int_equal(s->listen[0].proto, PSUP_PROTO_TCP);
+    assert_string_equal(s->program, "/bin/true");
+    assert_int_equal(s->argc, 1);
+    assert_string_equal(s->argv[0], "/bin/true");
+    assert_null(s->argv[1]);
+    assert_false(s->shell);
+    assert_int_equal(s->min_spare, 4);
+    assert_int_equal(s->max_spare, 16);
+    assert_int_equal(s->max_workers, 256);
+    assert_int_equal(s->backlog, (int)somaxconn);
+    assert_int_equal(s->n_env, 0);
+    assert_false(s->clear_env);
+    assert_int_equal(s->n_pass_env, 0);
+    assert_null(s->cwd);
+    assert_int_equal(s->umask, -1);
+    assert_false(s->set_nice);
+    assert_int_equal(s->n_rlimits, 0);
+    assert_false(s->set_ids);
+    assert_null(s->user_name);
+    assert_null(s->user_home);
+    assert_int_equal(s->stderr_mode, PSUP_STDERR_INHERIT);
+    assert_int_equal(s->n_allow, 0);
+    assert_int_equal(s->n_deny, 0);
+    assert_null(s->deny_message);
+    assert_int_equal(s->max_per_source, 0);
+    assert_int_equal(s->per_source_ipv6_prefix, 128);
+    assert_null(s->per_source_message);
+    assert_true(s->rate == 0);
+    assert_int_equal(s->rate_burst, 1);
+    assert_null(s->rate_message);
+    assert_int_equal(s->on_overload, PSUP_OVERLOAD_QUEUE);
+    assert_null(s->overload_message);
+    assert_true(s->timeout == 0);
+    psup_config_unref(cfg);
+}
+
+static void test_pool_derivation(void **state)
+{
+    static const struct {
+        const char *pool;
+        unsigned min, max, workers;
+    } cases[] = {
+        {"", 4, 16, 256},
+        {", 'pool': {}", 4, 16, 256},
+        {", 'pool': {'min_spare': 1}", 1, 16, 256},
+        {", 'pool': {'min_spare': 20}", 20, 20, 256},
+        {", 'pool': {'max_spare': 2}", 2, 2, 256},
+        {", 'pool': {'max_spare': 300}", 4, 300, 300},
+        {", 'pool': {'max_workers': 2}", 2, 2, 2},
+        {", 'pool': {'max_workers': 10}", 4, 10, 10},
+        {", 'pool': {'max_workers': 100}", 4, 16, 100},
+        {", 'pool': {'min_spare': 8, 'max_workers': 10}", 8, 10, 10},
+        {", 'pool': {'max_spare': 8, 'max_workers': 8}", 4, 8, 8},
+        {", 'pool': {'min_spare': 1, 'max_spare': 1, 'max_workers': 1}", 1, 1, 1},
+        {", 'pool': {'min_spare': 2, 'max_spare': 3}", 2, 3, 256},
+        {", 'pool': {'max_workers': 65536}", 4, 16, 65536},
+        {", 'pool': {'min_spare': 1000}", 1000, 1000, 1000},
+    };
+    char body[256];
+
+    (void)state;
+    for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+        snprintf(body, sizeof(body), "%s%s", BASE, cases[i].pool);
+
+        struct psup_config *cfg = must_load(body);
+        const struct psup_service_config *s = &cfg->services[0];
+        if (s->min_spare != cases[i].min || s->max_spare != cases[i].max ||
+            s->max_workers != cases[i].workers)
+            fail_msg("%s: got %u..%u max %u, expected %u..%u max %u", cases[i].pool,
+                     s->min_spare, s->max_spare, s->max_workers, cases[i].min, cases[i].max,
+                     cases[i].workers);
+        psup_config_unref(cfg);
+    }
+}
+
+/* ---- one service, one error ----------------------------------------------- */
+
+static const struct {
+    const char *body, *want;
+} service_errors[] = {
+    /* unknown and repeated keys */
+    {BASE ", 'pol': {}", "services[0].pol: unknown key; did you mean \"pool\"?"},
+    {BASE ", 'frobnicate': 1", "services[0].frobnicate: unknown key"},
+    {BASE ", 'Timeout': 1", "services[0].Timeout: unknown key; did you mean \"timeout\"?"},
+    {BASE ", 'max-per-source': 1",
+     "services[0].max-per-source: unknown key; did you mean \"max_per_source\"?"},
+    {BASE ", 'name': 'u'", "services[0].name: duplicate key"},
+    {BASE ", 'pool': {'mix_spare': 1}",
+     "services[0].pool.mix_spare: unknown key; did you mean \"min_spare\"?"},
+    {BASE ", 'pool': {'min_spare': 1, 'min_spare': 2}", "services[0].pool.min_spare: duplicate key"},
+    {BASE ", 'a b': 1", "services[0][\"a b\"]: unknown key"},
+
+    /* name */
+    {"'listen': ['127.0.0.1:0'], 'command': ['/bin/true']", "services[0].name: missing (required)"},
+    {"'name': '', 'listen': ['127.0.0.1:0'], 'command': ['/bin/true']",
+     "services[0].name: must be 1 to 64 characters from A-Z a-z 0-9 _ . -, got \"\""},
+    {"'name': 'my service', 'listen': ['127.0.0.1:0'], 'command': ['/bin/true']",
+     "services[0].name: must be 1 to 64 characters from A-Z a-z 0-9 _ . -, got \"my service\""},
+    {"'name': 'x12345678901234567890123456789012345678901234567890123456789012345', "
+     "'listen': ['127.0.0.1:0'], 'command': ['/bin/true']",
+     "services[0].name: must be 1 to 64 characters from A-Z a-z 0-9 _ . -, got "
+     "\"x12345678901234567890123456789012345678901234567890123456789012345\""},
+    {"'name': 5, 'listen': ['127.0.0.1:0'], 'command': ['/bin/true']",
+     "services[0].name: expected a string, got a number"},
+
+    /* listen */
+    {"'name': 't', 'command': ['/bin/true']", "services[0].listen: missing (required)"},
+    {"'name': 't', 'listen': [], 'command': ['/bin/true']",
+     "services[0].listen: expected a non-empty array of addresses, got an empty array"},
+    {"'name': 't', 'listen': '127.0.0.1:7000', 'command': ['/bin/true']",
+     "services[0].listen: expected a non-empty array of addresses, got a string"},
+    {"'name': 't', 'listen': [7000], 'command': ['/bin/true']",
+     "services[0].listen[0]: expected a string, got a number"},
+    {"'name': 't', 'listen': ['127.0.0.1:0', 'foo'], 'command': ['/bin/true']",
+     "services[0].listen[1]: invalid address \"foo\": expected HOST:PORT, [IPV6]:PORT, *:PORT "
+     "or unix:/path"},
+    {"'name': 't', 'listen': ['127.0.0.1:99999'], 'command': ['/bin/true']",
+     "services[0].listen[0]: invalid address \"127.0.0.1:99999\": port must be a number from 0 "
+     "to 65535"},
+    {"'name': 't', 'listen': ['udp://127.0.0.1:53'], 'command': ['/bin/true']",
+     "services[0].listen[0]: UDP listeners are not supported yet"},
+    {"'name': 't', 'listen': ['127.0.0.1:7000', 'localhost:7000'], 'command': ['/bin/true']",
+     "services[0].listen[1]: 127.0.0.1:7000 is already used by services[0].listen[0]"},
+    {"'name': 't', 'listen': ['unix:/tmp/p.sock', '[::1]:1', 'unix:/tmp/p.sock'], "
+     "'command': ['/bin/true']",
+     "services[0].listen[2]: unix:/tmp/p.sock is already used by services[0].listen[0]"},
+
+    /* command */
+    {"'name': 't', 'listen': ['127.0.0.1:0']", "services[0].command: missing (required)"},
+    {"'name': 't', 'listen': ['127.0.0.1:0'], 'command': []",
+     "services[0].command: expected a non-empty array of strings (argv) or a string (run with "
+     "/bin/sh -c), got an empty array"},
+    {"'name': 't', 'listen': ['127.0.0.1:0'], 'command': 5",
+     "services[0].command: expected a non-empty array of strings (argv) or a string (run with "
+     "/bin/sh -c), got a number"},
+    {"'name': 't', 'listen': ['127.0.0.1:0'], 'command': ''", "services[0].command: must not be empty"},
+    {"'name': 't', 'listen': ['127.0.0.1:0'], 'command': ['']",
+     "services[0].command[0]: must not be empty"},
+    {"'name': 't', 'listen': ['127.0.0.1:0'], 'command': ['/bin/true', 1]",
+     "services[0].command[1]: expected a string, got a number"},
+    {"'name': 't', 'listen': ['127.0.0.1:0'], 'command': ['/nonexistent-psup/prog']",
+     "services[0].command[0]: /nonexistent-psup/prog does not exist"},
+    {"'name': 't', 'listen': ['127.0.0.1:0'], 'command': ['/etc']",
+     "services[0].command[0]: /etc is not a regular file"},
+    {"'name': 't', 'listen': ['127.0.0.1:0'], 'command': ['/etc/passwd']",
+     "services[0].command[0]: /etc/passwd is not executable (Permission denied)"},
+    {"'name': 't', 'listen': ['127.0.0.1:0'], 'command': ['nosuch-psup'], "
+     "'env': {'PATH': '/nonexistent-a:/nonexistent-b'}",
+     "services[0].command[0]: program \"nosuch-psup\" not found in PATH "
+     "(/nonexistent-a:/nonexistent-b)"},
+    {"'name': 't', 'listen': ['127.0.0.1:0'], 'command': ['passwd'], 'env': {'PATH': '/etc'}",
+     "services[0].command[0]: /etc/passwd is not executable (Permission denied)"},
+
+    /* pool */
+    {BASE ", 'pool': 3", "services[0].pool: expected an object, got a number"},
+    {BASE ", 'pool': {'min_spare': '4'}",
+     "services[0].pool.min_spare: expected a non-negative integer, got a string"},
+    {BASE ", 'pool': {'min_spare': 0}", "services[0].pool.min_spare: must be between 1 and 65536, got 0"},
+    {BASE ", 'pool': {'min_spare': 2.5}",
+     "services[0].pool.min_spare: expected a non-negative integer, got 2.5"},
+    {BASE ", 'pool': {'min_spare': -1}",
+     "services[0].pool.min_spare: expected a non-negative integer, got -1"},
+    {BASE ", 'pool': {'min_spare': 8, 'max_spare': 4}",
+     "services[0].pool.max_spare: must be >= min_spare (8)"},
+    {BASE ", 'pool': {'max_spare': 3, 'min_spare': 4}",
+     "services[0].pool.max_spare: must be >= min_spare (4)"},
+    {BASE ", 'pool': {'max_spare': 8, 'max_workers': 4}",
+     "services[0].pool.max_workers: must be >= max_spare (8)"},
+    {BASE ", 'pool': {'min_spare': 20, 'max_workers': 10}",
+     "services[0].pool.max_workers: must be >= min_spare (20)"},
+    {BASE ", 'pool': {'max_workers': 70000}",
+     "services[0].pool.max_workers: must be between 1 and 65536, got 70000"},
+
+    /* backlog */
+    {BASE ", 'backlog': 0", "services[0].backlog: must be between 1 and 1048576, got 0"},
+    {BASE ", 'backlog': 1048577", "services[0].backlog: must be between 1 and 1048576, got 1048577"},
+    {BASE ", 'backlog': null", "services[0].backlog: expected a non-negative integer, got null"},
+
+    /* env */
+    {BASE ", 'env': []",
+     "services[0].env: expected an object of NAME: \"value\" pairs, got an empty array"},
+    {BASE ", 'env': {'A': 1}", "services[0].env.A: expected a string, got a number"},
+    {BASE ", 'env': {'A': '1', 'A': '2'}", "services[0].env.A: duplicate key"},
+    {BASE ", 'env': {'1A': 'x'}",
+     "services[0].env.1A: not a valid variable name (letters, digits and _, not starting with "
+     "a digit)"},
+    {BASE ", 'env': {'A B': 'x'}",
+     "services[0].env[\"A B\"]: not a valid variable name (letters, digits and _, not starting "
+     "with a digit)"},
+    {BASE ", 'env': {'': 'x'}",
+     "services[0].env[\"\"]: not a valid variable name (letters, digits and _, not starting "
+     "with a digit)"},
+    {BASE ", 'clear_env': 'yes'", "services[0].clear_env: expected true or false, got a string"},
+    {BASE ", 'pass_env': ['HOME']", "services[0].pass_env: has no effect unless clear_env is true"},
+    {BASE ", 'clear_env': false, 'pass_env': []",
+     "services[0].pass_env: has no effect unless clear_env is true"},
+    {BASE ", 'clear_env': true, 'pass_env': 'HOME'",
+     "services[0].pass_env: expected an array of variable names, got a string"},
+    {BASE ", 'clear_env': true, 'pass_env': ['1X']",
+     "services[0].pass_env[0]: \"1X\" is not a valid variable name"},
+    {BASE ", 'clear_env': true, 'pass_env': [1]",
+     "services[0].pass_env[0]: expected a string, got a number"},
+
+    /* cwd */
+    {BASE ", 'cwd': ''", "services[0].cwd: must not be empty"},
+    {BASE ", 'cwd': 1", "services[0].cwd: expected a string, got a number"},
+    {BASE ", 'cwd': '/nonexistent-psup-dir'", "services[0].cwd: /nonexistent-psup-dir does not exist"},
+    {BASE ", 'cwd': '/etc/passwd'", "services[0].cwd: /etc/passwd is not a directory"},
+
+    /* credentials */
+    {BASE ", 'user': 'nbody'", "services[0].user: no such user \"nbody\""},
+    {BASE ", 'user': '4000000001'",
+     "services[0].user: no such user \"4000000001\"; write a numeric uid as a number, without "
+     "quotes"},
+    {BASE ", 'user': ''", "services[0].user: must not be empty"},
+    {BASE ", 'user': true", "services[0].user: expected a user name or a numeric uid, got a boolean"},
+    {BASE ", 'user': -1", "services[0].user: expected a non-negative integer, got -1"},
+    {BASE ", 'user': 4294967295",
+     "services[0].user: must be between 0 and 4294967294, got 4294967295"},
+    {BASE ", 'user': 4000000001",
+     "services[0].user: uid 4000000001 has no entry in the user database, so it has no primary "
+     "group; set group"},
+    {BASE ", 'group': 'nogrp'", "services[0].group: no such group \"nogrp\""},
+    {BASE ", 'group': []", "services[0].group: expected a group name or a numeric gid, got an "
+     "empty array"},
+    {BASE ", 'supplementary_groups': false",
+     "services[0].supplementary_groups: has no effect without user"},
+    {BASE ", 'supplementary_groups': 0",
+     "services[0].supplementary_groups: expected true or false, got a number"},
+
+    /* umask, nice, rlimits, stderr */
+    {BASE ", 'umask': 22",
+     "services[0].umask: expected a string of octal digits such as \"022\", got a number; quote "
+     "it: \"22\""},
+    {BASE ", 'umask': '089'",
+     "services[0].umask: expected 1 to 4 octal digits such as \"022\", got \"089\""},
+    {BASE ", 'umask': '00022'",
+     "services[0].umask: expected 1 to 4 octal digits such as \"022\", got \"00022\""},
+    {BASE ", 'umask': ''", "services[0].umask: expected 1 to 4 octal digits such as \"022\", got \"\""},
+    {BASE ", 'umask': '1000'", "services[0].umask: must be at most \"0777\", got \"1000\""},
+    {BASE ", 'umask': null",
+     "services[0].umask: expected a string, got null"},
+    {BASE ", 'nice': 20", "services[0].nice: must be between -20 and 19, got 20"},
+    {BASE ", 'nice': -21", "services[0].nice: must be between -20 and 19, got -21"},
+    {BASE ", 'nice': '5'", "services[0].nice: expected an integer, got a string"},
+    {BASE ", 'rlimits': []", "services[0].rlimits: expected an object, got an empty array"},
+    {BASE ", 'rlimits': {'nofle': 1}",
+     "services[0].rlimits.nofle: unknown key; did you mean \"nofile\"?"},
+    {BASE ", 'rlimits': {'core': [5, 2]}",
+     "services[0].rlimits.core: the soft limit (5) is above the hard limit (2)"},
+    {BASE ", 'rlimits': {'core': [1]}", "services[0].rlimits.core: expected [soft, hard], got an array of 1"},
+    {BASE ", 'rlimits': {'core': 'lots'}",
+     "services[0].rlimits.core: expected a non-negative integer or \"unlimited\", got \"lots\""},
+    {BASE ", 'rlimits': {'core': -1}",
+     "services[0].rlimits.core: expected a non-negative integer or \"unlimited\", got -1"},
+    {BASE ", 'rlimits': {'cpu': [1, true]}",
+     "services[0].rlimits.cpu[1]: expected a non-negative integer or \"unlimited\", got a boolean"},
+    {BASE ", 'rlimits': {'cpu': ['unlimited', 10]}",
+     "services[0].rlimits.cpu: the soft limit (unlimited) is above the hard limit (10)"},
+    {BASE ", 'stderr': 'file'",
+     "services[0].stderr: expected \"inherit\", \"null\" or \"log\", got \"file\""},
+    {BASE ", 'stderr': 2",
+     "services[0].stderr: expected \"inherit\", \"null\" or \"log\", got a number"},
+
+    /* access and limits */
+    {BASE ", 'allow': ['10.0.0.1/33']",
+     "services[0].allow[0]: invalid CIDR \"10.0.0.1/33\": the prefix length must be a number "
+     "from 0 to 32"},
+    {BASE ", 'allow': ['10.0.0.0/8', '192.168.1.1/24']",
+     "services[0].allow[1]: invalid CIDR \"192.168.1.1/24\": host bits are set beyond /24; did "
+     "you mean 192.168.1.0/24?"},
+    {BASE ", 'allow': []",
+     "services[0].allow: expected a non-empty array of CIDR strings (omit allow to allow every "
+     "client), got an empty array"},
+    {BASE ", 'deny': '10.0.0.0/8'",
+     "services[0].deny: expected an array of CIDR strings, got a string"},
+    {BASE ", 'deny': [7]", "services[0].deny[0]: expected a string, got a number"},
+    {BASE ", 'deny_message': 'no'", "services[0].deny_message: has no effect without allow or deny"},
+    {BASE ", 'deny': [], 'deny_message': 'no'",
+     "services[0].deny_message: has no effect without allow or deny"},
+    {BASE ", 'deny': ['::1'], 'deny_message': 1",
+     "services[0].deny_message: expected a string, got a number"},
+    {BASE ", 'max_per_source': -1",
+     "services[0].max_per_source: expected a non-negative integer, got -1"},
+    {BASE ", 'max_per_source': 65537",
+     "services[0].max_per_source: must be between 0 and 65536, got 65537"},
+    {BASE ", 'per_source_ipv6_prefix': 0",
+     "services[0].per_source_ipv6_prefix: must be between 1 and 128, got 0"},
+    {BASE ", 'per_source_message': 'x'",
+     "services[0].per_source_message: has no effect without max_per_source"},
+    {BASE ", 'max_per_source': 0, 'per_source_message': 'x'",
+     "services[0].per_source_message: has no effect without max_per_source"},
+    {BASE ", 'rate': 0", "services[0].rate: must be > 0, got 0"},
+    {BASE ", 'rate': '5'", "services[0].rate: expected a number of connections per second, got a string"},
+    {BASE ", 'rate': 2000000", "services[0].rate: must be at most 1000000, got 2000000"},
+    {BASE ", 'rate_burst': 3", "services[0].rate_burst: has no effect without rate"},
+    {BASE ", 'rate': 2, 'rate_burst': 0", "services[0].rate_burst: must be between 1 and 1000000, got 0"},
+    {BASE ", 'rate_message': 'slow'", "services[0].rate_message: has no effect without rate"},
+    {BASE ", 'on_overload': 'drop'",
+     "services[0].on_overload: expected \"queue\" or \"reject\", got \"drop\""},
+    {BASE ", 'overload_message': 'busy'",
+     "services[0].overload_message: has no effect unless on_overload is \"reject\""},
+    {BASE ", 'on_overload': 'queue', 'overload_message': 'busy'",
+     "services[0].overload_message: has no effect unless on_overload is \"reject\""},
+    {BASE ", 'timeout': -1", "services[0].timeout: must be >= 0, got -1"},
+    {BASE ", 'timeout': '30s'", "services[0].timeout: expected a number of seconds, got a string"},
+    {BASE ", 'timeout': 1e9", "services[0].timeout: must be at most 31536000, got 1000000000"},
+};
+
+static void test_service_errors(void **state)
+{
+    (void)state;
+    for (size_t i = 0; i < sizeof(service_errors) / sizeof(service_errors[0]); i++)
+        expect_service_error(service_errors[i].body, service_errors[i].want);
+}
+
+static void test_reserved_env_names(void **state)
+{
+    static const char *const names[] = {
+        "PROTO", "TCPLOCALIP", "TCPLOCALPORT", "TCPREMOTEIP", "TCPREMOTEPORT", "TCPCONNNUM",
+        "REMOTE_ADDR", "REMOTE_PORT", "UNIXLOCALPATH", "UNIXREMOTEEUID", "UNIXREMOTEEGID",
+        "UNIXREMOTEPID", "PSUP_SERVICE", "PSUP_CONN_ID",
+    };
+    char body[256], want[128];
+
+    (void)state;
+    for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++) {
+        snprintf(body, sizeof(body), "%s, 'env': {'%s': 'x'}", BASE, names[i]);
+        snprintf(want, sizeof(want), "services[0].env.%s: is set by psup for each connection",
+                 names[i]);
+        expect_service_error(body, want);
+    }
+}
+
+static void test_long_messages(void **state)
+{
+    char body[1200 + sizeof(BASE)];
+    char pad[1026];
+
+    (void)state;
+    memset(pad, 'x', 1025);
+    pad[1025] = '\0';
+    snprintf(body, sizeof(body), "%s, 'deny': ['::1'], 'deny_message': '%s'", BASE, pad);
+    expect_service_error(body, "services[0].deny_message: must be at most 1024 bytes, got 1025");
+
+    pad[1024] = '\0';
+    snprintf(body, sizeof(body), "%s, 'deny': ['::1'], 'deny_message': '%s'", BASE, pad);
+    psup_config_unref(must_load(body));
+}
+
+static void test_nofile_above_nr_open(void **state)
+{
+    unsigned long long nr_open = proc_number("/proc/sys/fs/nr_open", 1048576);
+    char want[160];
+
+    (void)state;
+    snprintf(want, sizeof(want),
+             "services[0].rlimits.nofile: the kernel allows at most %llu open files (fs.nr_open)",
+             nr_open);
+    expect_service_error(BASE ", 'rlimits': {'nofile': 'unlimited'}", want);
+}
+
+/* ---- several services, several problems ------------------------------------ */
+
+static void test_cross_service_errors(void **state)
+{
+    static const char *const want[] = {
+        "services[1].listen[0]: 127.0.0.1:7000 is already used by services[0].listen[0]",
+        "services[2].name: duplicate service name \"echo\" (also services[0])",
+        "services[2].listen[1]: [::1]:7001 is already used by services[1].listen[1]",
+        NULL,
+    };
+
+    (void)state;
+    expect_doc_errors("{'services': ["
+                      "{'name': 'echo', 'listen': ['127.0.0.1:7000'], 'command': ['/bin/true']},"
+                      "{'name': 'two', 'listen': ['127.0.0.1:7000', '[::1]:7001'], "
+                      " 'command': ['/bin/true']},"
+                      "{'name': 'echo', 'listen': ['127.0.0.1:0', '[::1]:7001'], "
+                      " 'command': ['/bin/true']}]}",
+                      want);
+}
+
+static void test_port_zero_and_bad_entries_never_clash(void **state)
+{
+    static const char *const want[] = {
+        "services[0].listen[0]: UDP listeners are not supported yet",
+        "services[0].listen[1]: UDP listeners are not supported yet",
+        NULL,
+    };
+    struct psup_config *cfg;
+
+    (void)state;
+    cfg = must_load("'name': 't', 'listen': ['127.0.0.1:0', '127.0.0.1:0', '[::1]:0', '*:0'], "
+                    "'command': ['/bin/true']");
+    assert_int_equal(cfg->services[0].n_listen, 4);
+    assert_true(cfg->services[0].listen[3].any_family);
+    psup_config_unref(cfg);
+
+    expect_doc_errors("{'services': [{'name': 't', 'listen': ['udp://127.0.0.1:53', "
+                      "'udp://127.0.0.1:53'], 'command': ['/bin/true']}]}",
+                      want);
+}
+
+static void test_three_problems_three_lines(void **state)
+{
+    static const char *const want[] = {
+        "services[0].pool.max_spare: must be >= min_spare (4)",
+        "services[1].pol: unknown key; did you mean \"pool\"?",
+        "log_format: expected \"text\" or \"json\", got \"xml\"",
+        NULL,
+    };
+
+    (void)state;
+    expect_doc_errors("{'services': ["
+                      "{" BASE ", 'pool': {'min_spare': 4, 'max_spare': 2}},"
+                      "{'name': 'u', 'listen': ['127.0.0.1:0'], 'command': ['/bin/true'], "
+                      " 'pol': {}}],"
+                      " 'log_format': 'xml'}",
+                      want);
+}
+
+/* Problems come in the order of the file, whatever order the checks run in;
+ * a missing key is reported at the end of its object. */
+static void test_document_order(void **state)
+{
+    static const char *const want[] = {
+        "log_format: expected \"text\" or \"json\", got \"xml\"",
+        "services[0].timeout: must be >= 0, got -1",
+        "services[0].env.PROTO: is set by psup for each connection",
+        "services[0].name: expected a string, got a number",
+        "services[0].pool.max_workers: must be between 1 and 65536, got 0",
+        "services[0].listen[0]: invalid address \"foo\": expected HOST:PORT, [IPV6]:PORT, *:PORT "
+        "or unix:/path",
+        "services[0].command: missing (required)",
+        "services[1]: expected an object, got a string",
+        "kill_grace: must be > 0, got -2",
+        NULL,
+    };
+
+    (void)state;
+    expect_doc_errors("{'log_format': 'xml', 'services': [{'timeout': -1, 'env': {'PROTO': 'x'},"
+                      " 'name': 5, 'pool': {'max_workers': 0}, 'listen': ['foo']}, 'x'],"
+                      " 'kill_grace': -2}",
+                      want);
+}
+
+/* ---- values that load -------------------------------------------------------- */
+
+static void test_full_service_values(void **state)
+{
+    struct psup_config *cfg = must_load(
+        "'name': 'full-1.x', 'listen': ['127.0.0.1:0', 'unix:/tmp/psup-full.sock'],"
+        " 'command': ['/bin/echo', 'a b', 'c'], 'backlog': 64,"
+        " 'env': {'B': '2', 'A': '1', 'EMPTY': ''}, 'clear_env': true, 'pass_env': ['HOME', 'TERM'],"
+        " 'cwd': '/tmp', 'umask': '027', 'nice': 5,"
+        " 'rlimits': {'nofile': [1024, 4096], 'core': 0, 'cpu': 'unlimited'},"
+        " 'stderr': 'log', 'allow': ['10.0.0.0/8', '::1'], 'deny': ['10.1.0.0/16'],"
+        " 'deny_message': 'go away\\n', 'max_per_source': 3, 'per_source_ipv6_prefix': 64,"
+        " 'per_source_message': 'too many', 'rate': 2.5, 'rate_message': 'slow down',"
+        " 'on_overload': 'reject', 'overload_message': 'busy', 'timeout': 30");
+    const struct psup_service_config *s = &cfg->services[0];
+
+    (void)state;
+    assert_string_equal(s->name, "full-1.x");
+    assert_int_equal(s->n_listen, 2);
+    assert_string_equal(s->listen_text[1], "unix:/tmp/psup-full.sock");
+    assert_int_equal(s->listen[1].proto, PSUP_PROTO_UNIX);
+    assert_string_equal(s->program, "/bin/echo");
+    assert_int_equal(s->argc, 3);
+    assert_string_equal(s->argv[1], "a b");
+    assert_null(s->argv[3]);
+    assert_int_equal(s->backlog, 64);
+    assert_int_equal(s->n_env, 3);
+    assert_string_equal(s->env[0], "B=2");
+    assert_string_equal(s->env[1], "A=1");
+    assert_string_equal(s->env[2], "EMPTY=");
+    assert_true(s->clear_env);
+    assert_int_equal(s->n_pass_env, 2);
+    assert_string_equal(s->pass_env[1], "TERM");
+    assert_string_equal(s->cwd, "/tmp");
+    assert_int_equal(s->umask, 027);
+    assert_true(s->set_nice);
+    assert_int_equal(s->nice, 5);
+    assert_int_equal(s->n_rlimits, 3);
+    assert_string_equal(s->rlimits[0].name, "nofile");
+    assert_int_equal(s->rlimits[0].resource, RLIMIT_NOFILE);
+    assert_int_equal(s->rlimits[0].value.rlim_cur, 1024);
+    assert_int_equal(s->rlimits[0].value.rlim_max, 4096);
+    assert_int_equal(s->rlimits[1].resource, RLIMIT_CORE);
+    assert_int_equal(s->rlimits[1].value.rlim_cur, 0);
+    assert_int_equal(s->rlimits[1].value.rlim_max, 0);
+    assert_string_equal(s->rlimits[2].name, "cpu");
+    assert_true(s->rlimits[2].value.rlim_cur == RLIM_INFINITY);
+    assert_true(s->rlimits[2].value.rlim_max == RLIM_INFINITY);
+    assert_int_equal(s->stderr_mode, PSUP_STDERR_LOG);
+    assert_int_equal(s->n_allow, 2);
+    assert_int_equal(s->allow[0].prefix, 104);
+    assert_int_equal(s->allow[1].prefix, 128);
+    assert_int_equal(s->n_deny, 1);
+    assert_string_equal(s->deny_message, "go away\n");
+    assert_int_equal(s->max_per_source, 3);
+    assert_int_equal(s->per_source_ipv6_prefix, 64);
+    assert_string_equal(s->per_source_message, "too many");
+    assert_true(s->rate == 2.5);
+    assert_int_equal(s->rate_burst, 3);
+    assert_string_equal(s->rate_message, "slow down");
+    assert_int_equal(s->on_overload, PSUP_OVERLOAD_REJECT);
+    assert_string_equal(s->overload_message, "busy");
+    assert_true(s->timeout == 30);
+    psup_config_unref(cfg);
+}
+
+static void test_rate_burst(void **state)
+{
+    static const struct {
+        const char *extra;
+        unsigned burst;
+    } cases[] = {
+        {", 'rate': 0.5", 1}, {", 'rate': 1", 1}, {", 'rate': 3", 3},
+        {", 'rate': 3.01", 4}, {", 'rate': 0.5, 'rate_burst': 10", 10},
+    };
+    char body[256];
+
+    (void)state;
+    for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+        snprintf(body, sizeof(body), "%s%s", BASE, cases[i].extra);
+
+        struct psup_config *cfg = must_load(body);
+        if (cfg->services[0].rate_burst != cases[i].burst)
+            fail_msg("%s: burst %u, expected %u", cases[i].extra, cfg->services[0].rate_burst,
+                     cases[i].burst);
+        psup_config_unref(cfg);
+    }
+}
+
+static void test_umask_values(void **state)
+{
+    static const struct {
+        const char *text;
+        int value;
+    } cases[] = {{"0", 0}, {"7", 07}, {"22", 022}, {"022", 022}, {"0027", 027}, {"777", 0777}};
+    char body[256];
+
+    (void)state;
+    for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+        snprintf(body, sizeof(body), "%s, 'umask': '%s'", BASE, cases[i].text);
+
+        struct psup_config *cfg = must_load(body);
+        assert_int_equal(cfg->services[0].umask, cases[i].value);
+        psup_config_unref(cfg);
+    }
+}
+
+static void test_shell_command(void **state)
+{
+    struct psup_config *cfg = must_load("'name': 't', 'listen': ['127.0.0.1:0'], "
+                                        "'command': 'echo hi | tr a-z A-Z'");
+    const struct psup_service_config *s = &cfg->services[0];
+
+    (void)state;
+    assert_true(s->shell);
+    assert_string_equal(s->program, "/bin/sh");
+    assert_int_equal(s->argc, 3);
+    assert_string_equal(s->argv[0], "sh");
+    assert_string_equal(s->argv[1], "-c");
+    assert_string_equal(s->argv[2], "echo hi | tr a-z A-Z");
+    assert_null(s->argv[3]);
+    psup_config_unref(cfg);
+
+    /* Only the program name must be non-empty; an empty argument is one. */
+    cfg = must_load("'name': 't', 'listen': ['127.0.0.1:0'], 'command': ['/bin/echo', '', 'x']");
+    assert_int_equal(cfg->services[0].argc, 3);
+    assert_string_equal(cfg->services[0].argv[1], "");
+    psup_config_unref(cfg);
+}
+
+static void test_relative_paths(void **state)
+{
+    struct scratch s;
+    char old[PATH_MAX], want[PATH_MAX + 32], body[PATH_MAX + 256], msg[PATH_MAX + 128];
+    struct psup_config *cfg;
+
+    (void)state;
+    scratch_make(&s);
+    snprintf(body, sizeof(body), "%s/sub", s.dir);
+    assert_int_equal(mkdir(body, 0755), 0);
+    scratch_file(&s, "run.sh", 0755);
+    scratch_file(&s, "sub/tool", 0755);
+    scratch_file(&s, "plain.txt", 0644);
+
+    /* Against cwd when set: stored absolute, argv[0] as written. */
+    snprintf(body, sizeof(body), "'name': 't', 'listen': ['127.0.0.1:0'], 'cwd': '%s', "
+             "'command': ['./run.sh', 'x']", s.dir);
+    cfg = must_load(body);
+    snprintf(want, sizeof(want), "%s/run.sh", s.dir);
+    assert_string_equal(cfg->services[0].program, want);
+    assert_string_equal(cfg->services[0].argv[0], "./run.sh");
+    assert_string_equal(cfg->services[0].cwd, s.dir);
+    psup_config_unref(cfg);
+
+    snprintf(body, sizeof(body), "'name': 't', 'listen': ['127.0.0.1:0'], 'cwd': '%s', "
+             "'command': ['sub/tool']", s.dir);
+    cfg = must_load(body);
+    snprintf(want, sizeof(want), "%s/sub/tool", s.dir);
+    assert_string_equal(cfg->services[0].program, want);
+    psup_config_unref(cfg);
+
+    snprintf(body, sizeof(body), "'name': 't', 'listen': ['127.0.0.1:0'], 'cwd': '%s', "
+             "'command': ['./plain.txt']", s.dir);
+    snprintf(msg, sizeof(msg), "services[0].command[0]: %s/plain.txt is not executable "
+             "(Permission denied)", s.dir);
+    expect_service_error(body, msg);
+
+    /* Without cwd, against psup's working directory; a relative cwd too. */
+    assert_non_null(getcwd(old, sizeof(old)));
+    assert_int_equal(chdir(s.dir), 0);
+    cfg = must_load("'name': 't', 'listen': ['127.0.0.1:0'], 'command': ['sub/tool']");
+    snprintf(want, sizeof(want), "%s/sub/tool", s.dir);
+    assert_string_equal(cfg->services[0].program, want);
+    psup_config_unref(cfg);
+
+    cfg = must_load("'name': 't', 'listen': ['127.0.0.1:0'], 'cwd': 'sub', "
+                    "'command': ['./tool']");
+    snprintf(want, sizeof(want), "%s/sub", s.dir);
+    assert_string_equal(cfg->services[0].cwd, want);
+    snprintf(want, sizeof(want), "%s/sub/tool", s.dir);
+    assert_string_equal(cfg->services[0].program, want);
+    psup_config_unref(cfg);
+
+    /* An unusable cwd is one problem, not one more for the program too. */
+    snprintf(msg, sizeof(msg), "services[0].cwd: %s/nope does not exist", s.dir);
+    expect_service_error("'name': 't', 'listen': ['127.0.0.1:0'], 'cwd': 'nope', "
+                         "'command': ['./tool']",
+                         msg);
+    assert_int_equal(chdir(old), 0);
+    scratch_remove(&s);
+}
+
+/* ---- PATH lookup ---------------------------------------------------------------- */
+
+struct saved_path {
+    char *value;
+};
+
+static void save_path(struct saved_path *p)
+{
+    const char *v = getenv("PATH");
+
+    p->value = v ? strdup(v) : NULL;
+}
+
+static void restore_path(struct saved_path *p)
+{
+    if (p->value)
+        setenv("PATH", p->value, 1);
+    else
+        unsetenv("PATH");
+    free(p->value);
+}
+
+static void test_path_lookup(void **state)
+{
+    struct saved_path saved;
+    struct scratch a, b;
+    char path[300], body[600], want[400];
+    struct psup_config *cfg;
+
+    (void)state;
+    save_path(&saved);
+    scratch_make(&a);
+    scratch_make(&b);
+    scratch_file(&a, "psup-prog", 0644); /* found first, but not executable */
+    scratch_file(&b, "psup-prog", 0755);
+    scratch_file(&b, "psup-only-b", 0755);
+
+    /* psup's own PATH: the first executable match wins, argv[0] is kept. */
+    snprintf(path, sizeof(path), "%s:%s:/usr/bin", a.dir, b.dir);
+    setenv("PATH", path, 1);
+    cfg = must_load("'name': 't', 'listen': ['127.0.0.1:0'], 'command': ['psup-prog', '-x']");
+    snprintf(want, sizeof(want), "%s/psup-prog", b.dir);
+    assert_string_equal(cfg->services[0].program, want);
+    assert_string_equal(cfg->services[0].argv[0], "psup-prog");
+    psup_config_unref(cfg);
+
+    /* Only a non-executable match: that file is named. */
+    setenv("PATH", a.dir, 1);
+    snprintf(want, sizeof(want), "services[0].command[0]: %s/psup-prog is not executable "
+             "(Permission denied)", a.dir);
+    expect_service_error("'name': 't', 'listen': ['127.0.0.1:0'], 'command': ['psup-prog']", want);
+
+    /* env.PATH is the handler's PATH, so it is the one searched. */
+    setenv("PATH", "/nonexistent-psup", 1);
+    snprintf(body, sizeof(body), "'name': 't', 'listen': ['127.0.0.1:0'], "
+             "'command': ['psup-only-b'], 'env': {'PATH': '%s'}", b.dir);
+    cfg = must_load(body);
+    snprintf(want, sizeof(want), "%s/psup-only-b", b.dir);
+    assert_string_equal(cfg->services[0].program, want);
+    psup_config_unref(cfg);
+
+    /* clear_env without PATH in pass_env: the default PATH, not psup's. */
+    setenv("PATH", b.dir, 1);
+    expect_service_error("'name': 't', 'listen': ['127.0.0.1:0'], 'command': ['psup-only-b'], "
+                         "'clear_env': true",
+                         "services[0].command[0]: program \"psup-only-b\" not found in PATH "
+                         "(/usr/local/bin:/usr/bin:/bin)");
+    cfg = must_load("'name': 't', 'listen': ['127.0.0.1:0'], 'command': ['psup-only-b'], "
+                    "'clear_env': true, 'pass_env': ['PATH']");
+    assert_string_equal(cfg->services[0].program, want);
+    psup_config_unref(cfg);
+
+    /* An empty entry is the handler's working directory. */
+    setenv("PATH", ":/nonexistent-psup", 1);
+    snprintf(body, sizeof(body), "'name': 't', 'listen': ['127.0.0.1:0'], "
+             "'command': ['psup-only-b'], 'cwd': '%s'", b.dir);
+    cfg = must_load(body);
+    assert_string_equal(cfg->services[0].program, want);
+    psup_config_unref(cfg);
+
+    /* No PATH at all: the default. */
+    unsetenv("PATH");
+    cfg = must_load("'name': 't', 'listen': ['127.0.0.1:0'], 'command': ['true']");
+    if (strcmp(cfg->services[0].program, "/usr/local/bin/true") != 0 &&
+        strcmp(cfg->services[0].program, "/usr/bin/true") != 0)
+        fail_msg("true resolved to %s", cfg->services[0].program);
+    psup_config_unref(cfg);
+
+    restore_path(&saved);
+    scratch_remove(&a);
+    scratch_remove(&b);
+}
+
+/* ---- users and groups ------------------------------------------------------------ */
+
+static void test_user_nobody(void **state)
+{
+    const struct passwd *pw = getpwnam("nobody");
+    struct psup_config *cfg;
+
+    (void)state;
+    if (geteuid() != 0 || !pw)
+        skip();
+
+    uid_t uid = pw->pw_uid;
+    gid_t gid = pw->pw_gid;
+    char *home = strdup(pw->pw_dir);
+
+    cfg = must_load(BASE ", 'user': 'nobody'");
+    const struct psup_service_config *s = &cfg->services[0];
+    assert_true(s->set_ids);
+    assert_int_equal(s->uid, uid);
+    assert_int_equal(s->gid, gid);
+    assert_string_equal(s->user_name, "nobody");
+    assert_string_equal(s->user_home, home);
+    assert_true(s->n_groups >= 1);
+
+    bool has_primary = false;
+    for (size_t i = 0; i < s->n_groups; i++)
+        has_primary = has_primary || s->groups[i] == gid;
+    assert_true(has_primary);
+    psup_config_unref(cfg);
+
+    /* The same by number. */
+    cfg = must_load(BASE ", 'user': 65534");
+    assert_int_equal(cfg->services[0].uid, 65534);
+    assert_string_equal(cfg->services[0].user_name, "nobody");
+    psup_config_unref(cfg);
+    free(home);
+}
+
+static void test_user_and_group(void **state)
+{
+    const struct group *gr = getgrnam("nogroup");
+    struct psup_config *cfg;
+
+    (void)state;
+    if (geteuid() != 0 || !gr || !getpwnam("nobody"))
+        skip();
+
+    gid_t nogroup = gr->gr_gid;
+    cfg = must_load(BASE ", 'user': 'nobody', 'group': 'nogroup', 'supplementary_groups': false");
+    assert_true(cfg->services[0].set_ids);
+    assert_int_equal(cfg->services[0].gid, nogroup);
+    assert_int_equal(cfg->services[0].n_groups, 1);
+    assert_int_equal(cfg->services[0].groups[0], nogroup);
+    psup_config_unref(cfg);
+
+    /* group alone: psup's uid, that group only. */
+    cfg = must_load(BASE ", 'group': 'nogroup'");
+    assert_true(cfg->services[0].set_ids);
+    assert_int_equal(cfg->services[0].uid, 0);
+    assert_int_equal(cfg->services[0].gid, nogroup);
+    assert_int_equal(cfg->services[0].n_groups, 1);
+    assert_null(cfg->services[0].user_name);
+    psup_config_unref(cfg);
+
+    /* A uid without a passwd entry, with a group: no name, no home. */
+    cfg = must_load(BASE ", 'user': 4000000001, 'group': 65534");
+    assert_true(cfg->services[0].set_ids);
+    assert_int_equal(cfg->services[0].uid, 4000000001u);
+    assert_int_equal(cfg->services[0].gid, 65534);
+    assert_null(cfg->services[0].user_name);
+    assert_null(cfg->services[0].user_home);
+    assert_int_equal(cfg->services[0].n_groups, 1);
+    psup_config_unref(cfg);
+}
+
+static void test_unprivileged_switch(void **state)
+{
+    char want[200];
+
+    (void)state;
+    if (geteuid() == 0 || geteuid() == 65534)
+        skip();
+    snprintf(want, sizeof(want), "services[0].user: psup runs as uid %u and cannot switch to "
+             "uid 65534 (\"nobody\"); run psup as root or remove user", (unsigned)geteuid());
+    expect_service_error(BASE ", 'user': 'nobody'", want);
+
+    if (getegid() == 65534 || !getgrgid(65534))
+        return;
+    snprintf(want, sizeof(want), "services[0].group: psup runs as gid %u and cannot switch to "
+             "gid 65534 (\"%s\"); run psup as root or remove group", (unsigned)getegid(),
+             getgrgid(65534)->gr_name);
+    expect_service_error(BASE ", 'group': 65534", want);
+}
+
+static void test_unprivileged_same_user(void **state)
+{
+    const struct passwd *pw = getpwuid(geteuid());
+    char body[300];
+
+    (void)state;
+    if (geteuid() == 0 || !pw)
+        skip();
+    snprintf(body, sizeof(body), "%s, 'user': %u, 'supplementary_groups': false", BASE,
+             (unsigned)geteuid());
+
+    /* Only the uid and the primary group can be compared without root;
+     * psup's own supplementary groups may differ, so accept either. */
+    struct psup_diag d;
+    struct psup_config *cfg = parse_service(body, &d);
+    if (cfg)
+        assert_false(cfg->services[0].set_ids);
+    psup_config_unref(cfg);
+    psup_diag_free(&d);
+}
+
+static void test_unprivileged_limits(void **state)
+{
+    struct rlimit cur;
+    char body[300], want[200];
+
+    (void)state;
+    if (geteuid() == 0)
+        skip();
+
+    /* Lowering a hard limit is always allowed; only core dumps of this
+     * test process are affected. */
+    assert_int_equal(getrlimit(RLIMIT_CORE, &cur), 0);
+    if (cur.rlim_max == RLIM_INFINITY || cur.rlim_max > 1000) {
+        cur.rlim_cur = cur.rlim_max = 1000;
+        assert_int_equal(setrlimit(RLIMIT_CORE, &cur), 0);
+    }
+    snprintf(body, sizeof(body), "%s, 'rlimits': {'core': [0, %llu]}", BASE,
+             (unsigned long long)cur.rlim_max + 1);
+    snprintf(want, sizeof(want), "services[0].rlimits.core: cannot raise the hard limit above "
+             "%llu without root", (unsigned long long)cur.rlim_max);
+    expect_service_error(body, want);
+
+    errno = 0;
+    int nice_now = getpriority(PRIO_PROCESS, 0);
+    assert_int_equal(errno, 0);
+    if (nice_now > -20) {
+        snprintf(body, sizeof(body), "%s, 'nice': %d", BASE, nice_now - 1);
+        snprintf(want, sizeof(want), "services[0].nice: cannot lower the nice value below %d "
+                 "without root", nice_now);
+        expect_service_error(body, want);
+    }
+}
+
+/* ---- suggestions, describe, references, files -------------------------------- */
+
+static void test_suggest(void **state)
+{
+    static const char *const keys[] = {
+        "name", "listen", "command", "pool", "cwd", "user", "supplementary_groups",
+        "per_source_ipv6_prefix", "max_per_source", "timeout", "as", NULL,
+    };
+    static const struct {
+        const char *unknown, *want;
+    } cases[] = {
+        {"pol", "pool"}, {"nam", "name"}, {"Name", "name"}, {"lisen", "listen"},
+        {"comand", "command"}, {"commands", "command"}, {"max-per-source", "max_per_source"},
+        {"supplementary_group", "supplementary_groups"},
+        {"suplementary_grops", "supplementary_groups"},
+        {"per_source_ipv6_prefx", "per_source_ipv6_prefix"},
+        {"per_source_v6_prefix", "per_source_ipv6_prefix"},
+        {"usr", "user"}, {"a", "as"},
+        /* Long names allow a third of their length: 4 and 3 edits. */
+        {"supplemntary_grp", "supplementary_groups"},
+        {"per_src_ipv6_prefix", "per_source_ipv6_prefix"},
+        {"cwdxyz", NULL}, /* 3 edits from a short name is too far */
+        {"frobnicate", NULL}, {"xy", NULL}, {"", NULL}, {"zzzzzzz", NULL},
+        {"ttttttttttttttttttttttttttttttttttttttttttttttttttttttttttttttttttttttttttt", NULL},
+    };
+
+    (void)state;
+    for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+        const char *got = psup_config_suggest(cases[i].unknown, keys);
+        if ((got == NULL) != (cases[i].want == NULL) ||
+            (got && strcmp(got, cases[i].want) != 0))
+            fail_msg("\"%s\": suggested %s, expected %s", cases[i].unknown, got ? got : "nothing",
+                     cases[i].want ? cases[i].want : "nothing");
+    }
+}
+
+static void test_describe(void **state)
+{
+    struct psup_config *cfg;
+    char buf[512];
+
+    (void)state;
+    cfg = must_load("'name': 'echo', 'listen': ['127.0.0.1:7000', '[::1]:7000'], "
+                    "'command': ['/bin/cat']");
+    psup_config_describe(&cfg->services[0], buf, sizeof(buf));
+    assert_string_equal(buf, "echo: listen 127.0.0.1:7000 [::1]:7000; command /bin/cat; "
+                             "pool 4..16, max 256");
+
+    /* A short buffer is cut, never overrun. */
+    memset(buf, 'x', sizeof(buf));
+    psup_config_describe(&cfg->services[0], buf, 10);
+    assert_string_equal(buf, "echo: lis");
+    assert_int_equal(buf[10], 'x');
+    psup_config_unref(cfg);
+
+    cfg = must_load("'name': 'sh', 'listen': ['unix:/tmp/psup-d.sock'], 'command': 'date -u',"
+                    " 'pool': {'max_workers': 8}, 'timeout': 30, 'rate': 2.5,"
+                    " 'max_per_source': 2, 'deny': ['10.0.0.0/8']");
+    psup_config_describe(&cfg->services[0], buf, sizeof(buf));
+    assert_string_equal(buf, "sh: listen unix:/tmp/psup-d.sock; command /bin/sh -c \"date -u\"; "
+                             "pool 4..8, max 8; 0 allow, 1 deny rules; max 2 per source; "
+                             "rate 2.5/s; timeout 30s");
+    psup_config_unref(cfg);
+}
+
+static void test_describe_user(void **state)
+{
+    struct psup_config *cfg;
+    char buf[512];
+
+    (void)state;
+    if (geteuid() != 0 || !getpwnam("nobody"))
+        skip();
+    cfg = must_load("'name': 'e', 'listen': ['127.0.0.1:7000'], 'command': ['/bin/cat', '-u'],"
+                    " 'user': 'nobody'");
+    psup_config_describe(&cfg->services[0], buf, sizeof(buf));
+    assert_string_equal(buf, "e: listen 127.0.0.1:7000; command /bin/cat -u; pool 4..16, max 256; "
+                             "user nobody");
+    psup_config_unref(cfg);
+}
+
+static void test_references(void **state)
+{
+    struct psup_config *cfg = must_load(BASE);
+
+    (void)state;
+    assert_ptr_equal(psup_config_ref(cfg), cfg);
+    assert_int_equal(cfg->refs, 2);
+    psup_config_unref(cfg);
+    assert_int_equal(cfg->refs, 1);
+    psup_config_unref(cfg); /* freed: the sanitizer build checks the rest */
+    psup_config_unref(NULL);
+}
+
+static void test_load_files(void **state)
+{
+    struct scratch s;
+    char path[PATH_MAX], want[PATH_MAX + 64];
+    struct psup_diag d;
+    struct psup_config *cfg;
+    FILE *fp;
+
+    (void)state;
+    psup_diag_init(&d);
+    assert_null(psup_config_load("/nonexistent-psup/services.json", &d));
+    assert_int_equal(d.count, 1);
+    assert_string_equal(d.items[0],
+                        "cannot read /nonexistent-psup/services.json: No such file or directory");
+    psup_diag_free(&d);
+
+    assert_null(psup_config_load("/", &d));
+    assert_int_equal(d.count, 1);
+    assert_string_equal(d.items[0], "cannot read /: Is a directory");
+    psup_diag_free(&d);
+
+    scratch_make(&s);
+    snprintf(path, sizeof(path), "%s/ok.json", s.dir);
+    fp = fopen(path, "w");
+    assert_non_null(fp);
+    fputs("{\"services\": [{\"name\": \"t\", \"listen\": [\"127.0.0.1:0\"], "
+          "\"command\": [\"/bin/true\"]}]}\n", fp);
+    fclose(fp);
+    cfg = psup_config_load(path, &d);
+    assert_non_null(cfg);
+    assert_int_equal(d.count, 0);
+    psup_config_unref(cfg);
+
+    /* The origin of a file's own problems is its path. */
+    snprintf(path, sizeof(path), "%s/empty.json", s.dir);
+    fp = fopen(path, "w");
+    assert_non_null(fp);
+    fclose(fp);
+    assert_null(psup_config_load(path, &d));
+    snprintf(want, sizeof(want), "%s: empty file, expected a JSON object", path);
+    assert_int_equal(d.count, 1);
+    assert_string_equal(d.items[0], want);
+    psup_diag_free(&d);
+    scratch_remove(&s);
+}
+
+/* ---- spec/examples ------------------------------------------------------------------ */
+
+/* The source tree: PSUP_SOURCE_DIR, else three levels above this file. */
+static void examples_dir(char *out, size_t size)
+{
+    const char *env = getenv("PSUP_SOURCE_DIR");
+
+    if (env) {
+        snprintf(out, size, "%s/spec/examples", env);
+        return;
+    }
+    snprintf(out, size, "%s", __FILE__);
+    char *cut = strstr(out, "tests/unit/test_config.c");
+    assert_non_null(cut);
+    snprintf(cut, size - (size_t)(cut - out), "spec/examples");
+}
+
+static char *read_all(const char *path, size_t *len)
+{
+    FILE *fp = fopen(path, "r");
+    char *buf = NULL;
+
+    if (!fp)
+        return NULL;
+    assert_int_equal(fseek(fp, 0, SEEK_END), 0);
+    long n = ftell(fp);
+    assert_true(n >= 0);
+    rewind(fp);
+    buf = malloc((size_t)n + 1);
+    assert_non_null(buf);
+    assert_int_equal(fread(buf, 1, (size_t)n, fp), (size_t)n);
+    buf[n] = '\0';
+    fclose(fp);
+    *len = (size_t)n;
+    return buf;
+}
+
+/* Lines of an .errors file, NULL-terminated; blank lines are ignored. */
+static char **split_lines(char *text)
+{
+    size_t n = 0;
+    char **lines = calloc(strlen(text) + 2, sizeof(char *));
+
+    assert_non_null(lines);
+    for (char *line = strtok(text, "\n"); line; line = strtok(NULL, "\n"))
+        lines[n++] = line;
+    return lines;
+}
+
+static void check_example(const char *dir, const char *name, unsigned *n_valid,
+                          unsigned *n_invalid)
+{
+    char path[PATH_MAX], errors_path[PATH_MAX];
+    size_t len, elen;
+    struct psup_diag d;
+
+    if (snprintf(path, sizeof(path), "%s/%s", dir, name) >= (int)sizeof(path) ||
+        snprintf(errors_path, sizeof(errors_path), "%.*s.errors", (int)(strlen(path) - 5),
+                 path) >= (int)sizeof(errors_path))
+        fail_msg("%s: path too long", name);
+
+    char *text = read_all(path, &len);
+    char *errors = read_all(errors_path, &elen);
+    assert_non_null(text);
+    psup_diag_init(&d);
+
+    struct psup_config *cfg = psup_config_parse(text, len, name, &d);
+    if (errors) {
+        char **want = split_lines(errors);
+        if (cfg)
+            fail_msg("%s: loaded, expected the problems in its .errors file", name);
+        check_lines(name, &d, (const char *const *)want);
+        free(want);
+        (*n_invalid)++;
+    } else if (!cfg && geteuid() != 0 && d.count == 1 && strstr(d.items[0], "run psup as root")) {
+        print_message("    %s: needs root, not checked\n", name);
+    } else {
+        if (!cfg) {
+            dump(&d);
+            fail_msg("%s: expected a valid configuration", name);
+        }
+        (*n_valid)++;
+    }
+    psup_config_unref(cfg);
+    psup_diag_free(&d);
+    free(text);
+    free(errors);
+}
+
+static void test_spec_examples(void **state)
+{
+    char dir[PATH_MAX];
+    unsigned n_valid = 0, n_invalid = 0;
+    struct dirent *e;
+    DIR *dp;
+
+    (void)state;
+    examples_dir(dir, sizeof(dir));
+    dp = opendir(dir);
+    if (!dp)
+        fail_msg("cannot open %s", dir);
+    while ((e = readdir(dp))) {
+        size_t n = strlen(e->d_name);
+        if (n > 5 && strcmp(e->d_name + n - 5, ".json") == 0)
+            check_example(dir, e->d_name, &n_valid, &n_invalid);
+    }
+    closedir(dp);
+
+    /* The set must not silently shrink to nothing. */
+    assert_true(n_valid >= 2);
+    assert_true(n_invalid >= 5);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_syntax_errors),
+        cmocka_unit_test(test_text_with_nul_is_not_json),
+        cmocka_unit_test(test_top_level_errors),
+        cmocka_unit_test(test_top_level_values),
+        cmocka_unit_test(test_defaults),
+        cmocka_unit_test(test_pool_derivation),
+        cmocka_unit_test(test_service_errors),
+        cmocka_unit_test(test_reserved_env_names),
+        cmocka_unit_test(test_long_messages),
+        cmocka_unit_test(test_nofile_above_nr_open),
+        cmocka_unit_test(test_cross_service_errors),
+        cmocka_unit_test(test_port_zero_and_bad_entries_never_clash),
+        cmocka_unit_test(test_three_problems_three_lines),
+        cmocka_unit_test(test_document_order),
+        cmocka_unit_test(test_full_service_values),
+        cmocka_unit_test(test_rate_burst),
+        cmocka_unit_test(test_umask_values),
+        cmocka_unit_test(test_shell_command),
+        cmocka_unit_test(test_relative_paths),
+        cmocka_unit_test(test_path_lookup),
+        cmocka_unit_test(test_user_nobody),
+        cmocka_unit_test(test_user_and_group),
+        cmocka_unit_test(test_unprivileged_switch),
+        cmocka_unit_test(test_unprivileged_same_user),
+        cmocka_unit_test(test_unprivileged_limits),
+        cmocka_unit_test(test_suggest),
+        cmocka_unit_test(test_describe),
+        cmocka_unit_test(test_describe_user),
+        cmocka_unit_test(test_references),
+        cmocka_unit_test(test_load_files),
+        cmocka_unit_test(test_spec_examples),
+    };
+
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
