@@ -254,6 +254,41 @@ static void log_refusal(struct psup_service *s, enum limit_reason reason, const 
     psup_log_end(&l);
 }
 
+/* Saturation is logged when busy reaches max_workers, and its end only
+ * once a slot has stayed free for SATURATION_CALM_MS: clients queued in the
+ * backlog take freed slots at once, and the log must not flap with them. */
+#define SATURATION_CALM_MS 1000
+
+static void log_saturation(struct psup_service *s, bool saturated, uint64_t now)
+{
+    struct psup_log l;
+
+    s->saturated = saturated;
+    s->below_limit_since = 0;
+    psup_log_begin(&l, saturated ? PSUP_LOG_WARN : PSUP_LOG_INFO,
+                   saturated ? "saturated" : "saturation_ended");
+    psup_log_str(&l, "service", s->name);
+    psup_log_uint(&l, "busy", s->busy);
+    if (saturated)
+        s->saturated_since = now;
+    else
+        psup_log_secs(&l, "duration", (double)(now - s->saturated_since) / 1000.0);
+    psup_log_end(&l);
+}
+
+static void track_saturation(struct psup_service *s, unsigned max_workers, uint64_t now)
+{
+    if (s->busy >= max_workers) {
+        if (!s->saturated)
+            log_saturation(s, true, now);
+        s->below_limit_since = 0;
+    } else if (s->saturated && !s->below_limit_since) {
+        s->below_limit_since = now;
+    } else if (s->saturated && now >= s->below_limit_since + SATURATION_CALM_MS) {
+        log_saturation(s, false, s->below_limit_since);
+    }
+}
+
 /* ------------------------------------------------------------------------ */
 /* Starting and retiring workers. */
 
@@ -381,6 +416,8 @@ static void maintain_service(struct psup_runtime *rt, struct psup_service *s, ui
 {
     if (psup_backoff_settle(&s->backoff, now, false))
         log_recovered(s);
+    if (s->saturated && s->current)
+        track_saturation(s, s->current->plan.svc->max_workers, now);
     if (!rt->accepting || !s->current) {
         retire_idle(s, s->idle);
         return;
@@ -483,24 +520,6 @@ static enum psup_verdict decide(struct psup_runtime *rt, struct psup_worker *w, 
     return PSUP_VERDICT_RUN;
 }
 
-static void log_saturation(struct psup_service *s, bool saturated, uint64_t now)
-{
-    struct psup_log l;
-
-    if (s->saturated == saturated)
-        return;
-    s->saturated = saturated;
-    psup_log_begin(&l, saturated ? PSUP_LOG_WARN : PSUP_LOG_INFO,
-                   saturated ? "saturated" : "saturation_ended");
-    psup_log_str(&l, "service", s->name);
-    psup_log_uint(&l, "busy", s->busy);
-    if (saturated)
-        s->saturated_since = now;
-    else
-        psup_log_secs(&l, "duration", (double)(now - s->saturated_since) / 1000.0);
-    psup_log_end(&l);
-}
-
 static void refused(struct psup_runtime *rt, struct psup_worker *w, enum psup_verdict v,
                     uint64_t now)
 {
@@ -561,8 +580,7 @@ static void on_busy(struct psup_runtime *rt, struct psup_worker *w, const struct
     w->service->counters.accepted++;
     if (cfg->timeout > 0)
         set_deadline(rt, w, now + (uint64_t)(cfg->timeout * 1000.0));
-    if (w->service->busy >= cfg->max_workers)
-        log_saturation(w->service, true, now);
+    track_saturation(w->service, cfg->max_workers, now);
     /* Replace the spare at once, not on a timer. */
     maintain_service(rt, w->service, now);
 }
@@ -726,8 +744,8 @@ bool psup_runtime_on_exit(struct psup_runtime *rt, pid_t pid, int status, uint64
     else
         idle_exit(rt, w, status, now);
     worker_free(rt, w);
-    if (s->saturated && s->current && s->busy < s->current->plan.svc->max_workers)
-        log_saturation(s, false, now);
+    if (s->saturated && s->current)
+        track_saturation(s, s->current->plan.svc->max_workers, now);
     if (!s->current && psup_list_empty(&s->workers))
         psup_service_free(s);
     /* A process slot was freed: a blocked spawn may work now. */
@@ -818,6 +836,8 @@ uint64_t psup_runtime_next_deadline(const struct psup_runtime *rt)
     for (p = rt->services.next; p != &rt->services; p = p->next) {
         const struct psup_service *s = PSUP_CONTAINER(p, struct psup_service, link);
         next = earliest(next, psup_backoff_wakeup(&s->backoff));
+        if (s->below_limit_since)
+            next = earliest(next, s->below_limit_since + SATURATION_CALM_MS);
     }
     return next;
 }

@@ -81,6 +81,7 @@ struct psup_service {
     bool saturated;
     bool seen;                       /* apply: named by the new configuration */
     uint64_t saturated_since;
+    uint64_t below_limit_since;      /* saturated, but a slot is free since */
     int last_error;                  /* last failure's errno, to log a burst once */
     uint32_t last_step;
 };
