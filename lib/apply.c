@@ -17,6 +17,7 @@
 
 #include "env.h"
 #include "log.h"
+#include "rawsys.h"
 
 extern char **environ;
 
@@ -27,8 +28,10 @@ int psup_runtime_init(struct psup_runtime *rt, int channel_fd, bool share_memory
     psup_list_init(&rt->timed);
     rt->channel_fd = channel_fd;
     rt->self = getpid();
+    rt->uid = getuid();
     rt->verdict_signal = PSUP_SIG_VERDICT;
-    rt->share_memory = share_memory;
+    /* Sharing memory needs the raw system calls (rawsys.h). */
+    rt->share_memory = share_memory && PSUP_RAW_SYSCALLS;
     rt->accepting = true;
     return 0;
 }

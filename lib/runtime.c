@@ -12,6 +12,7 @@
 #include <signal.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/syscall.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -544,6 +545,21 @@ static void refused(struct psup_runtime *rt, struct psup_worker *w, enum psup_ve
     }
 }
 
+/* sigqueue() without glibc's getpid() and getuid() on every call: the
+ * verdict is on the client's path. Returns 0 or -1 with errno set. */
+static int send_verdict(const struct psup_runtime *rt, pid_t pid, int value)
+{
+    siginfo_t info;
+
+    memset(&info, 0, sizeof(info));
+    info.si_signo = rt->verdict_signal;
+    info.si_code = SI_QUEUE;
+    info.si_pid = rt->self;
+    info.si_uid = rt->uid;
+    info.si_value.sival_int = value;
+    return (int)syscall(SYS_rt_sigqueueinfo, pid, rt->verdict_signal, &info);
+}
+
 static void on_busy(struct psup_runtime *rt, struct psup_worker *w, const struct psup_msg *m,
                     int passed_fd, uint64_t now)
 {
@@ -566,8 +582,8 @@ static void on_busy(struct psup_runtime *rt, struct psup_worker *w, const struct
     }
     psup_fd_close(passed_fd);
 
-    union sigval value = {.sival_int = psup_verdict_encode(v, flags, connnum)};
-    if (sigqueue(w->pid, rt->verdict_signal, value) < 0 && v == PSUP_VERDICT_RUN) {
+    if (send_verdict(rt, w->pid, psup_verdict_encode(v, flags, connnum)) < 0 &&
+        v == PSUP_VERDICT_RUN) {
         /* It died meanwhile: its exit undoes the count. */
         v = PSUP_VERDICT_CLOSE;
     }
@@ -612,8 +628,7 @@ void psup_runtime_on_message(struct psup_runtime *rt, const struct psup_msg *m, 
         /* Not one of ours (or already reaped): a worker waiting for a
          * verdict gives the connection up after its timeout; answer now. */
         if (m->kind == PSUP_MSG_BUSY)
-            sigqueue(m->pid, rt->verdict_signal,
-                     (union sigval){.sival_int = PSUP_VERDICT_CLOSE});
+            send_verdict(rt, m->pid, PSUP_VERDICT_CLOSE);
         psup_fd_close(passed_fd);
         return;
     }

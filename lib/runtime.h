@@ -135,6 +135,7 @@ struct psup_runtime {
     struct psup_list timed;     /* workers with a deadline, earliest first */
     int channel_fd;             /* the workers' end */
     pid_t self;
+    uid_t uid;
     int verdict_signal;
     int reset_signals[64];
     size_t n_reset_signals;

@@ -99,7 +99,7 @@ static long send_msg(const struct psup_child *c, struct psup_msg *m, int pass_fd
     struct msghdr mh = {.msg_iov = &iov, .msg_iovlen = 1};
     long r;
 
-    m->pid = (int32_t)psup_sys(SYS_getpid, 0);
+    m->pid = c->pid;
     if (pass_fd >= 0) {
         memset(&control, 0, sizeof(control));
         mh.msg_control = control.buf;
@@ -582,6 +582,7 @@ int psup_worker_main(void *arg)
     long r;
 
     /* 1. Signals (all blocked until step 5). */
+    c->pid = (pid_t)psup_sys(SYS_getpid, 0);
     reset_signals(p);
 
     /* 2. An idle worker must not outlive the supervisor: it would hold the

@@ -129,6 +129,7 @@ struct psup_plan {
 struct psup_child {
     const struct psup_plan *plan;
     unsigned long long conn_id;
+    pid_t pid;   /* the worker's own, set by the worker */
     char **envp; /* n_env_base + PSUP_ENV_DYNAMIC + 1 slots */
     char envbuf[PSUP_ENVBUF_SIZE];
 };

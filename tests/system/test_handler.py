@@ -24,12 +24,20 @@ def hostile_parent():
     signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGUSR2, signal.SIGTERM, signal.SIGCHLD})
 
 
-@pytest.fixture
-def reporter(psup, helpers, tmp_path):
+@pytest.fixture(params=["clone_vm", "fork"])
+def reporter(request, psup, helpers, tmp_path):
+    """psup with a reporting handler, in both ways of creating workers: the
+    contract must not depend on it (PSUP_SPAWN=fork, docs/design.md)."""
     sock = str(tmp_path / "r.sock")
-    return psup(config(service("r", ["127.0.0.1:0", "[::1]:0", f"unix:{sock}", "*:0"],
-                               [str(helpers / "report")])),
-                preexec_fn=hostile_parent)
+    env = dict(os.environ)
+    env.pop("PSUP_SPAWN", None)
+    if request.param == "fork":
+        env["PSUP_SPAWN"] = "fork"
+    p = psup(config(service("r", ["127.0.0.1:0", "[::1]:0", f"unix:{sock}", "*:0"],
+                            [str(helpers / "report")])),
+             preexec_fn=hostile_parent, env=env)
+    assert p.events("start")[0]["spawn"] == request.param
+    return p
 
 
 def test_only_the_connection_and_stderr_are_open(reporter):
