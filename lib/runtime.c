@@ -666,8 +666,11 @@ void psup_runtime_on_message(struct psup_runtime *rt, const struct psup_msg *m, 
 static void count_failure(struct psup_worker *w, int status, uint64_t now)
 {
     struct psup_service *s = w->service;
-    bool first = s->backoff.failures == 0 || w->error != s->last_error ||
-                 w->step != s->last_step;
+    /* A new streak logs each kind of failure (its step) once again. */
+    if (s->backoff.failures == 0)
+        s->logged_steps = 0;
+    bool first = !(s->logged_steps & (1u << (w->step & 31)));
+    s->logged_steps |= 1u << (w->step & 31);
     struct psup_log l;
 
     s->counters.failed++;

@@ -82,8 +82,9 @@ struct psup_service {
     bool seen;                       /* apply: named by the new configuration */
     uint64_t saturated_since;
     uint64_t below_limit_since;      /* saturated, but a slot is free since */
-    int last_error;                  /* last failure's errno, to log a burst once */
+    int last_error;                  /* the last failure's errno and step */
     uint32_t last_step;
+    uint32_t logged_steps;           /* steps already logged in this streak */
 };
 
 struct psup_errlog;

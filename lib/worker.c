@@ -20,9 +20,11 @@
 #include <fcntl.h>
 #include <sched.h>
 #include <string.h>
+#include <poll.h>
 #include <sys/epoll.h>
 #include <sys/prctl.h>
 #include <sys/resource.h>
+#include <sys/signalfd.h>
 #include <sys/socket.h>
 #include <time.h>
 #include <unistd.h>
@@ -33,7 +35,6 @@
 #ifndef CLOSE_RANGE_CLOEXEC
 #define CLOSE_RANGE_CLOEXEC (1U << 2)
 #endif
-#define KERNEL_SA_RESTORER 0x04000000UL
 
 /* The kernel's sigset is 64 bits: bit (sig - 1) for each signal. */
 #define KSIG(sig) (UINT64_C(1) << ((sig) - 1))
@@ -70,16 +71,10 @@ static long set_sigmask(uint64_t mask)
     return psup_sys(SYS_rt_sigprocmask, SIG_SETMASK, &mask, 0, KSIGSET_SIZE);
 }
 
-static void set_disposition(int sig, void (*handler)(int))
+static void reset_disposition(int sig)
 {
-    struct kernel_sigaction sa = {.handler = handler, .mask = ~UINT64_C(0)};
+    struct kernel_sigaction sa = {.handler = SIG_DFL, .mask = ~UINT64_C(0)};
 
-    if (handler != SIG_DFL && handler != SIG_IGN) {
-        /* x86_64 refuses to deliver a signal without a restorer. The
-         * retire handler never returns, so any address will do. */
-        sa.flags = KERNEL_SA_RESTORER;
-        sa.restorer = (void (*)(void))handler;
-    }
     psup_sys(SYS_rt_sigaction, sig, &sa, 0, KSIGSET_SIZE);
 }
 
@@ -145,14 +140,6 @@ static void send_message(int fd, const char *text)
 /* ------------------------------------------------------------------------ */
 /* Getting ready: signals, session, descriptors. */
 
-/* The retire signal is unblocked only while the worker waits in epoll_pwait,
- * where it holds no connection; so it can simply leave. */
-static void retire_handler(int sig)
-{
-    (void)sig;
-    worker_exit(PSUP_WORKER_EXIT_RETIRED);
-}
-
 static void reset_signals(const struct psup_plan *p)
 {
     /* The supervisor's dispositions were copied into this process: libuv's
@@ -160,8 +147,7 @@ static void reset_signals(const struct psup_plan *p)
      * sent to this worker would look like one sent to psup. Every signal is
      * still blocked here (psup_worker_spawn blocked them around clone). */
     for (size_t i = 0; i < p->n_reset_signals; i++)
-        set_disposition(p->reset_signals[i], SIG_DFL);
-    set_disposition(PSUP_SIG_RETIRE, retire_handler);
+        reset_disposition(p->reset_signals[i]);
 }
 
 static void sort_ints(int *v, size_t n)
@@ -199,17 +185,31 @@ static long close_all_but_ours(const struct psup_plan *p)
     return r;
 }
 
-static int make_epoll(const struct psup_plan *p)
+/* The epoll tag of the retire signal's signalfd. */
+#define RETIRE_TAG UINT32_MAX
+
+/* The listeners, each EPOLLEXCLUSIVE, and a signalfd for the retire signal
+ * (blocked, so it is only ever read from there). */
+static int make_epoll(const struct psup_plan *p, int *retire_fd)
 {
+    uint64_t retire = KSIG(PSUP_SIG_RETIRE);
     long epfd = psup_sys(SYS_epoll_create1, EPOLL_CLOEXEC);
+    long sfd = psup_sys(SYS_signalfd4, -1, &retire, KSIGSET_SIZE, SFD_CLOEXEC | SFD_NONBLOCK);
 
     if (epfd < 0)
         return (int)epfd;
+    if (sfd < 0)
+        return (int)sfd;
+    struct epoll_event rev = {.events = EPOLLIN, .data.u32 = RETIRE_TAG};
+    long r = psup_sys(SYS_epoll_ctl, epfd, EPOLL_CTL_ADD, sfd, &rev);
+    if (r < 0)
+        return (int)r;
+    *retire_fd = (int)sfd;
     for (size_t i = 0; i < p->n_listeners; i++) {
         /* EPOLLEXCLUSIVE: the kernel wakes one idle worker per connection,
          * not all of them (the thundering herd). */
         struct epoll_event ev = {.events = EPOLLIN | EPOLLEXCLUSIVE, .data.u32 = (uint32_t)i};
-        long r = psup_sys(SYS_epoll_ctl, epfd, EPOLL_CTL_ADD, p->listeners[i].fd, &ev);
+        r = psup_sys(SYS_epoll_ctl, epfd, EPOLL_CTL_ADD, p->listeners[i].fd, &ev);
         if (r < 0)
             return (int)r;
     }
@@ -406,9 +406,8 @@ _Noreturn static void become_handler(struct psup_child *c, const struct psup_pla
     if ((r = psup_sys(SYS_close_range, 3, ~0U, CLOSE_RANGE_CLOEXEC)) < 0)
         goto fail;
 
-    /* 5. Default dispositions and an empty mask. A retire signal still
-     *    pending is discarded by SIG_DFL (its default is to ignore). */
-    set_disposition(PSUP_SIG_RETIRE, SIG_DFL);
+    /* 5. An empty mask. A retire signal still pending is discarded as it
+     *    is unblocked: its default action is to ignore it. */
     set_sigmask(0);
 
     r = psup_sys(SYS_execve, svc->program, svc->argv, envp);
@@ -529,49 +528,62 @@ static bool accept_error_is_transient(long err)
     }
 }
 
-static void sleep_interruptibly(long ns, uint64_t wait_mask)
+/* Wait up to ns, or until a retire signal is pending. */
+static void backoff_sleep(int retire_fd, long ns)
 {
     struct timespec ts = {.tv_sec = ns / 1000000000L, .tv_nsec = ns % 1000000000L};
+    struct pollfd pfd = {.fd = retire_fd, .events = POLLIN};
 
-    psup_sys(SYS_ppoll, 0, 0, &ts, &wait_mask, KSIGSET_SIZE);
+    psup_sys(SYS_ppoll, &pfd, 1, &ts, 0, KSIGSET_SIZE);
 }
 
-/* The idle loop: wait with the retire signal unblocked, accept with it
- * blocked. Never returns. */
-_Noreturn static void serve(struct psup_child *c, int epfd)
+/* Accept on a listener that epoll reported. Returns 0 when there was
+ * nothing to take (or it was taken and refused), -1 to back off. */
+static int accept_one(struct psup_child *c, uint32_t index, long *backoff, int retire_fd)
 {
-    const struct psup_plan *p = c->plan;
-    uint64_t wait_mask = KSIG(p->verdict_signal);
+    struct sockaddr_storage remote;
+    socklen_t len = sizeof(remote);
+    long conn = psup_sys(SYS_accept4, c->plan->listeners[index].fd, &remote, &len, SOCK_CLOEXEC);
+
+    if (conn >= 0) {
+        *backoff = 0;
+        take_connection(c, index, (int)conn, (struct sockaddr *)&remote);
+        return 0;
+    }
+    if (accept_error_is_transient(conn))
+        return 0;
+    if (conn == -EMFILE || conn == -ENFILE || conn == -ENOBUFS || conn == -ENOMEM) {
+        /* Out of resources: the connection stays in the backlog. Say so,
+         * wait, and try again. */
+        report(c, PSUP_MSG_ACCEPT_FAILED, PSUP_STEP_SETUP, conn);
+        *backoff = *backoff ? *backoff * 2 : ACCEPT_BACKOFF_MIN_NS;
+        if (*backoff > ACCEPT_BACKOFF_MAX_NS)
+            *backoff = ACCEPT_BACKOFF_MAX_NS;
+        backoff_sleep(retire_fd, *backoff);
+        return -1;
+    }
+    setup_failed(c, PSUP_STEP_SETUP, conn); /* EBADF, EINVAL: a bug */
+}
+
+/* The idle loop. Connections first: a worker woken for a connection takes it
+ * even if it was asked to retire at the same moment, so an EPOLLEXCLUSIVE
+ * wake-up is never lost. Never returns. */
+_Noreturn static void serve(struct psup_child *c, int epfd, int retire_fd)
+{
     long backoff = 0;
 
     for (;;) {
         struct epoll_event ev[8];
-        long n = psup_sys(SYS_epoll_pwait, epfd, ev, 8, -1, &wait_mask, KSIGSET_SIZE);
+        bool retire = false;
+        long n = psup_sys(SYS_epoll_pwait, epfd, ev, 8, -1, 0, KSIGSET_SIZE);
         for (long i = 0; i < n; i++) {
-            uint32_t index = ev[i].data.u32;
-            struct sockaddr_storage remote;
-            socklen_t len = sizeof(remote);
-            long conn = psup_sys(SYS_accept4, p->listeners[index].fd, &remote, &len,
-                                 SOCK_CLOEXEC);
-            if (conn >= 0) {
-                backoff = 0;
-                take_connection(c, index, (int)conn, (struct sockaddr *)&remote);
-                continue;
-            }
-            if (accept_error_is_transient(conn))
-                continue;
-            if (conn == -EMFILE || conn == -ENFILE || conn == -ENOBUFS || conn == -ENOMEM) {
-                /* Out of resources: the connection stays in the backlog.
-                 * Say so once per wait, wait, and try again. */
-                report(c, PSUP_MSG_ACCEPT_FAILED, PSUP_STEP_SETUP, conn);
-                backoff = backoff ? backoff * 2 : ACCEPT_BACKOFF_MIN_NS;
-                if (backoff > ACCEPT_BACKOFF_MAX_NS)
-                    backoff = ACCEPT_BACKOFF_MAX_NS;
-                sleep_interruptibly(backoff, wait_mask);
+            if (ev[i].data.u32 == RETIRE_TAG)
+                retire = true;
+            else if (accept_one(c, ev[i].data.u32, &backoff, retire_fd) < 0)
                 break;
-            }
-            setup_failed(c, PSUP_STEP_SETUP, conn); /* EBADF, EINVAL: a bug */
         }
+        if (retire)
+            worker_exit(PSUP_WORKER_EXIT_RETIRED);
     }
 }
 
@@ -601,7 +613,8 @@ int psup_worker_main(void *arg)
     if ((r = close_all_but_ours(p)) < 0)
         setup_failed(c, PSUP_STEP_SETUP, r);
 
-    /* 5. Default for everything but the protocol's two signals, so an idle
+    /* 5. Default for everything but the protocol's two signals, which are
+     *    only ever taken on purpose (sigtimedwait, signalfd), so an idle
      *    worker dies of SIGTERM like any process. */
     set_sigmask(KSIG(p->verdict_signal) | KSIG(PSUP_SIG_RETIRE));
 
@@ -610,8 +623,9 @@ int psup_worker_main(void *arg)
     if ((r = psup_sys(SYS_faccessat, AT_FDCWD, p->svc->program, X_OK)) < 0)
         setup_failed(c, PSUP_STEP_PROGRAM, r);
 
-    int epfd = make_epoll(p);
+    int retire_fd = -1;
+    int epfd = make_epoll(p, &retire_fd);
     if (epfd < 0)
         setup_failed(c, PSUP_STEP_SETUP, epfd);
-    serve(c, epfd);
+    serve(c, epfd, retire_fd);
 }
