@@ -52,7 +52,7 @@ static void path_push(struct ctx *c, unsigned ord, const char *fmt, ...)
         c->path_len[c->depth] = len;
 }
 
-void path_pop(struct ctx *c)
+void cfg_path_pop(struct ctx *c)
 {
     c->depth--;
     c->path[c->path_len[c->depth < MAX_DEPTH ? c->depth : MAX_DEPTH]] = '\0';
@@ -73,7 +73,7 @@ static bool plain_key(const char *s)
 
 /* A key is written .name, or ["..."] when it holds other characters, so a
  * path stays unambiguous whatever the file contains. */
-void push_key(struct ctx *c, const char *name, unsigned ord)
+void cfg_push_key(struct ctx *c, const char *name, unsigned ord)
 {
     char quoted[160];
     size_t n = 0;
@@ -95,7 +95,7 @@ void push_key(struct ctx *c, const char *name, unsigned ord)
     path_push(c, ord, "[\"%s\"]", quoted);
 }
 
-void push_index(struct ctx *c, size_t i)
+void cfg_push_index(struct ctx *c, size_t i)
 {
     path_push(c, (unsigned)i, "[%zu]", i);
 }
@@ -140,7 +140,7 @@ static void vfail(struct ctx *c, const char *fmt, va_list ap)
     add_problem(c, text);
 }
 
-void fail(struct ctx *c, const char *fmt, ...)
+void cfg_fail(struct ctx *c, const char *fmt, ...)
 {
     va_list ap;
 
@@ -149,23 +149,23 @@ void fail(struct ctx *c, const char *fmt, ...)
     va_end(ap);
 }
 
-const cJSON *enter(struct ctx *c, const struct fields *f, int k)
+const cJSON *cfg_enter(struct ctx *c, const struct fields *f, int k)
 {
     if (!f->item[k])
         return NULL;
-    push_key(c, f->names[k], f->ord[k]);
+    cfg_push_key(c, f->names[k], f->ord[k]);
     return f->item[k];
 }
 
-void fail_at(struct ctx *c, const struct fields *f, int k, const char *fmt, ...)
+void cfg_fail_at(struct ctx *c, const struct fields *f, int k, const char *fmt, ...)
 {
     va_list ap;
 
-    push_key(c, f->names[k], f->item[k] ? f->ord[k] : f->n_children);
+    cfg_push_key(c, f->names[k], f->item[k] ? f->ord[k] : f->n_children);
     va_start(ap, fmt);
     vfail(c, fmt, ap);
     va_end(ap);
-    path_pop(c);
+    cfg_path_pop(c);
 }
 
 static int problem_cmp(const void *a, const void *b)
@@ -206,7 +206,7 @@ static size_t flush_problems(struct ctx *c, struct psup_diag *diag)
 
 /* ---- allocation that records failure instead of returning it ---------- */
 
-void *xcalloc(struct ctx *c, size_t n, size_t size)
+void *cfg_xcalloc(struct ctx *c, size_t n, size_t size)
 {
     void *p = calloc(n ? n : 1, size);
 
@@ -215,7 +215,7 @@ void *xcalloc(struct ctx *c, size_t n, size_t size)
     return p;
 }
 
-char *xstrdup(struct ctx *c, const char *s)
+char *cfg_xstrdup(struct ctx *c, const char *s)
 {
     char *p = strdup(s);
 
@@ -224,7 +224,7 @@ char *xstrdup(struct ctx *c, const char *s)
     return p;
 }
 
-char *xasprintf(struct ctx *c, const char *fmt, ...)
+char *cfg_xasprintf(struct ctx *c, const char *fmt, ...)
 {
     char *p = NULL;
     va_list ap;
@@ -252,20 +252,20 @@ static void parse_services(struct ctx *c, const cJSON *v)
     const cJSON *el;
     size_t i = 0;
 
-    if (!want_array(c, v, "a non-empty array of services"))
+    if (!cfg_want_array(c, v, "a non-empty array of services"))
         return;
 
     size_t n = (size_t)cJSON_GetArraySize(v);
-    if (!(c->cfg->services = xcalloc(c, n, sizeof(*c->cfg->services))))
+    if (!(c->cfg->services = cfg_xcalloc(c, n, sizeof(*c->cfg->services))))
         return;
     c->cfg->n_services = n;
     cJSON_ArrayForEach(el, v) {
-        push_index(c, i);
+        cfg_push_index(c, i);
         if (!cJSON_IsObject(el))
-            fail(c, "expected an object, got %s", type_name(el));
+            cfg_fail(c, "expected an object, got %s", cfg_type_name(el));
         else
-            parse_service(c, el, i);
-        path_pop(c);
+            cfg_parse_service(c, el, i);
+        cfg_path_pop(c);
         i++;
     }
 }
@@ -279,33 +279,33 @@ static void parse_root(struct ctx *c, const cJSON *root)
     int fmt;
 
     if (!cJSON_IsObject(root)) {
-        fail(c, "the top level must be a JSON object with a \"services\" array");
+        cfg_fail(c, "the top level must be a JSON object with a \"services\" array");
         return;
     }
-    read_fields(c, root, root_keys, &f);
-    if ((v = enter(c, &f, R_SCHEMA))) {
-        want_string(c, v, false, &s);
-        path_pop(c);
+    cfg_read_fields(c, root, root_keys, &f);
+    if ((v = cfg_enter(c, &f, R_SCHEMA))) {
+        cfg_want_string(c, v, false, &s);
+        cfg_path_pop(c);
     }
-    if ((v = enter(c, &f, R_SHUTDOWN_TIMEOUT))) {
-        want_seconds(c, v, true, &c->cfg->shutdown_timeout);
-        path_pop(c);
+    if ((v = cfg_enter(c, &f, R_SHUTDOWN_TIMEOUT))) {
+        cfg_want_seconds(c, v, true, &c->cfg->shutdown_timeout);
+        cfg_path_pop(c);
     }
-    if ((v = enter(c, &f, R_KILL_GRACE))) {
-        want_seconds(c, v, false, &c->cfg->kill_grace);
-        path_pop(c);
+    if ((v = cfg_enter(c, &f, R_KILL_GRACE))) {
+        cfg_want_seconds(c, v, false, &c->cfg->kill_grace);
+        cfg_path_pop(c);
     }
-    if ((v = enter(c, &f, R_LOG_FORMAT))) {
-        c->cfg->log_format_set = want_choice(c, v, formats, &fmt);
+    if ((v = cfg_enter(c, &f, R_LOG_FORMAT))) {
+        c->cfg->log_format_set = cfg_want_choice(c, v, formats, &fmt);
         if (c->cfg->log_format_set)
             c->cfg->log_format = (enum psup_log_format)fmt;
-        path_pop(c);
+        cfg_path_pop(c);
     }
-    if ((v = enter(c, &f, R_SERVICES))) {
+    if ((v = cfg_enter(c, &f, R_SERVICES))) {
         parse_services(c, v);
-        path_pop(c);
+        cfg_path_pop(c);
     } else {
-        fail_at(c, &f, R_SERVICES, "missing (required)");
+        cfg_fail_at(c, &f, R_SERVICES, "missing (required)");
     }
 }
 
@@ -322,7 +322,7 @@ static void fail_syntax(struct ctx *c, const char *text, const char *at)
             col++;
         }
     }
-    fail(c, "invalid JSON at line %u, column %u", line, col);
+    cfg_fail(c, "invalid JSON at line %u, column %u", line, col);
 }
 
 static bool is_space(char ch)
@@ -343,7 +343,7 @@ static cJSON *parse_json(struct ctx *c, const char *text, size_t len)
     while (i < len && is_space(text[i]))
         i++;
     if (i == len) {
-        fail(c, "empty file, expected a JSON object");
+        cfg_fail(c, "empty file, expected a JSON object");
         return NULL;
     }
 
@@ -412,7 +412,7 @@ static bool ctx_init(struct ctx *c, const char *origin)
 {
     memset(c, 0, sizeof(*c));
     c->origin = origin;
-    read_system_facts(c);
+    cfg_read_system_facts(c);
     c->cfg = calloc(1, sizeof(*c->cfg));
     if (!c->cfg)
         return false;

@@ -3,7 +3,7 @@
  * The configuration: a JSON file turned into plain structs, validated in full
  * (every problem reported with its JSON path), with names resolved at load
  * (programs on PATH, users and groups) so that nothing is looked up later in
- * a worker. cJSON is used only in config.c.
+ * a worker. cJSON is used only in config*.c.
  *
  * The normative reference for every key is spec/config.md.
  */

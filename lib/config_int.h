@@ -63,97 +63,97 @@ struct who {
 /* ---- config.c: the JSON path, problems, allocation ---------------------- */
 
 /* Step into an object member or an array element; path_pop steps out. */
-void push_key(struct ctx *c, const char *name, unsigned ord);
-void push_index(struct ctx *c, size_t i);
-void path_pop(struct ctx *c);
+void cfg_push_key(struct ctx *c, const char *name, unsigned ord);
+void cfg_push_index(struct ctx *c, size_t i);
+void cfg_path_pop(struct ctx *c);
 
 /* Report a problem at the current path ("services[0].pool: ..."), or at the
  * origin (the file name) at the top level. */
-void fail(struct ctx *c, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+void cfg_fail(struct ctx *c, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 
 /* Step into the member k of f if present (NULL if not): the path then
  * names it, and the caller pops it. */
-const cJSON *enter(struct ctx *c, const struct fields *f, int k);
+const cJSON *cfg_enter(struct ctx *c, const struct fields *f, int k);
 
 /* Report at member k, present or not (an absent one sorts at the end of its
  * object, where it would have been written). */
-void fail_at(struct ctx *c, const struct fields *f, int k, const char *fmt, ...)
+void cfg_fail_at(struct ctx *c, const struct fields *f, int k, const char *fmt, ...)
     __attribute__((format(printf, 4, 5)));
 
 /* Allocation that records failure in c->oom instead of returning it. */
-void *xcalloc(struct ctx *c, size_t n, size_t size);
-char *xstrdup(struct ctx *c, const char *s);
-char *xasprintf(struct ctx *c, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+void *cfg_xcalloc(struct ctx *c, size_t n, size_t size);
+char *cfg_xstrdup(struct ctx *c, const char *s);
+char *cfg_xasprintf(struct ctx *c, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 
 /* ---- config_json.c: objects and typed values ---------------------------- */
 
 /* The index of key in a NULL-terminated table, or -1. */
-int key_index(const char *const *names, const char *key);
+int cfg_key_index(const char *const *names, const char *key);
 
 /* Whether a member of obj before item has the same name. */
-bool seen_before(const cJSON *obj, const cJSON *item);
+bool cfg_seen_before(const cJSON *obj, const cJSON *item);
 
 /* Sort an object's members into f by name; report unknown and repeated
  * keys. The first of repeated keys is the one used. */
-void read_fields(struct ctx *c, const cJSON *obj, const char *const *names, struct fields *f);
+void cfg_read_fields(struct ctx *c, const cJSON *obj, const char *const *names, struct fields *f);
 
 /* "a string", "an empty array", ... for messages. */
-const char *type_name(const cJSON *v);
-const char *fmt_number(double d, char buf[40]);
-bool is_integer(double d);
+const char *cfg_type_name(const cJSON *v);
+const char *cfg_fmt_number(double d, char buf[40]);
+bool cfg_is_integer(double d);
 
 /* Each want_* reports a problem at the current path and returns false when
  * v is not what is asked; *out is set only on success. */
-bool want_int(struct ctx *c, const cJSON *v, long long min, long long max, long long *out);
-bool want_uint(struct ctx *c, const cJSON *v, unsigned min, unsigned max, unsigned *out);
-bool want_number(struct ctx *c, const cJSON *v, const char *what, double min, bool min_ok,
+bool cfg_want_int(struct ctx *c, const cJSON *v, long long min, long long max, long long *out);
+bool cfg_want_uint(struct ctx *c, const cJSON *v, unsigned min, unsigned max, unsigned *out);
+bool cfg_want_number(struct ctx *c, const cJSON *v, const char *what, double min, bool min_ok,
                  double max, double *out);
-bool want_seconds(struct ctx *c, const cJSON *v, bool zero_ok, double *out);
-bool want_string(struct ctx *c, const cJSON *v, bool non_empty, const char **out);
-bool want_bool(struct ctx *c, const cJSON *v, bool *out);
-bool want_choice(struct ctx *c, const cJSON *v, const char *const *choices, int *out);
-bool want_array(struct ctx *c, const cJSON *v, const char *what);
+bool cfg_want_seconds(struct ctx *c, const cJSON *v, bool zero_ok, double *out);
+bool cfg_want_string(struct ctx *c, const cJSON *v, bool non_empty, const char **out);
+bool cfg_want_bool(struct ctx *c, const cJSON *v, bool *out);
+bool cfg_want_choice(struct ctx *c, const cJSON *v, const char *const *choices, int *out);
+bool cfg_want_array(struct ctx *c, const cJSON *v, const char *what);
 
 /* A string sent to a refused client: *out is a copy. */
-void want_message(struct ctx *c, const cJSON *v, char **out);
+void cfg_want_message(struct ctx *c, const cJSON *v, char **out);
 
 /* ---- config_service.c: one member of "services" ------------------------- */
 
 /* Fill c->cfg->services[index] from obj, services[index] in the file; the
  * path is at that element. */
-void parse_service(struct ctx *c, const cJSON *obj, size_t index);
+void cfg_parse_service(struct ctx *c, const cJSON *obj, size_t index);
 
 /* ---- config_resolve.c: what is looked up on the system ------------------ */
 
 /* Fill the facts about the running psup in c (cwd, ids, groups, somaxconn). */
-void read_system_facts(struct ctx *c);
+void cfg_read_system_facts(struct ctx *c);
 
 /* Report a problem unless path is a regular file psup may execute. */
-void check_program(struct ctx *c, const char *path);
+void cfg_check_program(struct ctx *c, const char *path);
 
 /* Resolve argv[0] (the current path is command[0]) into svc->program. */
-void resolve_program(struct ctx *c, struct psup_service_config *svc, const char *name);
+void cfg_resolve_program(struct ctx *c, struct psup_service_config *svc, const char *name);
 
 /* Set svc->cwd to the directory dir names. Returns false, with the problem
  * reported, when it is not a usable directory. */
-bool resolve_cwd(struct ctx *c, struct psup_service_config *svc, const char *dir);
+bool cfg_resolve_cwd(struct ctx *c, struct psup_service_config *svc, const char *dir);
 
 /* The user key v (a name or a number) into w, with svc's user_name and
  * user_home; the group key v into *gid. False after reporting a problem. */
-bool resolve_user(struct ctx *c, const cJSON *v, struct psup_service_config *svc,
+bool cfg_resolve_user(struct ctx *c, const cJSON *v, struct psup_service_config *svc,
                   struct who *w);
-bool resolve_group(struct ctx *c, const cJSON *v, gid_t *gid);
+bool cfg_resolve_group(struct ctx *c, const cJSON *v, gid_t *gid);
 
 /* Fill svc->groups from svc->uid and svc->gid (the user's memberships, or
  * just gid), and set svc->set_ids to whether applying them changes psup's. */
-void resolve_groups(struct ctx *c, struct psup_service_config *svc, bool supplementary);
+void cfg_resolve_groups(struct ctx *c, struct psup_service_config *svc, bool supplementary);
 
 /* "gid 5 (\"tty\")" for messages. */
-const char *group_label(gid_t gid, char buf[96]);
+const char *cfg_group_label(gid_t gid, char buf[96]);
 
 /* The nice key v into svc, and the rlimits object v into svc->rlimits (in
  * the file's order), each checked against what psup may set. */
-void parse_nice(struct ctx *c, const cJSON *v, struct psup_service_config *svc);
-void parse_rlimits(struct ctx *c, const cJSON *v, struct psup_service_config *svc);
+void cfg_parse_nice(struct ctx *c, const cJSON *v, struct psup_service_config *svc);
+void cfg_parse_rlimits(struct ctx *c, const cJSON *v, struct psup_service_config *svc);
 
 #endif

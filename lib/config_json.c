@@ -71,7 +71,7 @@ const char *psup_config_suggest(const char *unknown, const char *const *known)
     return best;
 }
 
-int key_index(const char *const *names, const char *key)
+int cfg_key_index(const char *const *names, const char *key)
 {
     for (int i = 0; names[i]; i++) {
         if (strcmp(names[i], key) == 0)
@@ -80,7 +80,7 @@ int key_index(const char *const *names, const char *key)
     return -1;
 }
 
-bool seen_before(const cJSON *obj, const cJSON *item)
+bool cfg_seen_before(const cJSON *obj, const cJSON *item)
 {
     for (const cJSON *p = obj->child; p && p != item; p = p->next) {
         if (strcmp(p->string, item->string) == 0)
@@ -89,35 +89,35 @@ bool seen_before(const cJSON *obj, const cJSON *item)
     return false;
 }
 
-void read_fields(struct ctx *c, const cJSON *obj, const char *const *names, struct fields *f)
+void cfg_read_fields(struct ctx *c, const cJSON *obj, const char *const *names, struct fields *f)
 {
     unsigned ord = 0;
 
     memset(f, 0, sizeof(*f));
     f->names = names;
     for (const cJSON *it = obj->child; it; it = it->next, ord++) {
-        int k = key_index(names, it->string);
+        int k = cfg_key_index(names, it->string);
         const char *hint = k < 0 ? psup_config_suggest(it->string, names) : NULL;
 
-        push_key(c, it->string, ord);
-        if (seen_before(obj, it))
-            fail(c, "duplicate key");
+        cfg_push_key(c, it->string, ord);
+        if (cfg_seen_before(obj, it))
+            cfg_fail(c, "duplicate key");
         else if (k < 0 && hint)
-            fail(c, "unknown key; did you mean \"%s\"?", hint);
+            cfg_fail(c, "unknown key; did you mean \"%s\"?", hint);
         else if (k < 0)
-            fail(c, "unknown key");
+            cfg_fail(c, "unknown key");
         else {
             f->item[k] = it;
             f->ord[k] = ord;
         }
-        path_pop(c);
+        cfg_path_pop(c);
     }
     f->n_children = ord;
 }
 
 /* ---- typed values --------------------------------------------------- */
 
-const char *type_name(const cJSON *v)
+const char *cfg_type_name(const cJSON *v)
 {
     if (cJSON_IsString(v))
         return "a string";
@@ -132,7 +132,7 @@ const char *type_name(const cJSON *v)
     return "an object";
 }
 
-const char *fmt_number(double d, char buf[40])
+const char *cfg_fmt_number(double d, char buf[40])
 {
     if (d >= -1e15 && d <= 1e15 && d == (double)(long long)d)
         snprintf(buf, 40, "%lld", (long long)d);
@@ -141,90 +141,90 @@ const char *fmt_number(double d, char buf[40])
     return buf;
 }
 
-bool is_integer(double d)
+bool cfg_is_integer(double d)
 {
     return d >= -9e18 && d <= 9e18 && d == (double)(long long)d;
 }
 
-bool want_int(struct ctx *c, const cJSON *v, long long min, long long max, long long *out)
+bool cfg_want_int(struct ctx *c, const cJSON *v, long long min, long long max, long long *out)
 {
     const char *what = min >= 0 ? "a non-negative integer" : "an integer";
     char num[40];
 
     if (!cJSON_IsNumber(v)) {
-        fail(c, "expected %s, got %s", what, type_name(v));
+        cfg_fail(c, "expected %s, got %s", what, cfg_type_name(v));
         return false;
     }
     double d = v->valuedouble;
-    if (!is_integer(d) || (min >= 0 && d < 0)) {
-        fail(c, "expected %s, got %s", what, fmt_number(d, num));
+    if (!cfg_is_integer(d) || (min >= 0 && d < 0)) {
+        cfg_fail(c, "expected %s, got %s", what, cfg_fmt_number(d, num));
         return false;
     }
     if (d < (double)min || d > (double)max) {
-        fail(c, "must be between %lld and %lld, got %s", min, max, fmt_number(d, num));
+        cfg_fail(c, "must be between %lld and %lld, got %s", min, max, cfg_fmt_number(d, num));
         return false;
     }
     *out = (long long)d;
     return true;
 }
 
-bool want_uint(struct ctx *c, const cJSON *v, unsigned min, unsigned max, unsigned *out)
+bool cfg_want_uint(struct ctx *c, const cJSON *v, unsigned min, unsigned max, unsigned *out)
 {
     long long x;
 
-    if (!want_int(c, v, min, max, &x))
+    if (!cfg_want_int(c, v, min, max, &x))
         return false;
     *out = (unsigned)x;
     return true;
 }
 
 /* A number in [min, max], or (min, max] when min itself is excluded. */
-bool want_number(struct ctx *c, const cJSON *v, const char *what, double min, bool min_ok,
+bool cfg_want_number(struct ctx *c, const cJSON *v, const char *what, double min, bool min_ok,
                  double max, double *out)
 {
     char num[40], lim[40];
 
     if (!cJSON_IsNumber(v)) {
-        fail(c, "expected %s, got %s", what, type_name(v));
+        cfg_fail(c, "expected %s, got %s", what, cfg_type_name(v));
         return false;
     }
     double d = v->valuedouble;
     if (d < min || (d == min && !min_ok)) {
-        fail(c, "must be %s %s, got %s", min_ok ? ">=" : ">", fmt_number(min, lim),
-             fmt_number(d, num));
+        cfg_fail(c, "must be %s %s, got %s", min_ok ? ">=" : ">", cfg_fmt_number(min, lim),
+             cfg_fmt_number(d, num));
         return false;
     }
     if (!(d <= max)) {
-        fail(c, "must be at most %s, got %s", fmt_number(max, lim), fmt_number(d, num));
+        cfg_fail(c, "must be at most %s, got %s", cfg_fmt_number(max, lim), cfg_fmt_number(d, num));
         return false;
     }
     *out = d;
     return true;
 }
 
-bool want_seconds(struct ctx *c, const cJSON *v, bool zero_ok, double *out)
+bool cfg_want_seconds(struct ctx *c, const cJSON *v, bool zero_ok, double *out)
 {
-    return want_number(c, v, "a number of seconds", 0, zero_ok, MAX_SECONDS, out);
+    return cfg_want_number(c, v, "a number of seconds", 0, zero_ok, MAX_SECONDS, out);
 }
 
-bool want_string(struct ctx *c, const cJSON *v, bool non_empty, const char **out)
+bool cfg_want_string(struct ctx *c, const cJSON *v, bool non_empty, const char **out)
 {
     if (!cJSON_IsString(v)) {
-        fail(c, "expected a string, got %s", type_name(v));
+        cfg_fail(c, "expected a string, got %s", cfg_type_name(v));
         return false;
     }
     if (non_empty && !v->valuestring[0]) {
-        fail(c, "must not be empty");
+        cfg_fail(c, "must not be empty");
         return false;
     }
     *out = v->valuestring;
     return true;
 }
 
-bool want_bool(struct ctx *c, const cJSON *v, bool *out)
+bool cfg_want_bool(struct ctx *c, const cJSON *v, bool *out)
 {
     if (!cJSON_IsBool(v)) {
-        fail(c, "expected true or false, got %s", type_name(v));
+        cfg_fail(c, "expected true or false, got %s", cfg_type_name(v));
         return false;
     }
     *out = cJSON_IsTrue(v);
@@ -232,7 +232,7 @@ bool want_bool(struct ctx *c, const cJSON *v, bool *out)
 }
 
 /* A string out of a fixed list; *out is its index. */
-bool want_choice(struct ctx *c, const cJSON *v, const char *const *choices, int *out)
+bool cfg_want_choice(struct ctx *c, const cJSON *v, const char *const *choices, int *out)
 {
     char list[128];
     size_t n = 0;
@@ -242,39 +242,39 @@ bool want_choice(struct ctx *c, const cJSON *v, const char *const *choices, int 
         n += (size_t)snprintf(list + n, sizeof(list) - n, "%s\"%s\"", sep, choices[i]);
     }
     if (cJSON_IsString(v)) {
-        int k = key_index(choices, v->valuestring);
+        int k = cfg_key_index(choices, v->valuestring);
         if (k >= 0) {
             *out = k;
             return true;
         }
-        fail(c, "expected %s, got \"%s\"", list, v->valuestring);
+        cfg_fail(c, "expected %s, got \"%s\"", list, v->valuestring);
         return false;
     }
-    fail(c, "expected %s, got %s", list, type_name(v));
+    cfg_fail(c, "expected %s, got %s", list, cfg_type_name(v));
     return false;
 }
 
-void want_message(struct ctx *c, const cJSON *v, char **out)
+void cfg_want_message(struct ctx *c, const cJSON *v, char **out)
 {
     const char *s;
 
-    if (!want_string(c, v, false, &s))
+    if (!cfg_want_string(c, v, false, &s))
         return;
     if (strlen(s) > MAX_MESSAGE) {
-        fail(c, "must be at most %d bytes, got %zu", MAX_MESSAGE, strlen(s));
+        cfg_fail(c, "must be at most %d bytes, got %zu", MAX_MESSAGE, strlen(s));
         return;
     }
-    *out = xstrdup(c, s);
+    *out = cfg_xstrdup(c, s);
 }
 
-bool want_array(struct ctx *c, const cJSON *v, const char *what)
+bool cfg_want_array(struct ctx *c, const cJSON *v, const char *what)
 {
     if (!cJSON_IsArray(v)) {
-        fail(c, "expected %s, got %s", what, type_name(v));
+        cfg_fail(c, "expected %s, got %s", what, cfg_type_name(v));
         return false;
     }
     if (cJSON_GetArraySize(v) == 0) {
-        fail(c, "expected %s, got an empty array", what);
+        cfg_fail(c, "expected %s, got an empty array", what);
         return false;
     }
     return true;

@@ -36,7 +36,7 @@ static unsigned long long read_proc_number(const char *file, unsigned long long 
     return v;
 }
 
-void read_system_facts(struct ctx *c)
+void cfg_read_system_facts(struct ctx *c)
 {
     c->have_cwd = getcwd(c->cwd, sizeof(c->cwd)) != NULL;
     c->euid = geteuid();
@@ -60,8 +60,8 @@ static char *join_path(struct ctx *c, const char *dir, const char *rel)
     while (rel[0] == '.' && rel[1] == '/')
         rel += 2;
     if (!*rel || strcmp(rel, ".") == 0)
-        return xstrdup(c, dir);
-    return xasprintf(c, "%s%s%s", dir, dir[strlen(dir) - 1] == '/' ? "" : "/", rel);
+        return cfg_xstrdup(c, dir);
+    return cfg_xasprintf(c, "%s%s%s", dir, dir[strlen(dir) - 1] == '/' ? "" : "/", rel);
 }
 
 /* name as an absolute path, a relative one taken from base. NULL, with the
@@ -69,10 +69,10 @@ static char *join_path(struct ctx *c, const char *dir, const char *rel)
 static char *absolute_path(struct ctx *c, const char *base, const char *name)
 {
     if (name[0] == '/')
-        return xstrdup(c, name);
+        return cfg_xstrdup(c, name);
     if (base)
         return join_path(c, base, name);
-    fail(c, "cannot resolve a relative path: psup's working directory is unknown");
+    cfg_fail(c, "cannot resolve a relative path: psup's working directory is unknown");
     return NULL;
 }
 
@@ -89,9 +89,9 @@ static const char *base_dir(const struct ctx *c, const struct psup_service_confi
 static void fail_stat(struct ctx *c, const char *path, int err)
 {
     if (err == ENOENT)
-        fail(c, "%s does not exist", path);
+        cfg_fail(c, "%s does not exist", path);
     else
-        fail(c, "cannot use %s (%s)", path, strerror(err));
+        cfg_fail(c, "cannot use %s (%s)", path, strerror(err));
 }
 
 enum probe {
@@ -125,12 +125,12 @@ static void report_probe(struct ctx *c, enum probe r, const char *path, int err)
     if (r == PROBE_MISSING)
         fail_stat(c, path, err);
     else if (r == PROBE_NOT_REGULAR)
-        fail(c, "%s is not a regular file", path);
+        cfg_fail(c, "%s is not a regular file", path);
     else if (r == PROBE_NOT_EXECUTABLE)
-        fail(c, "%s is not executable (%s)", path, strerror(err));
+        cfg_fail(c, "%s is not executable (%s)", path, strerror(err));
 }
 
-void check_program(struct ctx *c, const char *path)
+void cfg_check_program(struct ctx *c, const char *path)
 {
     int err = 0;
     enum probe r = probe_program(path, &err);
@@ -169,7 +169,7 @@ static char *path_candidate(struct ctx *c, const struct psup_service_config *svc
                             const char *dir, size_t len, const char *name)
 {
     const char *base = base_dir(c, svc);
-    char *d = len ? xasprintf(c, "%.*s", (int)len, dir) : xstrdup(c, ".");
+    char *d = len ? cfg_xasprintf(c, "%.*s", (int)len, dir) : cfg_xstrdup(c, ".");
     char *abs = NULL, *cand = NULL;
 
     if (d && d[0] == '/')
@@ -213,11 +213,11 @@ static void search_path(struct ctx *c, struct psup_service_config *svc, const ch
     if (!svc->program && bad)
         report_probe(c, bad_r, bad, bad_err);
     else if (!svc->program)
-        fail(c, "program \"%s\" not found in PATH (%s)", name, path);
+        cfg_fail(c, "program \"%s\" not found in PATH (%s)", name, path);
     free(bad);
 }
 
-void resolve_program(struct ctx *c, struct psup_service_config *svc, const char *name)
+void cfg_resolve_program(struct ctx *c, struct psup_service_config *svc, const char *name)
 {
     if (!strchr(name, '/')) {
         search_path(c, svc, name);
@@ -225,10 +225,10 @@ void resolve_program(struct ctx *c, struct psup_service_config *svc, const char 
     }
     svc->program = absolute_path(c, base_dir(c, svc), name);
     if (svc->program)
-        check_program(c, svc->program);
+        cfg_check_program(c, svc->program);
 }
 
-bool resolve_cwd(struct ctx *c, struct psup_service_config *svc, const char *dir)
+bool cfg_resolve_cwd(struct ctx *c, struct psup_service_config *svc, const char *dir)
 {
     char *abs = absolute_path(c, base_dir(c, svc), dir);
     struct stat st;
@@ -240,7 +240,7 @@ bool resolve_cwd(struct ctx *c, struct psup_service_config *svc, const char *dir
     if (rc < 0)
         fail_stat(c, abs, err);
     else if (!S_ISDIR(st.st_mode))
-        fail(c, "%s is not a directory", abs);
+        cfg_fail(c, "%s is not a directory", abs);
     else {
         svc->cwd = abs;
         return true;
@@ -271,12 +271,12 @@ static enum id_form want_id(struct ctx *c, const cJSON *v, const char *kind,
                             const char **name)
 {
     if (cJSON_IsNumber(v))
-        return want_int(c, v, 0, max, id) ? ID_NUMBER : ID_BAD;
+        return cfg_want_int(c, v, 0, max, id) ? ID_NUMBER : ID_BAD;
     if (!cJSON_IsString(v)) {
-        fail(c, "expected a %s name or a numeric %s, got %s", kind, id_word, type_name(v));
+        cfg_fail(c, "expected a %s name or a numeric %s, got %s", kind, id_word, cfg_type_name(v));
         return ID_BAD;
     }
-    return want_string(c, v, true, name) ? ID_NAME : ID_BAD;
+    return cfg_want_string(c, v, true, name) ? ID_NAME : ID_BAD;
 }
 
 /* A name the user or group database does not have. */
@@ -284,13 +284,13 @@ static void fail_no_such(struct ctx *c, const char *kind, const char *id_word,
                          const char *name)
 {
     if (all_digits(name))
-        fail(c, "no such %s \"%s\"; write a numeric %s as a number, without quotes", kind,
+        cfg_fail(c, "no such %s \"%s\"; write a numeric %s as a number, without quotes", kind,
              name, id_word);
     else
-        fail(c, "no such %s \"%s\"", kind, name);
+        cfg_fail(c, "no such %s \"%s\"", kind, name);
 }
 
-bool resolve_user(struct ctx *c, const cJSON *v, struct psup_service_config *svc,
+bool cfg_resolve_user(struct ctx *c, const cJSON *v, struct psup_service_config *svc,
                   struct who *w)
 {
     const struct passwd *pw;
@@ -311,13 +311,13 @@ bool resolve_user(struct ctx *c, const cJSON *v, struct psup_service_config *svc
     if (pw) {
         w->uid = pw->pw_uid;
         w->gid = pw->pw_gid;
-        svc->user_name = xstrdup(c, pw->pw_name);
-        svc->user_home = xstrdup(c, pw->pw_dir);
+        svc->user_name = cfg_xstrdup(c, pw->pw_name);
+        svc->user_home = cfg_xstrdup(c, pw->pw_dir);
     }
     return true;
 }
 
-bool resolve_group(struct ctx *c, const cJSON *v, gid_t *gid)
+bool cfg_resolve_group(struct ctx *c, const cJSON *v, gid_t *gid)
 {
     const struct group *gr;
     const char *s;
@@ -345,14 +345,14 @@ static void build_groups(struct ctx *c, struct psup_service_config *svc, bool su
     int n = 16;
 
     if (!supplementary || !svc->user_name) {
-        if ((svc->groups = xcalloc(c, 1, sizeof(gid_t)))) {
+        if ((svc->groups = cfg_xcalloc(c, 1, sizeof(gid_t)))) {
             svc->groups[0] = svc->gid;
             svc->n_groups = 1;
         }
         return;
     }
     for (;;) {
-        gid_t *g = xcalloc(c, (size_t)n, sizeof(gid_t));
+        gid_t *g = cfg_xcalloc(c, (size_t)n, sizeof(gid_t));
         int want = n;
         if (!g)
             return;
@@ -393,13 +393,13 @@ static bool same_groups(const struct ctx *c, const struct psup_service_config *s
     return true;
 }
 
-void resolve_groups(struct ctx *c, struct psup_service_config *svc, bool supplementary)
+void cfg_resolve_groups(struct ctx *c, struct psup_service_config *svc, bool supplementary)
 {
     build_groups(c, svc, supplementary);
     svc->set_ids = svc->uid != c->euid || svc->gid != c->egid || !same_groups(c, svc);
 }
 
-const char *group_label(gid_t gid, char buf[96])
+const char *cfg_group_label(gid_t gid, char buf[96])
 {
     const struct group *gr = getgrgid(gid);
 
@@ -412,11 +412,11 @@ const char *group_label(gid_t gid, char buf[96])
 
 /* ---- nice and resource limits ---------------------------------------- */
 
-void parse_nice(struct ctx *c, const cJSON *v, struct psup_service_config *svc)
+void cfg_parse_nice(struct ctx *c, const cJSON *v, struct psup_service_config *svc)
 {
     long long n;
 
-    if (!want_int(c, v, -20, 19, &n))
+    if (!cfg_want_int(c, v, -20, 19, &n))
         return;
     svc->nice = (int)n;
     svc->set_nice = true;
@@ -426,7 +426,7 @@ void parse_nice(struct ctx *c, const cJSON *v, struct psup_service_config *svc)
     errno = 0;
     int cur = getpriority(PRIO_PROCESS, 0);
     if (errno == 0 && n < cur)
-        fail(c, "cannot lower the nice value below %d without root", cur);
+        cfg_fail(c, "cannot lower the nice value below %d without root", cur);
 }
 
 static const char *const rlimit_names[] = {
@@ -448,15 +448,15 @@ static bool want_limit(struct ctx *c, const cJSON *v, rlim_t *out)
         return true;
     }
     if (cJSON_IsString(v)) {
-        fail(c, "%s, got \"%s\"", what, v->valuestring);
+        cfg_fail(c, "%s, got \"%s\"", what, v->valuestring);
         return false;
     }
     if (!cJSON_IsNumber(v)) {
-        fail(c, "%s, got %s", what, type_name(v));
+        cfg_fail(c, "%s, got %s", what, cfg_type_name(v));
         return false;
     }
-    if (!is_integer(v->valuedouble) || v->valuedouble < 0 || v->valuedouble > 9007199254740992.0) {
-        fail(c, "%s, got %s", what, fmt_number(v->valuedouble, num));
+    if (!cfg_is_integer(v->valuedouble) || v->valuedouble < 0 || v->valuedouble > 9007199254740992.0) {
+        cfg_fail(c, "%s, got %s", what, cfg_fmt_number(v->valuedouble, num));
         return false;
     }
     *out = (rlim_t)v->valuedouble;
@@ -478,7 +478,7 @@ static void check_limit(struct ctx *c, int resource, const struct rlimit *want)
     struct rlimit cur;
 
     if (want->rlim_cur > want->rlim_max) {
-        fail(c, "the soft limit (%s) is above the hard limit (%s)", fmt_limit(want->rlim_cur, a),
+        cfg_fail(c, "the soft limit (%s) is above the hard limit (%s)", fmt_limit(want->rlim_cur, a),
              fmt_limit(want->rlim_max, b));
         return;
     }
@@ -487,11 +487,11 @@ static void check_limit(struct ctx *c, int resource, const struct rlimit *want)
      * "unlimited" is always above it. */
     unsigned long long nr_open = read_proc_number("/proc/sys/fs/nr_open", 1048576);
     if (resource == RLIMIT_NOFILE && want->rlim_max > nr_open) {
-        fail(c, "the kernel allows at most %llu open files (fs.nr_open)", nr_open);
+        cfg_fail(c, "the kernel allows at most %llu open files (fs.nr_open)", nr_open);
         return;
     }
     if (c->euid != 0 && getrlimit(resource, &cur) == 0 && want->rlim_max > cur.rlim_max)
-        fail(c, "cannot raise the hard limit above %s without root", fmt_limit(cur.rlim_max, a));
+        cfg_fail(c, "cannot raise the hard limit above %s without root", fmt_limit(cur.rlim_max, a));
 }
 
 static bool parse_limit_value(struct ctx *c, const cJSON *v, struct rlimit *out)
@@ -503,46 +503,46 @@ static bool parse_limit_value(struct ctx *c, const cJSON *v, struct rlimit *out)
         return true;
     }
     if (cJSON_GetArraySize(v) != 2) {
-        fail(c, "expected [soft, hard], got an array of %d", cJSON_GetArraySize(v));
+        cfg_fail(c, "expected [soft, hard], got an array of %d", cJSON_GetArraySize(v));
         return false;
     }
 
     bool ok;
-    push_index(c, 0);
+    cfg_push_index(c, 0);
     ok = want_limit(c, cJSON_GetArrayItem(v, 0), &out->rlim_cur);
-    path_pop(c);
-    push_index(c, 1);
+    cfg_path_pop(c);
+    cfg_push_index(c, 1);
     ok = want_limit(c, cJSON_GetArrayItem(v, 1), &out->rlim_max) && ok;
-    path_pop(c);
+    cfg_path_pop(c);
     return ok;
 }
 
-void parse_rlimits(struct ctx *c, const cJSON *v, struct psup_service_config *svc)
+void cfg_parse_rlimits(struct ctx *c, const cJSON *v, struct psup_service_config *svc)
 {
     struct fields f;
 
     if (!cJSON_IsObject(v)) {
-        fail(c, "expected an object, got %s", type_name(v));
+        cfg_fail(c, "expected an object, got %s", cfg_type_name(v));
         return;
     }
-    read_fields(c, v, rlimit_names, &f);
-    if (!(svc->rlimits = xcalloc(c, f.n_children, sizeof(*svc->rlimits))))
+    cfg_read_fields(c, v, rlimit_names, &f);
+    if (!(svc->rlimits = cfg_xcalloc(c, f.n_children, sizeof(*svc->rlimits))))
         return;
 
     /* Walk the members again to keep the file's order. */
     for (const cJSON *it = v->child; it; it = it->next) {
-        int k = key_index(rlimit_names, it->string);
+        int k = cfg_key_index(rlimit_names, it->string);
         struct psup_rlimit *r = &svc->rlimits[svc->n_rlimits];
 
         if (k < 0 || f.item[k] != it)
             continue;
-        enter(c, &f, k);
+        cfg_enter(c, &f, k);
         if (parse_limit_value(c, it, &r->value)) {
             r->resource = rlimit_resources[k];
             r->name = rlimit_names[k];
             check_limit(c, r->resource, &r->value);
             svc->n_rlimits++;
         }
-        path_pop(c);
+        cfg_path_pop(c);
     }
 }

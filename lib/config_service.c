@@ -58,28 +58,28 @@ static bool valid_service_name(const char *s)
 static void parse_name(struct ctx *c, const struct fields *f, struct psup_service_config *svc,
                        size_t index)
 {
-    const cJSON *v = enter(c, f, S_NAME);
+    const cJSON *v = cfg_enter(c, f, S_NAME);
     const char *s;
 
     if (!v) {
-        fail_at(c, f, S_NAME, "missing (required)");
+        cfg_fail_at(c, f, S_NAME, "missing (required)");
         return;
     }
-    if (!want_string(c, v, false, &s))
+    if (!cfg_want_string(c, v, false, &s))
         goto out;
     if (!valid_service_name(s)) {
-        fail(c, "must be 1 to 64 characters from A-Z a-z 0-9 _ . -, got \"%s\"", s);
+        cfg_fail(c, "must be 1 to 64 characters from A-Z a-z 0-9 _ . -, got \"%s\"", s);
         goto out;
     }
     for (size_t j = 0; j < index; j++) {
         if (c->cfg->services[j].name && strcmp(c->cfg->services[j].name, s) == 0) {
-            fail(c, "duplicate service name \"%s\" (also services[%zu])", s, j);
+            cfg_fail(c, "duplicate service name \"%s\" (also services[%zu])", s, j);
             break;
         }
     }
-    svc->name = xstrdup(c, s);
+    svc->name = cfg_xstrdup(c, s);
 out:
-    path_pop(c);
+    cfg_path_pop(c);
 }
 
 static bool ephemeral(const struct psup_addr *a)
@@ -101,7 +101,7 @@ static void check_listen_unique(struct ctx *c, size_t svc_index, size_t i)
         for (size_t k = 0; k < n; k++) {
             if (psup_addr_same(a, &o->listen[k])) {
                 psup_addr_format(a, text, sizeof(text));
-                fail(c, "%s is already used by services[%zu].listen[%zu]", text, j, k);
+                cfg_fail(c, "%s is already used by services[%zu].listen[%zu]", text, j, k);
                 return;
             }
         }
@@ -111,19 +111,19 @@ static void check_listen_unique(struct ctx *c, size_t svc_index, size_t i)
 static void parse_listen(struct ctx *c, const struct fields *f, size_t svc_index)
 {
     struct psup_service_config *svc = &c->cfg->services[svc_index];
-    const cJSON *v = enter(c, f, S_LISTEN), *el;
+    const cJSON *v = cfg_enter(c, f, S_LISTEN), *el;
     size_t i = 0;
 
     if (!v) {
-        fail_at(c, f, S_LISTEN, "missing (required)");
+        cfg_fail_at(c, f, S_LISTEN, "missing (required)");
         return;
     }
-    if (!want_array(c, v, "a non-empty array of addresses"))
+    if (!cfg_want_array(c, v, "a non-empty array of addresses"))
         goto out;
 
     size_t n = (size_t)cJSON_GetArraySize(v);
-    svc->listen = xcalloc(c, n, sizeof(*svc->listen));
-    svc->listen_text = xcalloc(c, n + 1, sizeof(*svc->listen_text));
+    svc->listen = cfg_xcalloc(c, n, sizeof(*svc->listen));
+    svc->listen_text = cfg_xcalloc(c, n + 1, sizeof(*svc->listen_text));
     if (!svc->listen || !svc->listen_text)
         goto out;
     svc->n_listen = n;
@@ -131,13 +131,13 @@ static void parse_listen(struct ctx *c, const struct fields *f, size_t svc_index
         const char *s, *why = NULL;
         size_t before = c->n_problems;
 
-        push_index(c, i);
-        if (want_string(c, el, false, &s)) {
-            svc->listen_text[i] = xstrdup(c, s);
+        cfg_push_index(c, i);
+        if (cfg_want_string(c, el, false, &s)) {
+            svc->listen_text[i] = cfg_xstrdup(c, s);
             if (psup_addr_parse(s, &svc->listen[i], &why) < 0)
-                fail(c, "invalid address \"%s\": %s", s, why);
+                cfg_fail(c, "invalid address \"%s\": %s", s, why);
             else if (svc->listen[i].proto == PSUP_PROTO_UDP)
-                fail(c, "UDP listeners are not supported yet");
+                cfg_fail(c, "UDP listeners are not supported yet");
             else
                 check_listen_unique(c, svc_index, i);
         }
@@ -145,11 +145,11 @@ static void parse_listen(struct ctx *c, const struct fields *f, size_t svc_index
         /* An entry with a problem must not match a later one. */
         if (c->n_problems > before)
             memset(&svc->listen[i], 0, sizeof(svc->listen[i]));
-        path_pop(c);
+        cfg_path_pop(c);
         i++;
     }
 out:
-    path_pop(c);
+    cfg_path_pop(c);
 }
 
 static bool valid_env_name(const char *s)
@@ -166,33 +166,33 @@ static bool valid_env_name(const char *s)
 
 static void parse_env(struct ctx *c, const struct fields *f, struct psup_service_config *svc)
 {
-    const cJSON *v = enter(c, f, S_ENV), *it;
+    const cJSON *v = cfg_enter(c, f, S_ENV), *it;
     unsigned ord = 0;
 
     if (!v)
         return;
     if (!cJSON_IsObject(v)) {
-        fail(c, "expected an object of NAME: \"value\" pairs, got %s", type_name(v));
-        path_pop(c);
+        cfg_fail(c, "expected an object of NAME: \"value\" pairs, got %s", cfg_type_name(v));
+        cfg_path_pop(c);
         return;
     }
-    svc->env = xcalloc(c, (size_t)cJSON_GetArraySize(v) + 1, sizeof(char *));
+    svc->env = cfg_xcalloc(c, (size_t)cJSON_GetArraySize(v) + 1, sizeof(char *));
     for (it = v->child; it && svc->env; it = it->next, ord++) {
         const char *s;
 
-        push_key(c, it->string, ord);
-        if (seen_before(v, it))
-            fail(c, "duplicate key");
+        cfg_push_key(c, it->string, ord);
+        if (cfg_seen_before(v, it))
+            cfg_fail(c, "duplicate key");
         else if (!valid_env_name(it->string))
-            fail(c, "not a valid variable name (letters, digits and _, not starting "
+            cfg_fail(c, "not a valid variable name (letters, digits and _, not starting "
                     "with a digit)");
-        else if (key_index(reserved_env, it->string) >= 0)
-            fail(c, "is set by psup for each connection");
-        else if (want_string(c, it, false, &s))
-            svc->env[svc->n_env++] = xasprintf(c, "%s=%s", it->string, s);
-        path_pop(c);
+        else if (cfg_key_index(reserved_env, it->string) >= 0)
+            cfg_fail(c, "is set by psup for each connection");
+        else if (cfg_want_string(c, it, false, &s))
+            svc->env[svc->n_env++] = cfg_xasprintf(c, "%s=%s", it->string, s);
+        cfg_path_pop(c);
     }
-    path_pop(c);
+    cfg_path_pop(c);
 }
 
 static void parse_pass_env(struct ctx *c, const struct fields *f,
@@ -202,44 +202,44 @@ static void parse_pass_env(struct ctx *c, const struct fields *f,
     bool clear_ok = true;
     size_t i = 0;
 
-    if ((v = enter(c, f, S_CLEAR_ENV))) {
-        clear_ok = want_bool(c, v, &svc->clear_env);
-        path_pop(c);
+    if ((v = cfg_enter(c, f, S_CLEAR_ENV))) {
+        clear_ok = cfg_want_bool(c, v, &svc->clear_env);
+        cfg_path_pop(c);
     }
-    if (!(v = enter(c, f, S_PASS_ENV)))
+    if (!(v = cfg_enter(c, f, S_PASS_ENV)))
         return;
     if (!cJSON_IsArray(v)) {
-        fail(c, "expected an array of variable names, got %s", type_name(v));
+        cfg_fail(c, "expected an array of variable names, got %s", cfg_type_name(v));
     } else if (clear_ok && !svc->clear_env) {
-        fail(c, "has no effect unless clear_env is true");
-    } else if ((svc->pass_env = xcalloc(c, (size_t)cJSON_GetArraySize(v) + 1, sizeof(char *)))) {
+        cfg_fail(c, "has no effect unless clear_env is true");
+    } else if ((svc->pass_env = cfg_xcalloc(c, (size_t)cJSON_GetArraySize(v) + 1, sizeof(char *)))) {
         cJSON_ArrayForEach(el, v) {
             const char *s = NULL;
 
-            push_index(c, i++);
-            if (want_string(c, el, false, &s) && !valid_env_name(s))
-                fail(c, "\"%s\" is not a valid variable name", s);
+            cfg_push_index(c, i++);
+            if (cfg_want_string(c, el, false, &s) && !valid_env_name(s))
+                cfg_fail(c, "\"%s\" is not a valid variable name", s);
             else if (s)
-                svc->pass_env[svc->n_pass_env++] = xstrdup(c, s);
-            path_pop(c);
+                svc->pass_env[svc->n_pass_env++] = cfg_xstrdup(c, s);
+            cfg_path_pop(c);
         }
     }
-    path_pop(c);
+    cfg_path_pop(c);
 }
 
 /* Returns false when cwd is set but unusable, so that paths relative to it
  * are not checked (that would only repeat the same problem). */
 static bool parse_cwd(struct ctx *c, const struct fields *f, struct psup_service_config *svc)
 {
-    const cJSON *v = enter(c, f, S_CWD);
+    const cJSON *v = cfg_enter(c, f, S_CWD);
     const char *s;
     bool ok = false;
 
     if (!v)
         return true;
-    if (want_string(c, v, true, &s))
-        ok = resolve_cwd(c, svc, s);
-    path_pop(c);
+    if (cfg_want_string(c, v, true, &s))
+        ok = cfg_resolve_cwd(c, svc, s);
+    cfg_path_pop(c);
     return ok;
 }
 
@@ -247,15 +247,15 @@ static bool parse_cwd(struct ctx *c, const struct fields *f, struct psup_service
 static void shell_command(struct ctx *c, struct psup_service_config *svc, const char *text)
 {
     if (!text[0])
-        fail(c, "must not be empty");
+        cfg_fail(c, "must not be empty");
     else
-        check_program(c, "/bin/sh");
+        cfg_check_program(c, "/bin/sh");
     svc->shell = true;
-    svc->program = xstrdup(c, "/bin/sh");
-    if ((svc->argv = xcalloc(c, 4, sizeof(char *)))) {
-        svc->argv[0] = xstrdup(c, "sh");
-        svc->argv[1] = xstrdup(c, "-c");
-        svc->argv[2] = xstrdup(c, text);
+    svc->program = cfg_xstrdup(c, "/bin/sh");
+    if ((svc->argv = cfg_xcalloc(c, 4, sizeof(char *)))) {
+        svc->argv[0] = cfg_xstrdup(c, "sh");
+        svc->argv[1] = cfg_xstrdup(c, "-c");
+        svc->argv[2] = cfg_xstrdup(c, text);
         svc->argc = 3;
     }
 }
@@ -263,41 +263,41 @@ static void shell_command(struct ctx *c, struct psup_service_config *svc, const 
 static void parse_command(struct ctx *c, const struct fields *f,
                           struct psup_service_config *svc, bool cwd_ok)
 {
-    const cJSON *v = enter(c, f, S_COMMAND), *el;
+    const cJSON *v = cfg_enter(c, f, S_COMMAND), *el;
     size_t i = 0;
 
     if (!v) {
-        fail_at(c, f, S_COMMAND, "missing (required)");
+        cfg_fail_at(c, f, S_COMMAND, "missing (required)");
         return;
     }
     if (cJSON_IsString(v)) {
         shell_command(c, svc, v->valuestring);
         goto out;
     }
-    if (!want_array(c, v, "a non-empty array of strings (argv) or a string (run with "
+    if (!cfg_want_array(c, v, "a non-empty array of strings (argv) or a string (run with "
                           "/bin/sh -c)"))
         goto out;
-    if (!(svc->argv = xcalloc(c, (size_t)cJSON_GetArraySize(v) + 1, sizeof(char *))))
+    if (!(svc->argv = cfg_xcalloc(c, (size_t)cJSON_GetArraySize(v) + 1, sizeof(char *))))
         goto out;
 
     bool ok = true;
     cJSON_ArrayForEach(el, v) {
         const char *s;
 
-        push_index(c, i++);
-        if (want_string(c, el, i == 1, &s))
-            svc->argv[svc->argc++] = xstrdup(c, s);
+        cfg_push_index(c, i++);
+        if (cfg_want_string(c, el, i == 1, &s))
+            svc->argv[svc->argc++] = cfg_xstrdup(c, s);
         else
             ok = false;
-        path_pop(c);
+        cfg_path_pop(c);
     }
     if (ok && cwd_ok && !c->oom) {
-        push_index(c, 0);
-        resolve_program(c, svc, svc->argv[0]);
-        path_pop(c);
+        cfg_push_index(c, 0);
+        cfg_resolve_program(c, svc, svc->argv[0]);
+        cfg_path_pop(c);
     }
 out:
-    path_pop(c);
+    cfg_path_pop(c);
 }
 
 enum { P_MIN_SPARE, P_MAX_SPARE, P_MAX_WORKERS };
@@ -334,7 +334,7 @@ static void derive_pool(struct psup_service_config *svc, const bool set[3],
 
 static void parse_pool(struct ctx *c, const struct fields *sf, struct psup_service_config *svc)
 {
-    const cJSON *v = enter(c, sf, S_POOL);
+    const cJSON *v = cfg_enter(c, sf, S_POOL);
     bool set[3] = {false, false, false}, ok = true;
     unsigned val[3] = {0, 0, 0};
     struct fields f;
@@ -343,27 +343,27 @@ static void parse_pool(struct ctx *c, const struct fields *sf, struct psup_servi
     if (!v)
         return;
     if (!cJSON_IsObject(v)) {
-        fail(c, "expected an object, got %s", type_name(v));
-        path_pop(c);
+        cfg_fail(c, "expected an object, got %s", cfg_type_name(v));
+        cfg_path_pop(c);
         return;
     }
-    read_fields(c, v, pool_keys, &f);
+    cfg_read_fields(c, v, pool_keys, &f);
     for (int k = P_MIN_SPARE; k <= P_MAX_WORKERS; k++) {
-        const cJSON *it = enter(c, &f, k);
+        const cJSON *it = cfg_enter(c, &f, k);
         if (it) {
-            set[k] = want_uint(c, it, 1, MAX_WORKERS, &val[k]);
+            set[k] = cfg_want_uint(c, it, 1, MAX_WORKERS, &val[k]);
             ok = ok && set[k];
-            path_pop(c);
+            cfg_path_pop(c);
         }
     }
     derive_pool(svc, set, val);
     if (ok && svc->max_spare < svc->min_spare)
-        fail_at(c, &f, P_MAX_SPARE, "must be >= min_spare (%u)", svc->min_spare);
+        cfg_fail_at(c, &f, P_MAX_SPARE, "must be >= min_spare (%u)", svc->min_spare);
     else if (ok && svc->max_workers < svc->max_spare)
-        fail_at(c, &f, P_MAX_WORKERS, "must be >= %s (%u)",
+        cfg_fail_at(c, &f, P_MAX_WORKERS, "must be >= %s (%u)",
                 set[P_MAX_SPARE] ? "max_spare" : "min_spare",
                 set[P_MAX_SPARE] ? svc->max_spare : svc->min_spare);
-    path_pop(c);
+    cfg_path_pop(c);
 }
 
 /* ---- credentials ---------------------------------------------------- */
@@ -378,18 +378,18 @@ static void check_switch(struct ctx *c, const struct fields *f,
     char label[96];
 
     if (svc->uid != c->euid)
-        fail_at(c, f, S_USER, "psup runs as uid %u and cannot switch to uid %u%s%s%s; run "
+        cfg_fail_at(c, f, S_USER, "psup runs as uid %u and cannot switch to uid %u%s%s%s; run "
                 "psup as root or remove user", (unsigned)c->euid, (unsigned)svc->uid,
                 svc->user_name ? " (\"" : "", svc->user_name ? svc->user_name : "",
                 svc->user_name ? "\")" : "");
     else if (svc->gid != c->egid)
-        fail_at(c, f, at, "psup runs as gid %u and cannot switch to %s; run psup as root "
-                "or remove %s", (unsigned)c->egid, group_label(svc->gid, label), key);
+        cfg_fail_at(c, f, at, "psup runs as gid %u and cannot switch to %s; run psup as root "
+                "or remove %s", (unsigned)c->egid, cfg_group_label(svc->gid, label), key);
     else if (supplementary && svc->user_name)
-        fail_at(c, f, at, "psup cannot change its supplementary groups without root; run "
+        cfg_fail_at(c, f, at, "psup cannot change its supplementary groups without root; run "
                 "psup as root, or set supplementary_groups to false");
     else
-        fail_at(c, f, at, "psup cannot change its supplementary groups without root; run "
+        cfg_fail_at(c, f, at, "psup cannot change its supplementary groups without root; run "
                 "psup as root or remove %s", key);
 }
 
@@ -400,30 +400,30 @@ static void parse_ids(struct ctx *c, const struct fields *f, struct psup_service
     gid_t gid = c->egid;
     const cJSON *v;
 
-    if ((v = enter(c, f, S_USER))) {
-        user_ok = resolve_user(c, v, svc, &w);
+    if ((v = cfg_enter(c, f, S_USER))) {
+        user_ok = cfg_resolve_user(c, v, svc, &w);
         if (user_ok && !w.known && !f->item[S_GROUP]) {
-            fail(c, "uid %u has no entry in the user database, so it has no primary group; "
+            cfg_fail(c, "uid %u has no entry in the user database, so it has no primary group; "
                     "set group", (unsigned)w.uid);
             user_ok = false;
         }
-        path_pop(c);
+        cfg_path_pop(c);
     }
-    if ((v = enter(c, f, S_GROUP))) {
-        group_ok = have_group = resolve_group(c, v, &gid);
-        path_pop(c);
+    if ((v = cfg_enter(c, f, S_GROUP))) {
+        group_ok = have_group = cfg_resolve_group(c, v, &gid);
+        cfg_path_pop(c);
     }
-    if ((v = enter(c, f, S_SUPP_GROUPS))) {
-        if (want_bool(c, v, &supplementary) && !f->item[S_USER])
-            fail(c, "has no effect without user");
-        path_pop(c);
+    if ((v = cfg_enter(c, f, S_SUPP_GROUPS))) {
+        if (cfg_want_bool(c, v, &supplementary) && !f->item[S_USER])
+            cfg_fail(c, "has no effect without user");
+        cfg_path_pop(c);
     }
     if (!user_ok || !group_ok || (!f->item[S_USER] && !f->item[S_GROUP]))
         return;
 
     svc->uid = w.uid;
     svc->gid = have_group ? gid : f->item[S_USER] ? w.gid : c->egid;
-    resolve_groups(c, svc, supplementary);
+    cfg_resolve_groups(c, svc, supplementary);
     if (svc->set_ids && c->euid != 0) {
         check_switch(c, f, svc, supplementary);
         svc->set_ids = false;
@@ -439,11 +439,11 @@ static void parse_umask(struct ctx *c, const cJSON *v, struct psup_service_confi
     int m = 0;
 
     if (cJSON_IsNumber(v)) {
-        fail(c, "expected a string of octal digits such as \"022\", got a number; quote it: "
-                "\"%s\"", fmt_number(v->valuedouble, num));
+        cfg_fail(c, "expected a string of octal digits such as \"022\", got a number; quote it: "
+                "\"%s\"", cfg_fmt_number(v->valuedouble, num));
         return;
     }
-    if (!want_string(c, v, false, &s))
+    if (!cfg_want_string(c, v, false, &s))
         return;
 
     size_t n = strlen(s);
@@ -453,9 +453,9 @@ static void parse_umask(struct ctx *c, const cJSON *v, struct psup_service_confi
         m = m * 8 + (s[i] - '0');
     }
     if (!octal)
-        fail(c, "expected 1 to 4 octal digits such as \"022\", got \"%s\"", s);
+        cfg_fail(c, "expected 1 to 4 octal digits such as \"022\", got \"%s\"", s);
     else if (m > 0777)
-        fail(c, "must be at most \"0777\", got \"%s\"", s);
+        cfg_fail(c, "must be at most \"0777\", got \"%s\"", s);
     else
         svc->umask = m;
 }
@@ -467,27 +467,27 @@ static void parse_process(struct ctx *c, const struct fields *f, struct psup_ser
     long long backlog;
     int mode;
 
-    if ((v = enter(c, f, S_BACKLOG))) {
-        if (want_int(c, v, 1, 1048576, &backlog))
+    if ((v = cfg_enter(c, f, S_BACKLOG))) {
+        if (cfg_want_int(c, v, 1, 1048576, &backlog))
             svc->backlog = (int)backlog;
-        path_pop(c);
+        cfg_path_pop(c);
     }
-    if ((v = enter(c, f, S_UMASK))) {
+    if ((v = cfg_enter(c, f, S_UMASK))) {
         parse_umask(c, v, svc);
-        path_pop(c);
+        cfg_path_pop(c);
     }
-    if ((v = enter(c, f, S_NICE))) {
-        parse_nice(c, v, svc);
-        path_pop(c);
+    if ((v = cfg_enter(c, f, S_NICE))) {
+        cfg_parse_nice(c, v, svc);
+        cfg_path_pop(c);
     }
-    if ((v = enter(c, f, S_RLIMITS))) {
-        parse_rlimits(c, v, svc);
-        path_pop(c);
+    if ((v = cfg_enter(c, f, S_RLIMITS))) {
+        cfg_parse_rlimits(c, v, svc);
+        cfg_path_pop(c);
     }
-    if ((v = enter(c, f, S_STDERR))) {
-        if (want_choice(c, v, stderr_modes, &mode))
+    if ((v = cfg_enter(c, f, S_STDERR))) {
+        if (cfg_want_choice(c, v, stderr_modes, &mode))
             svc->stderr_mode = (enum psup_stderr_mode)mode;
-        path_pop(c);
+        cfg_path_pop(c);
     }
 }
 
@@ -497,35 +497,35 @@ static void parse_process(struct ctx *c, const struct fields *f, struct psup_ser
 static bool parse_cidrs(struct ctx *c, const struct fields *f, int k, bool allow_empty,
                         struct psup_cidr **out, size_t *n_out)
 {
-    const cJSON *v = enter(c, f, k), *el;
+    const cJSON *v = cfg_enter(c, f, k), *el;
     bool ok = true;
     size_t i = 0;
 
     if (!v)
         return true;
     if (!cJSON_IsArray(v) || (!allow_empty && cJSON_GetArraySize(v) == 0)) {
-        fail(c, "expected %s, got %s", allow_empty ? "an array of CIDR strings"
+        cfg_fail(c, "expected %s, got %s", allow_empty ? "an array of CIDR strings"
                                                    : "a non-empty array of CIDR strings (omit "
                                                      "allow to allow every client)",
-             type_name(v));
-        path_pop(c);
+             cfg_type_name(v));
+        cfg_path_pop(c);
         return false;
     }
-    *out = xcalloc(c, (size_t)cJSON_GetArraySize(v), sizeof(**out));
+    *out = cfg_xcalloc(c, (size_t)cJSON_GetArraySize(v), sizeof(**out));
     cJSON_ArrayForEach(el, v) {
         const char *s, *why = NULL;
 
-        push_index(c, i++);
-        if (!want_string(c, el, false, &s))
+        cfg_push_index(c, i++);
+        if (!cfg_want_string(c, el, false, &s))
             ok = false;
         else if (*out && psup_cidr_parse(s, &(*out)[*n_out], &why) < 0) {
-            fail(c, "invalid CIDR \"%s\": %s", s, why);
+            cfg_fail(c, "invalid CIDR \"%s\": %s", s, why);
             ok = false;
         } else if (*out)
             (*n_out)++;
-        path_pop(c);
+        cfg_path_pop(c);
     }
-    path_pop(c);
+    cfg_path_pop(c);
     return ok;
 }
 
@@ -533,14 +533,14 @@ static bool parse_cidrs(struct ctx *c, const struct fields *f, int k, bool allow
 static void parse_dependent_message(struct ctx *c, const struct fields *f, int k, bool useful,
                                     const char *without, char **out)
 {
-    const cJSON *v = enter(c, f, k);
+    const cJSON *v = cfg_enter(c, f, k);
 
     if (!v)
         return;
-    want_message(c, v, out);
+    cfg_want_message(c, v, out);
     if (!useful)
-        fail(c, "has no effect %s", without);
-    path_pop(c);
+        cfg_fail(c, "has no effect %s", without);
+    cfg_path_pop(c);
 }
 
 static void parse_access(struct ctx *c, const struct fields *f, struct psup_service_config *svc)
@@ -553,13 +553,13 @@ static void parse_access(struct ctx *c, const struct fields *f, struct psup_serv
                             "without allow or deny", &svc->deny_message);
 
     ok = true;
-    if ((v = enter(c, f, S_MAX_PER_SOURCE))) {
-        ok = want_uint(c, v, 0, MAX_WORKERS, &svc->max_per_source);
-        path_pop(c);
+    if ((v = cfg_enter(c, f, S_MAX_PER_SOURCE))) {
+        ok = cfg_want_uint(c, v, 0, MAX_WORKERS, &svc->max_per_source);
+        cfg_path_pop(c);
     }
-    if ((v = enter(c, f, S_PER_SOURCE_V6))) {
-        want_uint(c, v, 1, 128, &svc->per_source_ipv6_prefix);
-        path_pop(c);
+    if ((v = cfg_enter(c, f, S_PER_SOURCE_V6))) {
+        cfg_want_uint(c, v, 1, 128, &svc->per_source_ipv6_prefix);
+        cfg_path_pop(c);
     }
     parse_dependent_message(c, f, S_PER_SOURCE_MESSAGE, !ok || svc->max_per_source > 0,
                             "without max_per_source", &svc->per_source_message);
@@ -572,37 +572,37 @@ static void parse_limits(struct ctx *c, const struct fields *f, struct psup_serv
     const cJSON *v;
     int mode;
 
-    if ((v = enter(c, f, S_RATE))) {
-        rate_ok = want_number(c, v, "a number of connections per second", 0, false, MAX_RATE,
+    if ((v = cfg_enter(c, f, S_RATE))) {
+        rate_ok = cfg_want_number(c, v, "a number of connections per second", 0, false, MAX_RATE,
                               &svc->rate);
-        path_pop(c);
+        cfg_path_pop(c);
     }
 
     /* The default burst is max(1, ceil(rate)): one second's worth. */
     svc->rate_burst = (unsigned)svc->rate;
     if (svc->rate_burst < svc->rate || svc->rate_burst == 0)
         svc->rate_burst++;
-    if ((v = enter(c, f, S_RATE_BURST))) {
-        if (want_uint(c, v, 1, (unsigned)MAX_RATE, &svc->rate_burst) && !f->item[S_RATE])
-            fail(c, "has no effect without rate");
-        path_pop(c);
+    if ((v = cfg_enter(c, f, S_RATE_BURST))) {
+        if (cfg_want_uint(c, v, 1, (unsigned)MAX_RATE, &svc->rate_burst) && !f->item[S_RATE])
+            cfg_fail(c, "has no effect without rate");
+        cfg_path_pop(c);
     }
     parse_dependent_message(c, f, S_RATE_MESSAGE, !rate_ok || f->item[S_RATE],
                             "without rate", &svc->rate_message);
 
-    if ((v = enter(c, f, S_ON_OVERLOAD))) {
-        overload_ok = want_choice(c, v, overload_modes, &mode);
+    if ((v = cfg_enter(c, f, S_ON_OVERLOAD))) {
+        overload_ok = cfg_want_choice(c, v, overload_modes, &mode);
         if (overload_ok)
             svc->on_overload = (enum psup_overload)mode;
-        path_pop(c);
+        cfg_path_pop(c);
     }
     parse_dependent_message(c, f, S_OVERLOAD_MESSAGE,
                             !overload_ok || svc->on_overload == PSUP_OVERLOAD_REJECT,
                             "unless on_overload is \"reject\"", &svc->overload_message);
 
-    if ((v = enter(c, f, S_TIMEOUT))) {
-        want_seconds(c, v, true, &svc->timeout);
-        path_pop(c);
+    if ((v = cfg_enter(c, f, S_TIMEOUT))) {
+        cfg_want_seconds(c, v, true, &svc->timeout);
+        cfg_path_pop(c);
     }
 }
 
@@ -620,7 +620,7 @@ static void service_defaults(struct ctx *c, struct psup_service_config *svc)
 
 /* Keys are checked in the order their dependencies need (env and cwd
  * before command); problems are sorted into document order later. */
-void parse_service(struct ctx *c, const cJSON *obj, size_t index)
+void cfg_parse_service(struct ctx *c, const cJSON *obj, size_t index)
 {
     struct psup_service_config *svc = &c->cfg->services[index];
     struct fields f;
@@ -628,7 +628,7 @@ void parse_service(struct ctx *c, const cJSON *obj, size_t index)
     service_defaults(c, svc);
     /* Reload compares these strings to find the services that changed. */
     svc->canonical = cJSON_PrintUnformatted(obj);
-    read_fields(c, obj, service_keys, &f);
+    cfg_read_fields(c, obj, service_keys, &f);
     parse_name(c, &f, svc, index);
     parse_listen(c, &f, index);
     parse_env(c, &f, svc);
