@@ -39,6 +39,9 @@ struct ctx {
     bool have_cwd;
     uid_t euid;
     gid_t egid;
+    bool can_switch_ids;   /* CAP_SETUID and CAP_SETGID */
+    bool can_raise_limits; /* CAP_SYS_RESOURCE */
+    bool can_lower_nice;   /* CAP_SYS_NICE */
     gid_t *own_groups;
     size_t n_own_groups;
     int somaxconn;

@@ -10,6 +10,7 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <linux/capability.h>
 #include <grp.h>
 #include <pwd.h>
 #include <stdio.h>
@@ -36,8 +37,31 @@ static unsigned long long read_proc_number(const char *file, unsigned long long 
     return v;
 }
 
+/* psup's effective capabilities (CapEff in /proc/self/status): root in a
+ * container often lacks some of them, and a setting psup cannot apply must
+ * be an error at load, not a failure of every connection. */
+static unsigned long long effective_capabilities(void)
+{
+    FILE *fp = fopen("/proc/self/status", "re");
+    char line[256];
+    unsigned long long caps = 0;
+
+    if (!fp)
+        return geteuid() == 0 ? ~0ULL : 0;
+    while (fgets(line, sizeof(line), fp))
+        if (sscanf(line, "CapEff: %llx", &caps) == 1)
+            break;
+    fclose(fp);
+    return caps;
+}
+
 void cfg_read_system_facts(struct ctx *c)
 {
+    unsigned long long caps = effective_capabilities();
+
+    c->can_switch_ids = (caps >> CAP_SETUID & 1) && (caps >> CAP_SETGID & 1);
+    c->can_raise_limits = caps >> CAP_SYS_RESOURCE & 1;
+    c->can_lower_nice = caps >> CAP_SYS_NICE & 1;
     c->have_cwd = getcwd(c->cwd, sizeof(c->cwd)) != NULL;
     c->euid = geteuid();
     c->egid = getegid();
@@ -420,13 +444,14 @@ void cfg_parse_nice(struct ctx *c, const cJSON *v, struct psup_service_config *s
         return;
     svc->nice = (int)n;
     svc->set_nice = true;
-    if (c->euid == 0)
+    if (c->can_lower_nice)
         return;
 
     errno = 0;
     int cur = getpriority(PRIO_PROCESS, 0);
     if (errno == 0 && n < cur)
-        cfg_fail(c, "cannot lower the nice value below %d without root", cur);
+        cfg_fail(c, c->euid == 0 ? "cannot lower the nice value below %d: psup lacks CAP_SYS_NICE"
+                                 : "cannot lower the nice value below %d without root", cur);
 }
 
 static const char *const rlimit_names[] = {
@@ -490,8 +515,10 @@ static void check_limit(struct ctx *c, int resource, const struct rlimit *want)
         cfg_fail(c, "the kernel allows at most %llu open files (fs.nr_open)", nr_open);
         return;
     }
-    if (c->euid != 0 && getrlimit(resource, &cur) == 0 && want->rlim_max > cur.rlim_max)
-        cfg_fail(c, "cannot raise the hard limit above %s without root", fmt_limit(cur.rlim_max, a));
+    if (!c->can_raise_limits && getrlimit(resource, &cur) == 0 && want->rlim_max > cur.rlim_max)
+        cfg_fail(c, c->euid == 0 ? "cannot raise the hard limit above %s: psup lacks CAP_SYS_RESOURCE"
+                                 : "cannot raise the hard limit above %s without root",
+                 fmt_limit(cur.rlim_max, a));
 }
 
 static bool parse_limit_value(struct ctx *c, const cJSON *v, struct rlimit *out)

@@ -42,6 +42,11 @@ static const char *const reserved_env[] = {
     "UNIXREMOTEPID", "PSUP_SERVICE", "PSUP_CONN_ID", NULL,
 };
 
+/* Variables meant for psup itself, which never reach a handler. */
+static const char *const control_env[] = {
+    "NOTIFY_SOCKET", "LISTEN_FDS", "LISTEN_PID", "LISTEN_FDNAMES", NULL,
+};
+
 static bool valid_service_name(const char *s)
 {
     size_t n = 0;
@@ -188,6 +193,8 @@ static void parse_env(struct ctx *c, const struct fields *f, struct psup_service
                     "with a digit)");
         else if (cfg_key_index(reserved_env, it->string) >= 0)
             cfg_fail(c, "is set by psup for each connection");
+        else if (cfg_key_index(control_env, it->string) >= 0)
+            cfg_fail(c, "is meant for psup itself and never reaches a handler");
         else if (cfg_want_string(c, it, false, &s))
             svc->env[svc->n_env++] = cfg_xasprintf(c, "%s=%s", it->string, s);
         cfg_path_pop(c);
@@ -424,7 +431,7 @@ static void parse_ids(struct ctx *c, const struct fields *f, struct psup_service
     svc->uid = w.uid;
     svc->gid = have_group ? gid : f->item[S_USER] ? w.gid : c->egid;
     cfg_resolve_groups(c, svc, supplementary);
-    if (svc->set_ids && c->euid != 0) {
+    if (svc->set_ids && !c->can_switch_ids) {
         check_switch(c, f, svc, supplementary);
         svc->set_ids = false;
     }

@@ -28,10 +28,26 @@ struct psup_errlog {
     pid_t pid;
     unsigned part;           /* parts of the current line already logged */
     size_t len;              /* bytes of the current line in buf */
+    size_t width;            /* their size once escaped */
     char buf[PSUP_ERRLOG_LINE];
 };
 
-static void emit(struct psup_errlog *e, bool complete)
+/* How many bytes a byte of a line can take once escaped in a record: a
+ * part is cut before its escaped form could overflow PSUP_LOG_MAX. Bytes
+ * above 0x7f count as much as invalid UTF-8 would (\ufffd). */
+#define PART_WIDTH 3600
+
+static size_t escaped_width(unsigned char c)
+{
+    if (c == '"' || c == '\\' || c == '\n' || c == '\r' || c == '\t')
+        return 2;
+    if (c < 0x20 || c >= 0x7f)
+        return 6;
+    return 1;
+}
+
+/* Log buf[0..len) as a line or as one part of a longer line. */
+static void emit(struct psup_errlog *e, size_t len, bool complete)
 {
     struct psup_log l;
 
@@ -39,26 +55,55 @@ static void emit(struct psup_errlog *e, bool complete)
     psup_log_str(&l, "service", e->service);
     psup_log_uint(&l, "conn", e->conn);
     psup_log_int(&l, "pid", e->pid);
-    psup_log_bytes(&l, "line", e->buf, e->len);
+    psup_log_bytes(&l, "line", e->buf, len);
     if (e->part || !complete)
         psup_log_uint(&l, "part", e->part + 1);
     if (!complete)
-        psup_log_str(&l, "continued", "true");
+        psup_log_bool(&l, "continued", true);
     psup_log_end(&l);
     e->part = complete ? 0 : e->part + 1;
-    e->len = 0;
+}
+
+/* Where to cut a part: never inside a UTF-8 sequence, whose bytes would
+ * each become U+FFFD and not reassemble. */
+static size_t part_end(const struct psup_errlog *e)
+{
+    for (size_t back = 1; back <= 3 && back <= e->len; back++) {
+        unsigned char b = (unsigned char)e->buf[e->len - back];
+        if ((b & 0xc0) == 0x80)
+            continue;
+        size_t need = b >= 0xf0 ? 4 : b >= 0xe0 ? 3 : b >= 0xc0 ? 2 : 1;
+        return need > back ? e->len - back : e->len;
+    }
+    return e->len;
+}
+
+static void emit_part(struct psup_errlog *e)
+{
+    size_t cut = part_end(e);
+
+    emit(e, cut, false);
+    memmove(e->buf, e->buf + cut, e->len - cut);
+    e->len -= cut;
+    e->width = 0;
+    for (size_t i = 0; i < e->len; i++)
+        e->width += escaped_width((unsigned char)e->buf[i]);
 }
 
 static void consume(struct psup_errlog *e, const char *data, size_t n)
 {
     for (size_t i = 0; i < n; i++) {
-        if (data[i] == '\n') {
-            emit(e, true);
+        unsigned char c = (unsigned char)data[i];
+        if (c == '\n') {
+            emit(e, e->len, true);
+            e->len = e->width = 0;
             continue;
         }
-        if (e->len == sizeof(e->buf))
-            emit(e, false);
-        e->buf[e->len++] = data[i];
+        size_t w = escaped_width(c);
+        if (e->len == sizeof(e->buf) || e->width + w > PART_WIDTH)
+            emit_part(e);
+        e->buf[e->len++] = (char)c;
+        e->width += w;
     }
 }
 
@@ -72,7 +117,7 @@ static void finish(struct psup_errlog *e)
     if (e->closing)
         return;
     if (e->len)
-        emit(e, true); /* a last line without a newline */
+        emit(e, e->len, true); /* a last line without a newline */
     e->closing = true;
     if (e->slot)
         *e->slot = NULL;

@@ -3,7 +3,8 @@
  * Capture of a handler's stderr (`stderr: "log"`): the supervisor reads the
  * pipe without ever blocking and re-emits it as log records, one per line,
  * tagged with service, connection id and pid. A line longer than
- * PSUP_ERRLOG_LINE bytes is cut into numbered parts, so no record is torn;
+ * PSUP_ERRLOG_LINE bytes (fewer when its bytes need escaping) is cut into
+ * numbered parts, so no record is torn or truncated;
  * a handler that floods stderr fills its pipe and waits, psup does not.
  */
 #ifndef PSUP_ERRLOG_H

@@ -222,6 +222,11 @@ void psup_log_uint(struct psup_log *l, const char *key, unsigned long long value
     put_number(l, key, text, snprintf(text, sizeof(text), "%llu", value));
 }
 
+void psup_log_bool(struct psup_log *l, const char *key, bool value)
+{
+    put_number(l, key, value ? "true" : "false", value ? 4 : 5);
+}
+
 void psup_log_secs(struct psup_log *l, const char *key, double seconds)
 {
     char text[32];

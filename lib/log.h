@@ -48,6 +48,7 @@ void psup_log_str(struct psup_log *l, const char *key, const char *value);
 void psup_log_bytes(struct psup_log *l, const char *key, const char *value, size_t len);
 void psup_log_int(struct psup_log *l, const char *key, long long value);
 void psup_log_uint(struct psup_log *l, const char *key, unsigned long long value);
+void psup_log_bool(struct psup_log *l, const char *key, bool value);
 /* A number with three decimals, for seconds. */
 void psup_log_secs(struct psup_log *l, const char *key, double seconds);
 /* errno=ENOENT error="No such file or directory" */

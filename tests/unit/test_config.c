@@ -484,6 +484,10 @@ static const struct {
     {BASE ", 'env': {'A B': 'x'}",
      "services[0].env[\"A B\"]: not a valid variable name (letters, digits and _, not starting "
      "with a digit)"},
+    {BASE ", 'env': {'NOTIFY_SOCKET': '/run/x'}",
+     "services[0].env.NOTIFY_SOCKET: is meant for psup itself and never reaches a handler"},
+    {BASE ", 'env': {'LISTEN_FDS': '1'}",
+     "services[0].env.LISTEN_FDS: is meant for psup itself and never reaches a handler"},
     {BASE ", 'env': {'': 'x'}",
      "services[0].env[\"\"]: not a valid variable name (letters, digits and _, not starting "
      "with a digit)"},
