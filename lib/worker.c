@@ -314,10 +314,10 @@ static long setup_stderr(const struct psup_service_config *svc, int log_pipe)
         long devnull = psup_sys(SYS_openat, AT_FDCWD, "/dev/null", O_WRONLY | O_CLOEXEC);
         if (devnull < 0)
             return devnull;
-        r = psup_sys(SYS_dup2, devnull, 2);
+        r = psup_sys(SYS_dup3, devnull, 2, 0);
         close_fd((int)devnull);
     } else if (log_pipe >= 0) {
-        r = psup_sys(SYS_dup2, log_pipe, 2);
+        r = psup_sys(SYS_dup3, log_pipe, 2, 0);
         close_fd(log_pipe);
     }
     return r < 0 ? r : 0;
@@ -381,8 +381,8 @@ _Noreturn static void become_handler(struct psup_child *c, const struct psup_pla
                             (unsigned)verdict >> 16);
 
     /* 1. The connection on 0 and 1. It cannot already be 0 or 1: psup keeps
-     *    0-2 open from the start, so dup2 always clears CLOEXEC here. */
-    if ((r = psup_sys(SYS_dup2, conn, 0)) < 0 || (r = psup_sys(SYS_dup2, conn, 1)) < 0)
+     *    0-2 open from the start, so dup3 always clears CLOEXEC here. */
+    if ((r = psup_sys(SYS_dup3, conn, 0, 0)) < 0 || (r = psup_sys(SYS_dup3, conn, 1, 0)) < 0)
         goto fail;
     close_fd(conn);
     step = PSUP_STEP_STDERR;
