@@ -301,7 +301,7 @@ static void apply_services(struct psup_runtime *rt, struct psup_config *cfg,
         }
         s->seen = true;
         /* A reload is also the operator saying "try again now". */
-        psup_backoff_settle(&s->backoff, now, true);
+        psup_runtime_end_backoff(s, now);
         if (gens[i]) {
             gens[i]->service = s;
             psup_runtime_switch_generation(rt, s, gens[i], now);

@@ -413,6 +413,12 @@ static void log_recovered(struct psup_service *s)
     s->last_step = 0;
 }
 
+void psup_runtime_end_backoff(struct psup_service *s, uint64_t now)
+{
+    if (psup_backoff_settle(&s->backoff, now, true))
+        log_recovered(s);
+}
+
 static void maintain_service(struct psup_runtime *rt, struct psup_service *s, uint64_t now)
 {
     if (psup_backoff_settle(&s->backoff, now, false))

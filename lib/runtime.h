@@ -176,6 +176,10 @@ int psup_runtime_apply(struct psup_runtime *rt, struct psup_config *cfg, uint64_
 void psup_runtime_switch_generation(struct psup_runtime *rt, struct psup_service *s,
                                     struct psup_generation *gen, uint64_t now);
 
+/* End a failure streak now (a reload), logging the recovery if starts were
+ * being delayed. */
+void psup_runtime_end_backoff(struct psup_service *s, uint64_t now);
+
 /* Free a generation no worker uses any more (apply.c). */
 void psup_generation_free(struct psup_generation *g);
 

@@ -477,10 +477,21 @@ static void log_ready(const struct psup_supervisor *sup)
 {
     struct psup_log l;
 
+    char addrs[2048] = "";
+    size_t used = 0;
+
+    for (size_t i = 0; i < sup->rt.n_listeners; i++) {
+        int n = snprintf(addrs + used, sizeof(addrs) - used, "%s%s", i ? "," : "",
+                         sup->rt.listeners[i]->bound);
+        if (n < 0 || (size_t)n >= sizeof(addrs) - used)
+            break; /* every address is on its own listening line anyway */
+        used += (size_t)n;
+    }
     psup_log_begin(&l, PSUP_LOG_INFO, "ready");
     psup_log_uint(&l, "services", sup->rt.config->n_services);
     psup_log_uint(&l, "listeners", sup->rt.n_listeners);
     psup_log_uint(&l, "workers", sup->rt.live);
+    psup_log_str(&l, "addrs", addrs);
     psup_log_end(&l);
 }
 
