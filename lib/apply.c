@@ -13,6 +13,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <unistd.h>
 
 #include "env.h"
@@ -33,6 +34,9 @@ int psup_runtime_init(struct psup_runtime *rt, int channel_fd, bool share_memory
     /* Sharing memory needs the raw system calls (rawsys.h). */
     rt->share_memory = share_memory && PSUP_RAW_SYSCALLS;
     rt->accepting = true;
+    struct rlimit nproc;
+    if (getrlimit(RLIMIT_NPROC, &nproc) == 0 && nproc.rlim_cur != RLIM_INFINITY)
+        rt->nproc_limit = nproc.rlim_cur;
     return 0;
 }
 

@@ -213,7 +213,9 @@ static const char *step_name(uint32_t step)
     return step < sizeof(names) / sizeof(names[0]) && names[step] ? names[step] : "unknown";
 }
 
-enum limit_reason { LIMIT_DENIED, LIMIT_PER_SOURCE, LIMIT_RATE, LIMIT_OVERLOAD, LIMIT_ACCEPT };
+enum limit_reason {
+    LIMIT_DENIED, LIMIT_PER_SOURCE, LIMIT_RATE, LIMIT_OVERLOAD, LIMIT_ACCEPT, LIMIT_STDERR,
+};
 
 /* Whether to log one more refusal of this kind: five at once, then one a
  * second, each carrying how many were not logged since the last. */
@@ -290,21 +292,44 @@ static void track_saturation(struct psup_service *s, unsigned max_workers, uint6
     }
 }
 
+/* sigqueue() without glibc's getpid() and getuid() on every call: the
+ * verdict is on the client's path. Returns 0 or -1 with errno set. */
+static int send_verdict(const struct psup_runtime *rt, pid_t pid, int value)
+{
+    siginfo_t info;
+
+    memset(&info, 0, sizeof(info));
+    info.si_signo = rt->verdict_signal;
+    info.si_code = SI_QUEUE;
+    info.si_pid = rt->self;
+    info.si_uid = rt->uid;
+    info.si_value.sival_int = value;
+    return (int)syscall(SYS_rt_sigqueueinfo, pid, rt->verdict_signal, &info);
+}
+
 /* ------------------------------------------------------------------------ */
 /* Starting and retiring workers. */
+
+/* Creating a worker failed for lack of processes or memory. RLIMIT_NPROC
+ * counts handlers and their children too, so psup now shares scarce slots
+ * with them: until SPAWN_CALM_MS pass without a failure it keeps at most one
+ * spare per service and starts workers only from its timer, SPAWN_YIELD_MS
+ * after a connection was taken or a child exited, so that a handler just
+ * started gets the slots it needs for its own children first. */
+#define SPAWN_YIELD_MS 20
+#define SPAWN_CALM_MS 1000
 
 static void spawn_failed(struct psup_runtime *rt, struct psup_service *s, int err, uint64_t now)
 {
     struct psup_log l;
 
-    /* EAGAIN (process limit) or ENOMEM: wait, doubling, and retry sooner
-     * when a child exits and frees its slot. Logged once per burst. */
     rt->spawn_delay = rt->spawn_delay ? rt->spawn_delay * 2 : 50;
     if (rt->spawn_delay > 2000)
         rt->spawn_delay = 2000;
     rt->spawn_blocked_until = now + rt->spawn_delay;
+    rt->spawn_last_failure = now;
     if (rt->spawn_failing)
-        return;
+        return; /* logged once per burst */
     rt->spawn_failing = true;
     psup_log_begin(&l, PSUP_LOG_ERROR, "spawn_failed");
     psup_log_str(&l, "service", s->name);
@@ -313,19 +338,30 @@ static void spawn_failed(struct psup_runtime *rt, struct psup_service *s, int er
     psup_log_end(&l);
 }
 
-static void spawn_succeeded(struct psup_runtime *rt)
+/* Leave the scarce mode once starts have worked for a calm period. */
+static void spawn_settle(struct psup_runtime *rt, uint64_t now)
 {
     struct psup_log l;
 
-    rt->spawn_delay = 0;
-    if (!rt->spawn_failing)
+    if (!rt->spawn_failing || now < rt->spawn_last_failure + SPAWN_CALM_MS)
         return;
     rt->spawn_failing = false;
+    rt->spawn_delay = 0;
+    rt->spawn_blocked_until = 0;
     psup_log_begin(&l, PSUP_LOG_INFO, "spawn_recovered");
     psup_log_end(&l);
 }
 
-static int spawn_one(struct psup_runtime *rt, struct psup_service *s, uint64_t now)
+/* After a connection was taken or a child exited while slots are scarce:
+ * start no worker before the new handler had time to create its own. */
+static void spawn_yield(struct psup_runtime *rt, uint64_t now)
+{
+    if (rt->spawn_blocked_until < now + SPAWN_YIELD_MS)
+        rt->spawn_blocked_until = now + SPAWN_YIELD_MS;
+}
+
+static int spawn_one(struct psup_runtime *rt, struct psup_service *s, uint64_t now, bool hold,
+                     struct psup_worker **out)
 {
     struct psup_generation *g = s->current;
     size_t slots = g->plan.n_env_base + PSUP_ENV_DYNAMIC + 1;
@@ -341,6 +377,7 @@ static int spawn_one(struct psup_runtime *rt, struct psup_service *s, uint64_t n
     w->child.plan = &g->plan;
     w->child.conn_id = ++rt->next_conn_id;
     w->child.envp = w->envp;
+    w->child.hold = hold;
     pid_t pid = psup_worker_spawn(&w->child, &w->stack, rt->share_memory);
     if (pid < 0) {
         rc = pid;
@@ -360,10 +397,46 @@ static int spawn_one(struct psup_runtime *rt, struct psup_service *s, uint64_t n
     w->hash_next = rt->table[slot];
     rt->table[slot] = w;
     rt->live++;
+    *out = w;
     return 0;
 fail:
     free(w);
     return rc;
+}
+
+/* Whether process slots are scarce: clone failed and has not worked for a
+ * calm period since, or psup's workers already fill a third of RLIMIT_NPROC
+ * (handlers often need two or three processes: a shell and what it runs). */
+static bool slots_scarce(const struct psup_runtime *rt)
+{
+    return rt->spawn_failing || (rt->nproc_limit && (rt->live + 1) * 3 >= rt->nproc_limit);
+}
+
+/* When slots are scarce, a new worker must leave one free for the handler it
+ * will become: it waits (hold) while psup checks that one more process can
+ * be created, and is released, or killed before it took anything. Without
+ * this, the worker takes the last slot, its handler's shell cannot fork, and
+ * every client that reaches it fails. Returns 0 or -errno (EAGAIN). */
+static int start_with_headroom(struct psup_runtime *rt, struct psup_service *s, uint64_t now)
+{
+    bool careful = slots_scarce(rt);
+    struct psup_worker *w;
+    int rc = spawn_one(rt, s, now, careful, &w);
+
+    if (rc < 0 || !careful)
+        return rc;
+    struct psup_stack probe;
+    rc = stack_acquire(rt, &probe);
+    if (rc == 0) {
+        rc = psup_probe_slot(&probe);
+        stack_release(rt, &probe);
+    }
+    if (rc < 0) {
+        kill(w->pid, SIGKILL);
+        w->signalled = true; /* not a failure of the service */
+        return rc;
+    }
+    return send_verdict(rt, w->pid, psup_verdict_encode(PSUP_VERDICT_RUN, 0, 0));
 }
 
 static void retire(struct psup_worker *w)
@@ -433,6 +506,8 @@ static void maintain_service(struct psup_runtime *rt, struct psup_service *s, ui
     struct psup_pool_counts counts = {s->idle, s->busy, s->retiring, s->stopped};
     struct psup_pool_limits limits = {cfg->min_spare, cfg->max_spare, cfg->max_workers,
                                       cfg->on_overload == PSUP_OVERLOAD_REJECT};
+    if (slots_scarce(rt))
+        limits.min_spare = limits.max_spare = 1; /* leave slots to handlers */
     int n = psup_pool_adjust(&counts, &limits);
     if (n < 0) {
         retire_idle(s, (unsigned)-n);
@@ -442,12 +517,11 @@ static void maintain_service(struct psup_runtime *rt, struct psup_service *s, ui
         return;
     unsigned allowance = psup_backoff_allowance(&s->backoff, now);
     for (unsigned i = 0; i < (unsigned)n && i < allowance; i++) {
-        int rc = spawn_one(rt, s, now);
+        int rc = start_with_headroom(rt, s, now);
         if (rc < 0) {
             spawn_failed(rt, s, rc, now);
             return;
         }
-        spawn_succeeded(rt);
         psup_backoff_started(&s->backoff, now);
     }
 }
@@ -482,6 +556,7 @@ void psup_runtime_maintain(struct psup_runtime *rt, uint64_t now)
 {
     struct psup_list *p, *tmp;
 
+    spawn_settle(rt, now);
     psup_list_foreach_safe(p, tmp, &rt->services)
         maintain_service(rt, PSUP_CONTAINER(p, struct psup_service, link), now);
 }
@@ -551,19 +626,23 @@ static void refused(struct psup_runtime *rt, struct psup_worker *w, enum psup_ve
     }
 }
 
-/* sigqueue() without glibc's getpid() and getuid() on every call: the
- * verdict is on the client's path. Returns 0 or -1 with errno set. */
-static int send_verdict(const struct psup_runtime *rt, pid_t pid, int value)
+/* stderr "log" could not be set up (psup out of descriptors): the handler
+ * keeps psup's stderr. Said, a few times and then once a second. */
+static void log_stderr_fallback(struct psup_worker *w, uint64_t now)
 {
-    siginfo_t info;
+    struct psup_log_limit *lim = &w->service->limits[LIMIT_STDERR];
+    struct psup_log l;
 
-    memset(&info, 0, sizeof(info));
-    info.si_signo = rt->verdict_signal;
-    info.si_code = SI_QUEUE;
-    info.si_pid = rt->self;
-    info.si_uid = rt->uid;
-    info.si_value.sival_int = value;
-    return (int)syscall(SYS_rt_sigqueueinfo, pid, rt->verdict_signal, &info);
+    if (!log_allowed(lim, now))
+        return;
+    psup_log_begin(&l, PSUP_LOG_WARN, "stderr_fallback");
+    log_identity(&l, w);
+    psup_log_str(&l, "stderr", "inherit");
+    if (lim->suppressed) {
+        psup_log_uint(&l, "suppressed", lim->suppressed);
+        lim->suppressed = 0;
+    }
+    psup_log_end(&l);
 }
 
 static void on_busy(struct psup_runtime *rt, struct psup_worker *w, const struct psup_msg *m,
@@ -583,8 +662,10 @@ static void on_busy(struct psup_runtime *rt, struct psup_worker *w, const struct
         if (passed_fd >= 0 && !rt->hooks.stderr_pipe)
             psup_fd_close(passed_fd);
         passed_fd = -1;
-        if (!following)
+        if (!following) {
             flags |= PSUP_VERDICT_NO_LOG_PIPE;
+            log_stderr_fallback(w, now);
+        }
     }
     psup_fd_close(passed_fd);
 
@@ -603,8 +684,12 @@ static void on_busy(struct psup_runtime *rt, struct psup_worker *w, const struct
     if (cfg->timeout > 0)
         set_deadline(rt, w, now + (uint64_t)(cfg->timeout * 1000.0));
     track_saturation(w->service, cfg->max_workers, now);
-    /* Replace the spare at once, not on a timer. */
-    maintain_service(rt, w->service, now);
+    /* Replace the spare at once, not on a timer (unless processes are
+     * scarce: then the new handler's children go first). */
+    if (slots_scarce(rt))
+        spawn_yield(rt, now);
+    else
+        maintain_service(rt, w->service, now);
 }
 
 static void on_accept_failed(struct psup_worker *w, const struct psup_msg *m, uint64_t now)
@@ -772,8 +857,12 @@ bool psup_runtime_on_exit(struct psup_runtime *rt, pid_t pid, int status, uint64
         track_saturation(s, s->current->plan.svc->max_workers, now);
     if (!s->current && psup_list_empty(&s->workers))
         psup_service_free(s);
-    /* A process slot was freed: a blocked spawn may work now. */
-    rt->spawn_blocked_until = 0;
+    /* A process slot was freed: a blocked start may work now, a little
+     * later if slots are scarce. */
+    if (slots_scarce(rt))
+        spawn_yield(rt, now);
+    else
+        rt->spawn_blocked_until = 0;
     return true;
 }
 
@@ -840,28 +929,34 @@ void psup_runtime_expire(struct psup_runtime *rt, uint64_t now)
     }
 }
 
-static uint64_t earliest(uint64_t a, uint64_t b)
+/* The earliest of a and b that is still to come (after now), or 0. */
+static uint64_t next_after(uint64_t now, uint64_t a, uint64_t b)
 {
-    if (!a)
-        return b;
-    if (!b)
+    if (a <= now)
+        return b > now ? b : 0;
+    if (b <= now)
         return a;
     return a < b ? a : b;
 }
 
-uint64_t psup_runtime_next_deadline(const struct psup_runtime *rt)
+uint64_t psup_runtime_next_deadline(const struct psup_runtime *rt, uint64_t now)
 {
     uint64_t next = 0;
     const struct psup_list *p;
 
+    /* Only deadlines still to come: one already past has been acted on by
+     * the maintain and expire calls that precede this one (a past deadline
+     * here would make the timer fire again at once, forever). */
     if (!psup_list_empty(&rt->timed))
         next = PSUP_CONTAINER(rt->timed.next, struct psup_worker, timer_link)->deadline;
-    next = earliest(next, rt->spawn_blocked_until);
+    next = next_after(now, next, rt->spawn_blocked_until);
+    if (rt->spawn_failing)
+        next = next_after(now, next, rt->spawn_last_failure + SPAWN_CALM_MS);
     for (p = rt->services.next; p != &rt->services; p = p->next) {
         const struct psup_service *s = PSUP_CONTAINER(p, struct psup_service, link);
-        next = earliest(next, psup_backoff_wakeup(&s->backoff));
+        next = next_after(now, next, psup_backoff_wakeup(&s->backoff));
         if (s->below_limit_since)
-            next = earliest(next, s->below_limit_since + SATURATION_CALM_MS);
+            next = next_after(now, next, s->below_limit_since + SATURATION_CALM_MS);
     }
     return next;
 }

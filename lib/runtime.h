@@ -77,7 +77,7 @@ struct psup_service {
     struct psup_sources sources;     /* survives reloads */
     struct psup_rate rate;
     struct psup_counters counters;
-    struct psup_log_limit limits[5]; /* denied, per_source, rate, overload, accept */
+    struct psup_log_limit limits[6]; /* denied, per_source, rate, overload, accept, stderr */
     bool saturated;
     bool seen;                       /* apply: named by the new configuration */
     uint64_t saturated_since;
@@ -146,9 +146,11 @@ struct psup_runtime {
     unsigned long long next_conn_id;
     struct psup_stack stack_cache[32];
     size_t n_stack_cache;
-    uint64_t spawn_blocked_until; /* clone failed (EAGAIN, ENOMEM) */
-    uint64_t spawn_delay;
-    bool spawn_failing;
+    uint64_t spawn_blocked_until; /* no worker may be started before */
+    uint64_t spawn_delay;       /* after clone failed (EAGAIN, ENOMEM) */
+    uint64_t spawn_last_failure;
+    bool spawn_failing;         /* processes are scarce (runtime.c) */
+    unsigned long nproc_limit;  /* RLIMIT_NPROC, 0 for none */
     struct psup_config *config; /* the current configuration */
     struct psup_runtime_hooks hooks;
 };
@@ -205,8 +207,8 @@ void psup_runtime_maintain(struct psup_runtime *rt, uint64_t now);
 /* Enforce timeouts and TERM -> KILL escalations due by now. */
 void psup_runtime_expire(struct psup_runtime *rt, uint64_t now);
 
-/* The earliest time maintain or expire has work, or 0 for none. */
-uint64_t psup_runtime_next_deadline(const struct psup_runtime *rt);
+/* The earliest time after now that maintain or expire has work, or 0. */
+uint64_t psup_runtime_next_deadline(const struct psup_runtime *rt, uint64_t now);
 
 /* Shutdown: stop accepting (close listeners, retire idle workers). */
 void psup_runtime_stop_accepting(struct psup_runtime *rt);

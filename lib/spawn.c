@@ -9,6 +9,7 @@
 #include <sched.h>
 #include <signal.h>
 #include <sys/mman.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include "rawsys.h"
@@ -48,6 +49,33 @@ void psup_stack_unmap(struct psup_stack *stack)
         munmap(stack->base, stack->size);
     stack->base = NULL;
     stack->size = 0;
+}
+
+/* The probe exits at once: returning makes glibc's clone trampoline call
+ * the exit system call itself. */
+static int probe_main(void *arg)
+{
+    (void)arg;
+    return 0;
+}
+
+int psup_probe_slot(const struct psup_stack *stack)
+{
+    sigset_t all, saved;
+    int status;
+
+    /* CLONE_VFORK: psup resumes once the probe has exited, so it can be
+     * reaped here, before the event loop's waitpid(-1) could see it. */
+    sigfillset(&all);
+    sigprocmask(SIG_SETMASK, &all, &saved);
+    pid_t pid = clone(probe_main, (char *)stack->base + stack->size,
+                      CLONE_VM | CLONE_VFORK | SIGCHLD, NULL);
+    int err = errno;
+    if (pid > 0)
+        while (waitpid(pid, &status, 0) < 0 && errno == EINTR)
+            ;
+    sigprocmask(SIG_SETMASK, &saved, NULL);
+    return pid < 0 ? -err : 0;
 }
 
 pid_t psup_worker_spawn(struct psup_child *child, const struct psup_stack *stack,

@@ -201,7 +201,7 @@ static void timer_cb(uv_timer_t *t)
 
 static void schedule(struct psup_supervisor *sup, uint64_t now)
 {
-    uint64_t next = psup_runtime_next_deadline(&sup->rt);
+    uint64_t next = psup_runtime_next_deadline(&sup->rt, now);
 
     /* The drain deadline, or the orphans' grace; orphans exiting wake the
      * loop through SIGCHLD. */
@@ -212,7 +212,9 @@ static void schedule(struct psup_supervisor *sup, uint64_t now)
         uv_timer_stop(&sup->timer);
         return;
     }
-    uv_timer_start(&sup->timer, timer_cb, next > now ? next - now : 0, 0);
+    /* Never 0: libuv runs a timer re-armed with 0 from its own callback
+     * again in the same loop turn. */
+    uv_timer_start(&sup->timer, timer_cb, next > now ? next - now : 1, 0);
 }
 
 /* ------------------------------------------------------------------------ */
@@ -539,6 +541,7 @@ static int setup(struct psup_supervisor *sup, struct psup_config *cfg)
         return rc; /* the listener and its reason are logged */
     psup_runtime_log_listeners(&sup->rt);
     log_ready(sup);
+    schedule(sup, now_ms(sup)); /* a start that failed is retried by the timer */
     return 0;
 }
 

@@ -623,6 +623,14 @@ int psup_worker_main(void *arg)
     if ((r = psup_sys(SYS_faccessat, AT_FDCWD, p->svc->program, X_OK)) < 0)
         setup_failed(c, PSUP_STEP_PROGRAM, r);
 
+    /* 7. Processes are scarce: wait until the supervisor has checked that
+     *    the handler this worker becomes can still create one of its own. */
+    if (c->hold) {
+        int go = wait_verdict(p);
+        if (go < 0 || (go & 0xff) != PSUP_VERDICT_RUN)
+            worker_exit(PSUP_WORKER_EXIT_RETIRED);
+    }
+
     int retire_fd = -1;
     int epfd = make_epoll(p, &retire_fd);
     if (epfd < 0)

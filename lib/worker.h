@@ -130,6 +130,7 @@ struct psup_child {
     const struct psup_plan *plan;
     unsigned long long conn_id;
     pid_t pid;   /* the worker's own, set by the worker */
+    bool hold;   /* wait for the supervisor's go before taking connections */
     char **envp; /* n_env_base + PSUP_ENV_DYNAMIC + 1 slots */
     char envbuf[PSUP_ENVBUF_SIZE];
 };
@@ -143,6 +144,11 @@ struct psup_stack {
 /* Map a stack with a guard page below it. Returns 0 or -errno. */
 int psup_stack_map(struct psup_stack *stack);
 void psup_stack_unmap(struct psup_stack *stack);
+
+/* Check that one more process can be created now (RLIMIT_NPROC): a child
+ * that exits at once, created and reaped before returning. Every signal is
+ * blocked meanwhile. Returns 0 or -errno (EAGAIN). */
+int psup_probe_slot(const struct psup_stack *stack);
 
 /* The worker's code, from clone to execve (worker.c). */
 int psup_worker_main(void *child);

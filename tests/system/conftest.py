@@ -255,12 +255,22 @@ class Psup:
         return (host.strip("[]").replace("*", "127.0.0.1"), int(port))
 
     # processes ---------------------------------------------------------------
+    def children_named(self, comm):
+        """Live children whose command is comm ((state, comm) read once: a
+        child may exit between two reads of /proc)."""
+        out = []
+        for c in children_of(self.pid):
+            st = proc_stat(c)
+            if st is not None and st[0] != "Z" and st[3] == comm:
+                out.append(c)
+        return out
+
     def workers(self):
         """Live children that are still psup workers (not yet a handler)."""
-        return [c for c in children_of(self.pid) if alive(c) and proc_stat(c)[3] == "psup"]
+        return self.children_named("psup")
 
     def handlers(self, comm):
-        return [c for c in children_of(self.pid) if alive(c) and proc_stat(c)[3] == comm]
+        return self.children_named(comm)
 
     def zombies(self):
         return zombies_of(self.pid)

@@ -16,15 +16,15 @@ import grp
 import resource
 import selectors
 import shutil
-import signal
 import socket
+import subprocess
 import tempfile
 import threading
 import time
 
 import pytest
 
-from conftest import Psup, children_of, config, service, talk, wait_for
+from conftest import Psup, children_of, config, proc_stat, service, talk, wait_for
 
 BASH = shutil.which("bash") or "/bin/bash"
 
@@ -42,6 +42,46 @@ def ids_of_nobody():
     return None
 
 
+def processes_of(uid):
+    n = 0
+    for entry in os.listdir("/proc"):
+        if entry.isdigit():
+            try:
+                n += os.stat(f"/proc/{entry}").st_uid == uid
+            except OSError:
+                pass
+    return n
+
+
+def settle(uid, timeout=15):
+    """Give init time to reap what a previous test left (processes killed at
+    its end stay zombies, holding their user's process slots, until reaped).
+    Best effort: another job may own such processes too."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        zombies = 0
+        for entry in os.listdir("/proc"):
+            if entry.isdigit():
+                try:
+                    if os.stat(f"/proc/{entry}").st_uid == uid:
+                        zombies += (proc_stat(int(entry)) or ("?",))[0] == "Z"
+                except OSError:
+                    pass
+        if not zombies:
+            return
+        time.sleep(0.05)
+
+
+def reachable_by_others(path):
+    """Whether a user other than root can execute path."""
+    path = os.path.realpath(path)
+    parts = path.split("/")
+    for i in range(2, len(parts)):
+        if not os.stat("/".join(parts[:i])).st_mode & 0o001:
+            return False
+    return bool(os.stat(path).st_mode & 0o001)
+
+
 @pytest.fixture
 def nobody_psup(psup_bin):
     """Like the psup fixture, but psup runs as nobody with the given
@@ -53,8 +93,11 @@ def nobody_psup(psup_bin):
     if ids is None:
         pytest.skip("no nobody user")
     uid, gid = ids
-    if not os.access(psup_bin, os.X_OK):
-        pytest.skip("psup binary not executable")
+    if not reachable_by_others(psup_bin):
+        pytest.skip(f"nobody cannot execute {psup_bin} (a private directory on its path)")
+    # What the previous test left (processes killed at its end are reaped
+    # by init a little later) must not take this test's process slots.
+    settle(uid)
     workdir = tempfile.mkdtemp(prefix="psup-exhaustion-")
     os.chmod(workdir, 0o755)
     started = []
@@ -85,6 +128,8 @@ def nobody_psup(psup_bin):
             if "Sanitizer" in text or "runtime error:" in text:
                 problems.append(f"sanitizer report in {p.log_path}:\n{text[-4000:]}")
         shutil.rmtree(workdir, ignore_errors=True)
+        # Leave nobody's process slots as we found them.
+        settle(uid)
         assert not problems, "\n".join(problems)
 
 
@@ -163,7 +208,7 @@ def run_seeds_scenario(nobody_psup, command):
                     nofile=256, nproc=400)
     addr = p.addr("svc")
     begin = time.monotonic()
-    replies = concurrent_clients(addr, 500, 60)
+    replies = concurrent_clients(addr, 500, 45)
     elapsed = time.monotonic() - begin
     return p, replies, elapsed
 
@@ -181,11 +226,13 @@ def check_after_the_storm(p, replies, elapsed):
         if r != b"ok\n":
             others[repr(r)] = others.get(repr(r), 0) + 1
     assert served == 500, f"{served}/500 served in {elapsed:.1f}s; others: {others}"
-    # The process limit was really hit, and psup said so, then recovered.
-    assert p.events("spawn_failed"), "RLIMIT_NPROC 400 was never reached"
-    assert p.events("spawn_failed")[0]["errno"] == "EAGAIN"
-    wait_for(lambda: spawn_events(p)[-1] == "spawn_recovered", 15, "spawn_recovered")
-    assert alternate(spawn_events(p)), spawn_events(p)
+    # psup may never reach the limit: near it, it keeps one spare and checks
+    # for headroom before each start (spec/pool.md). If it did reach it, it
+    # said so once and recovered.
+    if p.events("spawn_failed"):
+        assert p.events("spawn_failed")[0]["errno"] == "EAGAIN"
+        wait_for(lambda: spawn_events(p)[-1] == "spawn_recovered", 15, "spawn_recovered")
+        assert alternate(spawn_events(p)), spawn_events(p)
     wait_for(lambda: not p.zombies(), 15, "no zombies")
     # Still serving normally afterwards.
     assert talk(p.addr("svc"), timeout=15) == b"ok\n"
@@ -198,10 +245,6 @@ def test_seeds_ulimit_scenario_500_clients(nobody_psup, many_fds):
     assert len(p.events("conn_end")) >= 501
 
 
-@pytest.mark.xfail(reason="psup gap: at RLIMIT_NPROC psup's idle spares hold the last process "
-                          "slots, so a handler that forks (sh running `sleep`) fails with "
-                          "'Cannot fork' instead of the connection waiting in the backlog",
-                   strict=True)
 def test_seeds_ulimit_scenario_with_a_shell_handler(nobody_psup, many_fds):
     # The same with `sleep 2; echo ok` as written in the brief: the shell
     # forks sleep, so every handler needs a second process slot.
@@ -217,7 +260,7 @@ ONE_SECOND = [BASH, "-c", "read -t 1 x; echo ok"]
 
 def test_fork_failing_under_a_small_nproc_serves_everyone(nobody_psup, many_fds):
     p = nobody_psup(config(service(command=ONE_SECOND, pool={"max_workers": 200})), nproc=30)
-    replies = concurrent_clients(p.addr("svc"), 80, 60)
+    replies = concurrent_clients(p.addr("svc"), 80, 30)
     assert not p.exited(), "psup never exits for a failing fork"
     assert replies == [b"ok\n"] * 80, {repr(r) for r in replies}
     assert not other_errors(p), other_errors(p)[:5]
@@ -232,12 +275,9 @@ def test_fork_failing_under_a_small_nproc_serves_everyone(nobody_psup, many_fds)
     assert p.stop(timeout=30) == 0
 
 
-@pytest.mark.xfail(reason="psup bug: spawn_failed and spawn_recovered flap once per freed "
-                          "process slot at RLIMIT_NPROC (dozens of lines per second) instead "
-                          "of spawn_failed once per burst", strict=True)
 def test_spawn_failed_is_logged_once_per_burst(nobody_psup, many_fds):
     p = nobody_psup(config(service(command=ONE_SECOND, pool={"max_workers": 200})), nproc=30)
-    replies = concurrent_clients(p.addr("svc"), 80, 60)
+    replies = concurrent_clients(p.addr("svc"), 80, 30)
     assert replies == [b"ok\n"] * 80
     wait_for(lambda: spawn_events(p)[-1] == "spawn_recovered", 15, "spawn_recovered")
     failed = p.events("spawn_failed")
@@ -245,6 +285,96 @@ def test_spawn_failed_is_logged_once_per_burst(nobody_psup, many_fds):
     # to the last. Logged once (a little slack for the gaps between waves),
     # never once per attempt.
     assert 1 <= len(failed) <= 3, f"{len(failed)} spawn_failed lines for one burst"
+
+
+# --------------------------------------------------------------------------
+# Recovering by itself once process slots free up (issue 3, item 4).
+
+
+@pytest.fixture
+def sleepers():
+    """fill(n) starts n `sleep` processes as nobody, taking n of nobody's
+    process slots; free() ends them (by pid). All are ended at teardown."""
+    uid, gid = ids_of_nobody() or (65534, 65534)
+    procs = []
+
+    def drop():
+        os.setgroups([])
+        os.setresgid(gid, gid, gid)
+        os.setresuid(uid, uid, uid)
+
+    class Sleepers:
+        uid_ = uid
+
+        def fill(self, n):
+            for _ in range(n):
+                procs.append(subprocess.Popen(["sleep", "120"], preexec_fn=drop))
+
+        def free(self):
+            while procs:
+                proc = procs.pop()
+                proc.kill()
+                proc.wait(10)
+
+    try:
+        yield Sleepers()
+    finally:
+        for proc in procs:
+            proc.kill()
+            proc.wait(10)
+
+
+def cpu_seconds(pid):
+    fields = open(f"/proc/{pid}/stat").read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def test_recovers_when_process_slots_free_up_after_a_failed_start(nobody_psup, sleepers):
+    # Every one of nobody's slots but psup's own is taken before it starts.
+    limit = processes_of(sleepers.uid_) + 10
+    sleepers.fill(limit - processes_of(sleepers.uid_) - 1)
+    p = nobody_psup(config(service(pool={"min_spare": 2, "max_spare": 2})), nproc=limit)
+    assert p.events("spawn_failed"), "psup could start a worker: the slots were not taken"
+    assert not children_of(p.pid)
+    sleepers.free()
+    # Retried after at most 2 s (spec/pool.md): workers come, clients are served.
+    wait_for(lambda: len(children_of(p.pid)) == 2, 10, "2 workers once slots are free")
+    assert talk(p.addr("svc"), b"late start", timeout=10) == b"late start"
+    p.wait_event("spawn_recovered")
+
+
+def test_recovers_when_process_slots_free_up_while_serving(nobody_psup, sleepers):
+    limit = processes_of(sleepers.uid_) + 12
+    p = nobody_psup(config(service(pool={"min_spare": 2, "max_spare": 2})), nproc=limit)
+    wait_for(lambda: len(children_of(p.pid)) == 2, 10, "2 workers")
+    sleepers.fill(limit - processes_of(sleepers.uid_))
+    held = []
+    try:
+        # Two clients take both spares; neither can be replaced.
+        for _ in range(2):
+            s = socket.create_connection(p.addr("svc"), timeout=10)
+            s.sendall(b"held")
+            assert s.recv(4) == b"held"
+            held.append(s)
+        p.wait_event("spawn_failed")
+        sleepers.free()
+        # psup recovers by itself: a third client is served...
+        assert talk(p.addr("svc"), b"after", timeout=10) == b"after"
+        p.wait_event("spawn_recovered")
+        # ...and psup is idle again, not spinning (a bounded negative poll).
+        # With 12 process slots, 2 handlers and their spares fill a third of
+        # them: psup keeps one spare (spec/pool.md, scarce slots).
+        wait_for(lambda: len(children_of(p.pid)) == 3, 10, "2 held handlers and a spare")
+        before = cpu_seconds(p.pid)
+        time.sleep(1.0)
+        assert cpu_seconds(p.pid) - before < 0.5, "psup is spinning"
+        for s in held:
+            s.sendall(b"still")
+            assert s.recv(5) == b"still"
+    finally:
+        for s in held:
+            s.close()
+    wait_for(lambda: len(children_of(p.pid)) == 2 and not p.zombies(), 10, "back to 2 spares")
 
 
 # --------------------------------------------------------------------------

@@ -185,6 +185,7 @@ def test_random_sigkills_under_load_lose_only_the_killed_connections(psup):
     # Only the killed connections failed. A failed client either has a
     # conn_end showing its handler was killed, or none at all when its
     # worker died between accept and reporting it (counted as lost).
+    assert all(port is not None for port, _ in load.failures), "a connect failed: " + repr(load.failures)
     failed_ports = [port for port, _ in load.failures]
     lost_unreported = [port for port in failed_ports if port not in ends]
     for port, what in load.failures:
@@ -449,7 +450,8 @@ def test_clients_resetting_while_the_handler_writes(psup):
 
 
 def test_clients_resetting_while_sending(psup):
-    p = psup(config(service(pool={"min_spare": 2, "max_spare": 2})))
+    # (stderr null: cat's "write error" lines would land in the log file)
+    p = psup(config(service(stderr="null", pool={"min_spare": 2, "max_spare": 2})))
     for _ in range(20):
         s = connect(p.addr("svc"), timeout=10)
         s.sendall(b"z" * 200000)  # cat echoes it back; nobody reads it
@@ -500,7 +502,7 @@ def test_handler_ignoring_sigterm_is_killed_after_kill_grace(psup):
 
 
 def test_thousand_connections_reset_at_once(psup):
-    p = psup(config(service(pool={"min_spare": 4, "max_spare": 4, "max_workers": 64})))
+    p = psup(config(service(stderr="null", pool={"min_spare": 4, "max_spare": 4, "max_workers": 64})))
     wait_for(lambda: len(workers_of(p)) == 4, 10, "4 idle workers")
     before = status(p)
     assert (before["idle"], before["busy"]) == (4, 0)
