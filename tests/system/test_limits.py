@@ -213,9 +213,15 @@ def test_racing_connections_cannot_exceed_the_limit(psup):
 
 
 def reload(p, cfg, count):
+    """Reload, and wait until the idle workers of the old generation have
+    left: until then one of them may still take a connection and serve it
+    with the old settings (spec/pool.md, "Reload")."""
+    before = set(p.workers())
     p.write_config(cfg)
     p.send(signal.SIGHUP)
-    p.wait_event("reloaded", count)
+    rec = p.wait_event("reloaded", count)[-1]
+    if rec["changed"]:
+        wait_for(lambda: not set(p.workers()) & before, 10, "the old idle workers to leave")
 
 
 def test_counts_survive_a_reload_of_an_unchanged_file(psup):
