@@ -98,6 +98,17 @@ static void listener_plan_free(struct listener_plan *lp)
     free(lp->taken);
 }
 
+/* Close the listeners this apply bound (it is being abandoned). */
+static void close_fresh(struct listener_plan *lp)
+{
+    for (size_t i = 0; i < lp->n; i++) {
+        if (lp->fresh[i]) {
+            psup_listener_close(lp->next[i]);
+            free(lp->next[i]);
+        }
+    }
+}
+
 /* Find or bind every listener of cfg without changing rt. On failure, what
  * was bound is closed again and -errno returned. */
 static int plan_listeners(const struct psup_runtime *rt, const struct psup_config *cfg,
@@ -131,14 +142,8 @@ static int plan_listeners(const struct psup_runtime *rt, const struct psup_confi
             lp->next[lp->n++] = l;
         }
     }
-    if (rc < 0) {
-        for (size_t i = 0; i < lp->n; i++) {
-            if (lp->fresh[i]) {
-                psup_listener_close(lp->next[i]);
-                free(lp->next[i]);
-            }
-        }
-    }
+    if (rc < 0)
+        close_fresh(lp);
     return rc;
 }
 
@@ -332,14 +337,8 @@ int psup_runtime_apply(struct psup_runtime *rt, struct psup_config *cfg, uint64_
     int rc = gens ? plan_listeners(rt, cfg, &lp) : -ENOMEM;
 
     memset(rep, 0, sizeof(*rep));
-    if (rc == 0 && (rc = build_generations(rt, cfg, lp.next, gens)) < 0) {
-        for (size_t i = 0; i < lp.n; i++) {
-            if (lp.fresh[i]) {
-                psup_listener_close(lp.next[i]);
-                free(lp.next[i]);
-            }
-        }
-    }
+    if (rc == 0 && (rc = build_generations(rt, cfg, lp.next, gens)) < 0)
+        close_fresh(&lp);
     if (rc == 0) {
         /* From here on nothing can fail: the new configuration takes over. */
         commit_listeners(rt, cfg, &lp, rep);

@@ -17,8 +17,8 @@
 #include <unistd.h>
 
 #include "fd.h"
-#include "log.h"
 #include "pool.h"
+#include "report.h"
 
 /* ------------------------------------------------------------------------ */
 /* The pid table. */
@@ -159,136 +159,30 @@ static void signal_group(struct psup_worker *w, int sig)
     w->signalled = true;
 }
 
-/* ------------------------------------------------------------------------ */
-/* Logging helpers. */
-
-static void log_identity(struct psup_log *l, const struct psup_worker *w)
-{
-    psup_log_str(l, "service", w->service->name);
-    psup_log_uint(l, "conn", w->child.conn_id);
-    psup_log_int(l, "pid", w->pid);
-}
-
-static void log_peer(struct psup_log *l, const struct psup_peer *peer)
-{
-    if (peer->family == AF_UNIX) {
-        psup_log_int(l, "remote_pid", peer->pid);
-        psup_log_uint(l, "remote_uid", peer->uid);
-        return;
-    }
-    struct sockaddr_in6 sa = {.sin6_family = AF_INET6};
-    char ip[PSUP_IP_STRLEN];
-    memcpy(sa.sin6_addr.s6_addr, peer->addr, 16);
-    psup_ip_format((struct sockaddr *)&sa, ip);
-    psup_log_str(l, "remote_ip", ip);
-    psup_log_uint(l, "remote_port", peer->port);
-}
-
-static void log_status(struct psup_log *l, int status, bool signalled_by_psup)
-{
-    char buf[16];
-
-    if (WIFEXITED(status)) {
-        psup_log_int(l, "status", WEXITSTATUS(status));
-        return;
-    }
-    if (!WIFSIGNALED(status))
-        return;
-    psup_log_str(l, "signal", psup_signal_name(WTERMSIG(status), buf));
-    if (WCOREDUMP(status))
-        psup_log_str(l, "core", "dumped");
-    if (WTERMSIG(status) == SIGKILL && !signalled_by_psup)
-        psup_log_str(l, "hint", "oom_or_external_kill");
-}
-
-static const char *step_name(uint32_t step)
-{
-    static const char *const names[] = {
-        [PSUP_STEP_SETUP] = "setup", [PSUP_STEP_PROGRAM] = "program",
-        [PSUP_STEP_STDERR] = "stderr", [PSUP_STEP_CWD] = "cwd",
-        [PSUP_STEP_UMASK] = "umask", [PSUP_STEP_RLIMIT] = "rlimits",
-        [PSUP_STEP_NICE] = "nice", [PSUP_STEP_CREDENTIALS] = "credentials",
-        [PSUP_STEP_EXEC] = "exec",
-    };
-    return step < sizeof(names) / sizeof(names[0]) && names[step] ? names[step] : "unknown";
-}
-
-enum limit_reason {
-    LIMIT_DENIED, LIMIT_PER_SOURCE, LIMIT_RATE, LIMIT_OVERLOAD, LIMIT_ACCEPT, LIMIT_STDERR,
-};
-
-/* Whether to log one more refusal of this kind: five at once, then one a
- * second, each carrying how many were not logged since the last. */
-static bool log_allowed(struct psup_log_limit *lim, uint64_t now)
-{
-    if (lim->last == 0)
-        lim->tokens = 5;
-    else
-        lim->tokens += (double)(now - lim->last) / 1000.0;
-    if (lim->tokens > 5)
-        lim->tokens = 5;
-    lim->last = now ? now : 1;
-    if (lim->tokens < 1) {
-        lim->suppressed++;
-        return false;
-    }
-    lim->tokens -= 1;
-    return true;
-}
-
-static void log_refusal(struct psup_service *s, enum limit_reason reason, const char *name,
-                        pid_t pid, const struct psup_peer *peer, uint64_t now)
-{
-    struct psup_log_limit *lim = &s->limits[reason];
-    struct psup_log l;
-
-    if (!log_allowed(lim, now))
-        return;
-    psup_log_begin(&l, PSUP_LOG_WARN, reason == LIMIT_DENIED ? "denied" : "limited");
-    psup_log_str(&l, "service", s->name);
-    if (reason != LIMIT_DENIED)
-        psup_log_str(&l, "reason", name);
-    psup_log_int(&l, "pid", pid);
-    log_peer(&l, peer);
-    if (lim->suppressed) {
-        psup_log_uint(&l, "suppressed", lim->suppressed);
-        lim->suppressed = 0;
-    }
-    psup_log_end(&l);
-}
-
 /* Saturation is logged when busy reaches max_workers, and its end only
  * once a slot has stayed free for SATURATION_CALM_MS: clients queued in the
  * backlog take freed slots at once, and the log must not flap with them. */
 #define SATURATION_CALM_MS 1000
 
-static void log_saturation(struct psup_service *s, bool saturated, uint64_t now)
+static void set_saturated(struct psup_service *s, bool saturated, uint64_t now)
 {
-    struct psup_log l;
-
+    psup_report_saturation(s, saturated, saturated ? 0 : now - s->saturated_since);
     s->saturated = saturated;
     s->below_limit_since = 0;
-    psup_log_begin(&l, saturated ? PSUP_LOG_WARN : PSUP_LOG_INFO,
-                   saturated ? "saturated" : "saturation_ended");
-    psup_log_str(&l, "service", s->name);
-    psup_log_uint(&l, "busy", s->busy);
     if (saturated)
         s->saturated_since = now;
-    else
-        psup_log_secs(&l, "duration", (double)(now - s->saturated_since) / 1000.0);
-    psup_log_end(&l);
 }
 
 static void track_saturation(struct psup_service *s, unsigned max_workers, uint64_t now)
 {
     if (s->busy >= max_workers) {
         if (!s->saturated)
-            log_saturation(s, true, now);
+            set_saturated(s, true, now);
         s->below_limit_since = 0;
     } else if (s->saturated && !s->below_limit_since) {
         s->below_limit_since = now;
     } else if (s->saturated && now >= s->below_limit_since + SATURATION_CALM_MS) {
-        log_saturation(s, false, s->below_limit_since);
+        set_saturated(s, false, s->below_limit_since);
     }
 }
 
@@ -321,8 +215,6 @@ static int send_verdict(const struct psup_runtime *rt, pid_t pid, int value)
 
 static void spawn_failed(struct psup_runtime *rt, struct psup_service *s, int err, uint64_t now)
 {
-    struct psup_log l;
-
     rt->spawn_delay = rt->spawn_delay ? rt->spawn_delay * 2 : 50;
     if (rt->spawn_delay > 2000)
         rt->spawn_delay = 2000;
@@ -331,25 +223,18 @@ static void spawn_failed(struct psup_runtime *rt, struct psup_service *s, int er
     if (rt->spawn_failing)
         return; /* logged once per burst */
     rt->spawn_failing = true;
-    psup_log_begin(&l, PSUP_LOG_ERROR, "spawn_failed");
-    psup_log_str(&l, "service", s->name);
-    psup_log_errno(&l, -err);
-    psup_log_uint(&l, "retry_ms", rt->spawn_delay);
-    psup_log_end(&l);
+    psup_report_spawn_failed(s, -err, rt->spawn_delay);
 }
 
 /* Leave the scarce mode once starts have worked for a calm period. */
 static void spawn_settle(struct psup_runtime *rt, uint64_t now)
 {
-    struct psup_log l;
-
     if (!rt->spawn_failing || now < rt->spawn_last_failure + SPAWN_CALM_MS)
         return;
     rt->spawn_failing = false;
     rt->spawn_delay = 0;
     rt->spawn_blocked_until = 0;
-    psup_log_begin(&l, PSUP_LOG_INFO, "spawn_recovered");
-    psup_log_end(&l);
+    psup_report_spawn_recovered();
 }
 
 /* After a connection was taken or a child exited while slots are scarce:
@@ -460,28 +345,9 @@ static void retire_idle(struct psup_service *s, unsigned n)
     }
 }
 
-static void log_backoff(struct psup_service *s)
+static void recovered(struct psup_service *s)
 {
-    struct psup_log l;
-
-    psup_log_begin(&l, PSUP_LOG_WARN, "backoff");
-    psup_log_str(&l, "service", s->name);
-    psup_log_uint(&l, "failures", s->backoff.failures);
-    psup_log_secs(&l, "delay", (double)s->backoff.delay_ms / 1000.0);
-    if (s->last_error) {
-        psup_log_str(&l, "step", step_name(s->last_step));
-        psup_log_errno(&l, s->last_error);
-    }
-    psup_log_end(&l);
-}
-
-static void log_recovered(struct psup_service *s)
-{
-    struct psup_log l;
-
-    psup_log_begin(&l, PSUP_LOG_INFO, "recovered");
-    psup_log_str(&l, "service", s->name);
-    psup_log_end(&l);
+    psup_report_recovered(s);
     s->last_error = 0;
     s->last_step = 0;
 }
@@ -489,13 +355,13 @@ static void log_recovered(struct psup_service *s)
 void psup_runtime_end_backoff(struct psup_service *s, uint64_t now)
 {
     if (psup_backoff_settle(&s->backoff, now, true))
-        log_recovered(s);
+        recovered(s);
 }
 
 static void maintain_service(struct psup_runtime *rt, struct psup_service *s, uint64_t now)
 {
     if (psup_backoff_settle(&s->backoff, now, false))
-        log_recovered(s);
+        recovered(s);
     if (s->saturated && s->current)
         track_saturation(s, s->current->plan.svc->max_workers, now);
     if (!rt->accepting || !s->current) {
@@ -611,38 +477,19 @@ static void refused(struct psup_runtime *rt, struct psup_worker *w, enum psup_ve
     switch (v) {
     case PSUP_VERDICT_PER_SOURCE:
         s->counters.per_source++;
-        log_refusal(s, LIMIT_PER_SOURCE, "max_per_source", w->pid, &w->peer, now);
+        psup_report_refusal(s, PSUP_LIMIT_PER_SOURCE, w->pid, &w->peer, now);
         break;
     case PSUP_VERDICT_RATE:
         s->counters.rate++;
-        log_refusal(s, LIMIT_RATE, "rate", w->pid, &w->peer, now);
+        psup_report_refusal(s, PSUP_LIMIT_RATE, w->pid, &w->peer, now);
         break;
     case PSUP_VERDICT_OVERLOAD:
         s->counters.overload++;
-        log_refusal(s, LIMIT_OVERLOAD, "overload", w->pid, &w->peer, now);
+        psup_report_refusal(s, PSUP_LIMIT_OVERLOAD, w->pid, &w->peer, now);
         break;
     default:
         break;
     }
-}
-
-/* stderr "log" could not be set up (psup out of descriptors): the handler
- * keeps psup's stderr. Said, a few times and then once a second. */
-static void log_stderr_fallback(struct psup_worker *w, uint64_t now)
-{
-    struct psup_log_limit *lim = &w->service->limits[LIMIT_STDERR];
-    struct psup_log l;
-
-    if (!log_allowed(lim, now))
-        return;
-    psup_log_begin(&l, PSUP_LOG_WARN, "stderr_fallback");
-    log_identity(&l, w);
-    psup_log_str(&l, "stderr", "inherit");
-    if (lim->suppressed) {
-        psup_log_uint(&l, "suppressed", lim->suppressed);
-        lim->suppressed = 0;
-    }
-    psup_log_end(&l);
 }
 
 static void on_busy(struct psup_runtime *rt, struct psup_worker *w, const struct psup_msg *m,
@@ -664,7 +511,7 @@ static void on_busy(struct psup_runtime *rt, struct psup_worker *w, const struct
         passed_fd = -1;
         if (!following) {
             flags |= PSUP_VERDICT_NO_LOG_PIPE;
-            log_stderr_fallback(w, now);
+            psup_report_stderr_fallback(w, now);
         }
     }
     psup_fd_close(passed_fd);
@@ -692,24 +539,6 @@ static void on_busy(struct psup_runtime *rt, struct psup_worker *w, const struct
         maintain_service(rt, w->service, now);
 }
 
-static void on_accept_failed(struct psup_worker *w, const struct psup_msg *m, uint64_t now)
-{
-    struct psup_service *s = w->service;
-    struct psup_log l;
-
-    if (!log_allowed(&s->limits[LIMIT_ACCEPT], now))
-        return;
-    psup_log_begin(&l, PSUP_LOG_ERROR, "accept_failed");
-    psup_log_str(&l, "service", s->name);
-    psup_log_int(&l, "pid", w->pid);
-    psup_log_errno(&l, m->err);
-    if (s->limits[LIMIT_ACCEPT].suppressed) {
-        psup_log_uint(&l, "suppressed", s->limits[LIMIT_ACCEPT].suppressed);
-        s->limits[LIMIT_ACCEPT].suppressed = 0;
-    }
-    psup_log_end(&l);
-}
-
 void psup_runtime_on_message(struct psup_runtime *rt, const struct psup_msg *m, int passed_fd,
                              uint64_t now)
 {
@@ -732,7 +561,7 @@ void psup_runtime_on_message(struct psup_runtime *rt, const struct psup_msg *m, 
         break;
     case PSUP_MSG_DENIED:
         w->service->counters.denied++;
-        log_refusal(w->service, LIMIT_DENIED, "deny", w->pid, &m->peer, now);
+        psup_report_refusal(w->service, PSUP_LIMIT_DENIED, w->pid, &m->peer, now);
         break;
     case PSUP_MSG_SETUP_FAILED:
     case PSUP_MSG_EXEC_FAILED:
@@ -741,7 +570,7 @@ void psup_runtime_on_message(struct psup_runtime *rt, const struct psup_msg *m, 
         w->exec_failed = m->kind == PSUP_MSG_EXEC_FAILED;
         break;
     case PSUP_MSG_ACCEPT_FAILED:
-        on_accept_failed(w, m, now);
+        psup_report_accept_failed(w, m->err, now);
         break;
     default:
         break;
@@ -762,63 +591,28 @@ static void count_failure(struct psup_worker *w, int status, uint64_t now)
         s->logged_steps = 0;
     bool first = !(s->logged_steps & (1u << (w->step & 31)));
     s->logged_steps |= 1u << (w->step & 31);
-    struct psup_log l;
 
     s->counters.failed++;
     if (first) {
-        psup_log_begin(&l, PSUP_LOG_ERROR, w->exec_failed ? "exec_failed" : "worker_failed");
-        log_identity(&l, w);
-        if (w->error) {
-            psup_log_str(&l, "step", step_name(w->step));
-            psup_log_str(&l, "program", w->gen->plan.svc->program);
-            psup_log_errno(&l, w->error);
-        } else {
-            log_status(&l, status, w->signalled);
-        }
-        psup_log_end(&l);
+        psup_report_failure(w, status);
         s->last_error = w->error;
         s->last_step = w->step;
     }
     if (psup_backoff_fail(&s->backoff, w->started, now))
-        log_backoff(s);
-}
-
-static void log_conn_end(struct psup_worker *w, int status, uint64_t now)
-{
-    struct psup_log l;
-    const struct psup_generation *g = w->gen;
-
-    psup_log_begin(&l, PSUP_LOG_INFO, "conn_end");
-    log_identity(&l, w);
-    log_peer(&l, &w->peer);
-    if (w->listener < g->plan.n_listeners) {
-        const struct psup_plan_listener *pl = &g->listeners[w->listener];
-        psup_log_str(&l, "listener", pl->text);
-    }
-    if (w->exec_failed)
-        psup_log_str(&l, "outcome", "exec_failed");
-    else if (w->timed_out)
-        psup_log_str(&l, "outcome", "timeout");
-    log_status(&l, status, w->signalled);
-    psup_log_uint(&l, "duration_ms", now - w->busy_since);
-    psup_log_end(&l);
+        psup_report_backoff(s);
 }
 
 static void idle_exit(struct psup_runtime *rt, struct psup_worker *w, int status, uint64_t now)
 {
     bool retired = WIFEXITED(status) && WEXITSTATUS(status) == PSUP_WORKER_EXIT_RETIRED &&
                    (w->state == PSUP_WORKER_RETIRING || !rt->accepting || !w->service->current);
-    struct psup_log l;
 
     if (retired || w->signalled)
         return;
     if (WIFSIGNALED(status) && !w->error) {
         /* Killed from outside while idle (an operator, the OOM killer):
          * replaced at once, not held against the service. */
-        psup_log_begin(&l, PSUP_LOG_WARN, "worker_lost");
-        log_identity(&l, w);
-        log_status(&l, status, false);
-        psup_log_end(&l);
+        psup_report_worker_lost(w, status);
         return;
     }
     count_failure(w, status, now);
@@ -831,11 +625,11 @@ static void busy_exit(struct psup_runtime *rt, struct psup_worker *w, int status
     (void)rt;
     if (w->counted)
         psup_sources_remove(&s->sources, &w->source);
-    log_conn_end(w, status, now);
+    psup_report_conn_end(w, status, now);
     if (w->exec_failed)
         count_failure(w, status, now);
     else if (psup_backoff_settle(&s->backoff, now, true))
-        log_recovered(s);
+        recovered(s);
 }
 
 bool psup_runtime_on_exit(struct psup_runtime *rt, pid_t pid, int status, uint64_t now)
@@ -898,18 +692,6 @@ static void terminate(struct psup_runtime *rt, struct psup_worker *w, uint64_t n
     set_deadline(rt, w, now + kill_grace_ms(rt));
 }
 
-static void log_timeout(const struct psup_worker *w)
-{
-    struct psup_log l;
-
-    psup_log_begin(&l, PSUP_LOG_WARN, "timeout");
-    log_identity(&l, w);
-    log_peer(&l, &w->peer);
-    psup_log_str(&l, "key", "timeout");
-    psup_log_secs(&l, "limit", w->gen->plan.svc->timeout);
-    psup_log_end(&l);
-}
-
 void psup_runtime_expire(struct psup_runtime *rt, uint64_t now)
 {
     while (!psup_list_empty(&rt->timed)) {
@@ -920,7 +702,7 @@ void psup_runtime_expire(struct psup_runtime *rt, uint64_t now)
         if (w->state == PSUP_WORKER_BUSY) {
             w->timed_out = true;
             w->service->counters.timed_out++;
-            log_timeout(w);
+            psup_report_timeout(w);
             terminate(rt, w, now);
         } else if (w->state == PSUP_WORKER_TERMINATING) {
             signal_group(w, SIGKILL);
@@ -1029,24 +811,4 @@ void psup_runtime_kill_all(struct psup_runtime *rt)
     rt->closing = true;
     close_listeners(rt);
     for_each_worker(rt, kill_one, 0);
-}
-
-void psup_runtime_log_summary(const struct psup_runtime *rt)
-{
-    const struct psup_list *p;
-
-    for (p = rt->services.next; p != &rt->services; p = p->next) {
-        const struct psup_service *s = PSUP_CONTAINER(p, struct psup_service, link);
-        struct psup_log l;
-        psup_log_begin(&l, PSUP_LOG_INFO, "summary");
-        psup_log_str(&l, "service", s->name);
-        psup_log_uint(&l, "accepted", s->counters.accepted);
-        psup_log_uint(&l, "denied", s->counters.denied);
-        psup_log_uint(&l, "limited_per_source", s->counters.per_source);
-        psup_log_uint(&l, "limited_rate", s->counters.rate);
-        psup_log_uint(&l, "limited_overload", s->counters.overload);
-        psup_log_uint(&l, "failed", s->counters.failed);
-        psup_log_uint(&l, "timed_out", s->counters.timed_out);
-        psup_log_end(&l);
-    }
 }

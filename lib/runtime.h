@@ -60,6 +60,17 @@ struct psup_counters {
     unsigned long long timed_out;  /* handlers stopped by timeout */
 };
 
+/* What a log limiter counts, per service. */
+enum psup_limit_reason {
+    PSUP_LIMIT_DENIED,
+    PSUP_LIMIT_PER_SOURCE,
+    PSUP_LIMIT_RATE,
+    PSUP_LIMIT_OVERLOAD,
+    PSUP_LIMIT_ACCEPT,
+    PSUP_LIMIT_STDERR,
+    PSUP_LIMIT_COUNT,
+};
+
 /* Per-reason log limiter: a few lines, then one a second with a count. */
 struct psup_log_limit {
     double tokens;
@@ -77,7 +88,7 @@ struct psup_service {
     struct psup_sources sources;     /* survives reloads */
     struct psup_rate rate;
     struct psup_counters counters;
-    struct psup_log_limit limits[6]; /* denied, per_source, rate, overload, accept, stderr */
+    struct psup_log_limit limits[PSUP_LIMIT_COUNT];
     bool saturated;
     bool seen;                       /* apply: named by the new configuration */
     uint64_t saturated_since;

@@ -221,6 +221,13 @@ class Psup:
         self.log_file.close()
 
     # log -------------------------------------------------------------------
+    def sanitizer_report(self):
+        """The log's tail if a sanitizer reported something, else None."""
+        text = self.log_text()
+        if "Sanitizer" in text or "runtime error:" in text:
+            return f"sanitizer report in {self.log_path}:\n{text[-4000:]}"
+        return None
+
     def log_text(self):
         try:
             return self.log_path.read_text(errors="replace")
@@ -291,9 +298,8 @@ def psup(psup_bin, tmp_path):
     problems = []
     for p in started:
         p.cleanup()
-        text = p.log_text()
-        if "Sanitizer" in text or "runtime error:" in text:
-            problems.append(f"sanitizer report in {p.log_path}:\n{text[-4000:]}")
+        if p.sanitizer_report():
+            problems.append(p.sanitizer_report())
         errors = [r for r in p.records() if r.get("level") == "error"]
         if errors and not p.expect_errors:
             problems.append(f"unexpected error events: {errors[:5]}")

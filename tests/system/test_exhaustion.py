@@ -124,9 +124,8 @@ def nobody_psup(psup_bin):
         problems = []
         for p in started:
             p.cleanup()
-            text = p.log_text()
-            if "Sanitizer" in text or "runtime error:" in text:
-                problems.append(f"sanitizer report in {p.log_path}:\n{text[-4000:]}")
+            if p.sanitizer_report():
+                problems.append(p.sanitizer_report())
         shutil.rmtree(workdir, ignore_errors=True)
         # Leave nobody's process slots as we found them.
         settle(uid)
