@@ -238,10 +238,12 @@ static void spawn_settle(struct psup_runtime *rt, uint64_t now)
 }
 
 /* After a connection was taken or a child exited while slots are scarce:
- * start no worker before the new handler had time to create its own. */
+ * start no worker before the new handler had time to create its own. A
+ * wait already running is not extended, so a steady stream of exits cannot
+ * postpone starts for ever. */
 static void spawn_yield(struct psup_runtime *rt, uint64_t now)
 {
-    if (rt->spawn_blocked_until < now + SPAWN_YIELD_MS)
+    if (rt->spawn_blocked_until <= now)
         rt->spawn_blocked_until = now + SPAWN_YIELD_MS;
 }
 
