@@ -13,32 +13,12 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/resource.h>
 #include <unistd.h>
 
 #include "env.h"
 #include "log.h"
-#include "rawsys.h"
 
 extern char **environ;
-
-int psup_runtime_init(struct psup_runtime *rt, int channel_fd, bool share_memory)
-{
-    memset(rt, 0, sizeof(*rt));
-    psup_list_init(&rt->services);
-    psup_list_init(&rt->timed);
-    rt->channel_fd = channel_fd;
-    rt->self = getpid();
-    rt->uid = getuid();
-    rt->verdict_signal = PSUP_SIG_VERDICT;
-    /* Sharing memory needs the raw system calls (rawsys.h). */
-    rt->share_memory = share_memory && PSUP_RAW_SYSCALLS;
-    rt->accepting = true;
-    struct rlimit nproc;
-    if (getrlimit(RLIMIT_NPROC, &nproc) == 0 && nproc.rlim_cur != RLIM_INFINITY)
-        rt->nproc_limit = nproc.rlim_cur;
-    return 0;
-}
 
 void psup_service_free(struct psup_service *s)
 {
@@ -362,27 +342,4 @@ void psup_runtime_log_listeners(const struct psup_runtime *rt)
         psup_log_str(&l, "addr", rt->listeners[i]->bound);
         psup_log_end(&l);
     }
-}
-
-void psup_runtime_free(struct psup_runtime *rt)
-{
-    struct psup_list *p, *tmp;
-
-    psup_list_foreach_safe(p, tmp, &rt->services) {
-        struct psup_service *s = PSUP_CONTAINER(p, struct psup_service, link);
-        if (s->current)
-            psup_runtime_switch_generation(rt, s, NULL, 0);
-        psup_service_free(s);
-    }
-    for (size_t i = 0; i < rt->n_listeners; i++) {
-        psup_listener_close(rt->listeners[i]);
-        free(rt->listeners[i]);
-    }
-    free(rt->listeners);
-    for (size_t i = 0; i < rt->n_stack_cache; i++)
-        psup_stack_unmap(&rt->stack_cache[i]);
-    free(rt->table);
-    if (rt->config)
-        psup_config_unref(rt->config);
-    memset(rt, 0, sizeof(*rt));
 }

@@ -23,12 +23,17 @@ static inline bool psup_list_empty(const struct psup_list *head)
     return head->next == head;
 }
 
+static inline void psup_list_insert_after(struct psup_list *pos, struct psup_list *node)
+{
+    node->prev = pos;
+    node->next = pos->next;
+    pos->next->prev = node;
+    pos->next = node;
+}
+
 static inline void psup_list_append(struct psup_list *head, struct psup_list *node)
 {
-    node->prev = head->prev;
-    node->next = head;
-    head->prev->next = node;
-    head->prev = node;
+    psup_list_insert_after(head->prev, node);
 }
 
 /* Unlink a node; unlinking twice is harmless. */

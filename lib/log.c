@@ -12,6 +12,7 @@
 #include <stdio.h>
 #include <string.h>
 #include <time.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 static struct {
@@ -298,6 +299,29 @@ void psup_log_end(struct psup_log *l)
     }
 }
 
+void psup_log_wait_status(struct psup_log *l, int status)
+{
+    char buf[16];
+
+    if (WIFEXITED(status)) {
+        psup_log_int(l, "status", WEXITSTATUS(status));
+    } else if (WIFSIGNALED(status)) {
+        psup_log_str(l, "signal", psup_signal_name(WTERMSIG(status), buf));
+        if (WCOREDUMP(status))
+            psup_log_str(l, "core", "dumped");
+    }
+}
+
+void psup_log_problems(const char *event, const struct psup_diag *diag)
+{
+    for (size_t i = 0; i < diag->count; i++) {
+        struct psup_log l;
+        psup_log_begin(&l, PSUP_LOG_ERROR, event);
+        psup_log_str(&l, "problem", diag->items[i]);
+        psup_log_end(&l);
+    }
+}
+
 const char *psup_signal_name(int sig, char buf[16])
 {
     const char *abbrev = sigabbrev_np(sig);
@@ -305,7 +329,8 @@ const char *psup_signal_name(int sig, char buf[16])
     if (abbrev)
         return abbrev;
     if (sig >= SIGRTMIN && sig <= SIGRTMAX) {
-        snprintf(buf, 16, "RTMIN+%d", sig - SIGRTMIN);
+        /* At most 64 real-time signals: two digits. */
+        snprintf(buf, 16, "RTMIN+%u", (unsigned)(sig - SIGRTMIN) % 100u);
         return buf;
     }
     snprintf(buf, 16, "%d", sig);

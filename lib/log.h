@@ -55,6 +55,13 @@ void psup_log_secs(struct psup_log *l, const char *key, double seconds);
 void psup_log_errno(struct psup_log *l, int err);
 void psup_log_end(struct psup_log *l);
 
+/* How a process ended, from a waitpid status: status=N, or signal=NAME
+ * with core=dumped when there is a core. */
+void psup_log_wait_status(struct psup_log *l, int status);
+
+/* One record per problem of a configuration that did not load. */
+void psup_log_problems(const char *event, const struct psup_diag *diag);
+
 /* The symbolic name of a signal ("TERM", "KILL", "RTMIN+1"). */
 const char *psup_signal_name(int sig, char buf[16]);
 

@@ -35,20 +35,11 @@ static void log_peer(struct psup_log *l, const struct psup_peer *peer)
     psup_log_uint(l, "remote_port", peer->port);
 }
 
+/* A SIGKILL psup did not send is usually the OOM killer: say so. */
 static void log_status(struct psup_log *l, int status, bool signalled_by_psup)
 {
-    char buf[16];
-
-    if (WIFEXITED(status)) {
-        psup_log_int(l, "status", WEXITSTATUS(status));
-        return;
-    }
-    if (!WIFSIGNALED(status))
-        return;
-    psup_log_str(l, "signal", psup_signal_name(WTERMSIG(status), buf));
-    if (WCOREDUMP(status))
-        psup_log_str(l, "core", "dumped");
-    if (WTERMSIG(status) == SIGKILL && !signalled_by_psup)
+    psup_log_wait_status(l, status);
+    if (WIFSIGNALED(status) && WTERMSIG(status) == SIGKILL && !signalled_by_psup)
         psup_log_str(l, "hint", "oom_or_external_kill");
 }
 
@@ -276,6 +267,25 @@ void psup_runtime_log_summary(const struct psup_runtime *rt)
         psup_log_uint(&l, "limited_overload", s->counters.overload);
         psup_log_uint(&l, "failed", s->counters.failed);
         psup_log_uint(&l, "timed_out", s->counters.timed_out);
+        psup_log_end(&l);
+    }
+}
+
+void psup_runtime_log_status(const struct psup_runtime *rt)
+{
+    for (const struct psup_list *p = rt->services.next; p != &rt->services; p = p->next) {
+        const struct psup_service *s = PSUP_CONTAINER(p, struct psup_service, link);
+        struct psup_log l;
+        psup_log_begin(&l, PSUP_LOG_INFO, "status");
+        psup_log_str(&l, "service", s->name);
+        psup_log_str(&l, "state", !s->current ? "draining"
+                                  : s->backoff.delay_ms ? "backoff"
+                                  : s->saturated ? "saturated" : "serving");
+        psup_log_uint(&l, "idle", s->idle);
+        psup_log_uint(&l, "busy", s->busy);
+        psup_log_uint(&l, "retiring", s->retiring);
+        psup_log_uint(&l, "stopped", s->stopped);
+        psup_log_uint(&l, "accepted", s->counters.accepted);
         psup_log_end(&l);
     }
 }

@@ -4,7 +4,7 @@
  * decision about a connection the supervisor makes (the verdict: run, or
  * refuse for per-source, rate or overload) is made here, in order, by the
  * single thread that owns the counters; that is what makes the limits exact.
- * No event loop here, and no blocking call.
+ * No event loop here, and no blocking call. apply.c feeds it configurations.
  */
 #include "runtime.h"
 
@@ -12,12 +12,14 @@
 #include <signal.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
 #include "fd.h"
 #include "pool.h"
+#include "rawsys.h"
 #include "report.h"
 
 /* ------------------------------------------------------------------------ */
@@ -73,6 +75,27 @@ static void table_remove(struct psup_runtime *rt, struct psup_worker *w)
 }
 
 /* ------------------------------------------------------------------------ */
+/* Life of the runtime. */
+
+int psup_runtime_init(struct psup_runtime *rt, int channel_fd, bool share_memory)
+{
+    memset(rt, 0, sizeof(*rt));
+    psup_list_init(&rt->services);
+    psup_list_init(&rt->timed);
+    rt->channel_fd = channel_fd;
+    rt->self = getpid();
+    rt->uid = getuid();
+    rt->verdict_signal = PSUP_SIG_VERDICT;
+    /* Sharing memory needs the raw system calls (rawsys.h). */
+    rt->share_memory = share_memory && PSUP_RAW_SYSCALLS;
+    rt->accepting = true;
+    struct rlimit nproc;
+    if (getrlimit(RLIMIT_NPROC, &nproc) == 0 && nproc.rlim_cur != RLIM_INFINITY)
+        rt->nproc_limit = nproc.rlim_cur;
+    return 0;
+}
+
+/* ------------------------------------------------------------------------ */
 /* Worker bookkeeping. */
 
 static unsigned *state_counter(struct psup_service *s, enum psup_worker_state st)
@@ -108,11 +131,7 @@ static void set_deadline(struct psup_runtime *rt, struct psup_worker *w, uint64_
     while (pos != &rt->timed &&
            PSUP_CONTAINER(pos, struct psup_worker, timer_link)->deadline > deadline)
         pos = pos->prev;
-    /* Insert after pos. */
-    w->timer_link.prev = pos;
-    w->timer_link.next = pos->next;
-    pos->next->prev = &w->timer_link;
-    pos->next = &w->timer_link;
+    psup_list_insert_after(pos, &w->timer_link);
 }
 
 static void generation_unref(struct psup_generation *g)
@@ -470,12 +489,10 @@ static enum psup_verdict decide(struct psup_runtime *rt, struct psup_worker *w, 
     return PSUP_VERDICT_RUN;
 }
 
-static void refused(struct psup_runtime *rt, struct psup_worker *w, enum psup_verdict v,
-                    uint64_t now)
+static void refused(struct psup_worker *w, enum psup_verdict v, uint64_t now)
 {
     struct psup_service *s = w->service;
 
-    (void)rt;
     switch (v) {
     case PSUP_VERDICT_PER_SOURCE:
         s->counters.per_source++;
@@ -494,6 +511,18 @@ static void refused(struct psup_runtime *rt, struct psup_worker *w, enum psup_ve
     }
 }
 
+/* stderr "log": follow the pipe the worker passed (taken over). Returns
+ * false if there is none or it cannot be followed: the handler then keeps
+ * psup's stderr. */
+static bool follow_stderr(struct psup_runtime *rt, struct psup_worker *w, int fd)
+{
+    if (fd >= 0 && rt->hooks.stderr_pipe)
+        return rt->hooks.stderr_pipe(rt->hooks.arg, fd, w->service->name, w->child.conn_id,
+                                     w->pid, &w->errlog);
+    psup_fd_close(fd);
+    return false;
+}
+
 static void on_busy(struct psup_runtime *rt, struct psup_worker *w, const struct psup_msg *m,
                     int passed_fd, uint64_t now)
 {
@@ -505,26 +534,25 @@ static void on_busy(struct psup_runtime *rt, struct psup_worker *w, const struct
     w->listener = m->listener;
     enum psup_verdict v = decide(rt, w, now, &connnum);
     if (v == PSUP_VERDICT_RUN && cfg->stderr_mode == PSUP_STDERR_LOG) {
-        bool following = passed_fd >= 0 && rt->hooks.stderr_pipe &&
-                         rt->hooks.stderr_pipe(rt->hooks.arg, passed_fd, w->service->name,
-                                               w->child.conn_id, w->pid, &w->errlog);
-        if (passed_fd >= 0 && !rt->hooks.stderr_pipe)
-            psup_fd_close(passed_fd);
-        passed_fd = -1;
-        if (!following) {
+        if (!follow_stderr(rt, w, passed_fd)) {
             flags |= PSUP_VERDICT_NO_LOG_PIPE;
             psup_report_stderr_fallback(w, now);
         }
+    } else {
+        psup_fd_close(passed_fd);
     }
-    psup_fd_close(passed_fd);
 
     if (send_verdict(rt, w->pid, psup_verdict_encode(v, flags, connnum)) < 0 &&
         v == PSUP_VERDICT_RUN) {
-        /* It died meanwhile: its exit undoes the count. */
+        /* It died meanwhile: it never became busy, so give its count back
+         * here (only a busy worker's exit releases one). */
+        if (w->counted)
+            psup_sources_remove(&w->service->sources, &w->source);
+        w->counted = false;
         v = PSUP_VERDICT_CLOSE;
     }
     if (v != PSUP_VERDICT_RUN) {
-        refused(rt, w, v, now);
+        refused(w, v, now);
         return;
     }
     set_state(w, PSUP_WORKER_BUSY);
@@ -620,11 +648,10 @@ static void idle_exit(struct psup_runtime *rt, struct psup_worker *w, int status
     count_failure(w, status, now);
 }
 
-static void busy_exit(struct psup_runtime *rt, struct psup_worker *w, int status, uint64_t now)
+static void busy_exit(struct psup_worker *w, int status, uint64_t now)
 {
     struct psup_service *s = w->service;
 
-    (void)rt;
     if (w->counted)
         psup_sources_remove(&s->sources, &w->source);
     psup_report_conn_end(w, status, now);
@@ -645,7 +672,7 @@ bool psup_runtime_on_exit(struct psup_runtime *rt, pid_t pid, int status, uint64
     if (w->errlog && rt->hooks.stderr_done)
         rt->hooks.stderr_done(rt->hooks.arg, w->errlog);
     if (is_busy(w))
-        busy_exit(rt, w, status, now);
+        busy_exit(w, status, now);
     else
         idle_exit(rt, w, status, now);
     worker_free(rt, w);
@@ -813,4 +840,23 @@ void psup_runtime_kill_all(struct psup_runtime *rt)
     rt->closing = true;
     close_listeners(rt);
     for_each_worker(rt, kill_one, 0);
+}
+
+void psup_runtime_free(struct psup_runtime *rt)
+{
+    struct psup_list *p, *tmp;
+
+    psup_list_foreach_safe(p, tmp, &rt->services) {
+        struct psup_service *s = PSUP_CONTAINER(p, struct psup_service, link);
+        if (s->current)
+            psup_runtime_switch_generation(rt, s, NULL, 0);
+        psup_service_free(s);
+    }
+    close_listeners(rt);
+    for (size_t i = 0; i < rt->n_stack_cache; i++)
+        psup_stack_unmap(&rt->stack_cache[i]);
+    free(rt->table);
+    if (rt->config)
+        psup_config_unref(rt->config);
+    memset(rt, 0, sizeof(*rt));
 }

@@ -228,6 +228,8 @@ void psup_runtime_stop_accepting(struct psup_runtime *rt);
 void psup_runtime_terminate_all(struct psup_runtime *rt, uint64_t now);
 /* SIGKILL every worker's group at once. */
 void psup_runtime_kill_all(struct psup_runtime *rt);
+/* Log the state of every pool (event=status, on SIGUSR1). */
+void psup_runtime_log_status(const struct psup_runtime *rt);
 /* Log the counters of every service (event=summary). */
 void psup_runtime_log_summary(const struct psup_runtime *rt);
 

@@ -94,14 +94,10 @@ static void signal_children(int sig)
 static void log_orphan(pid_t pid, int status)
 {
     struct psup_log l;
-    char buf[16];
 
     psup_log_begin(&l, PSUP_LOG_DEBUG, "reaped_orphan");
     psup_log_int(&l, "pid", pid);
-    if (WIFEXITED(status))
-        psup_log_int(&l, "status", WEXITSTATUS(status));
-    else if (WIFSIGNALED(status))
-        psup_log_str(&l, "signal", psup_signal_name(WTERMSIG(status), buf));
+    psup_log_wait_status(&l, status);
     psup_log_end(&l);
 }
 
@@ -142,15 +138,10 @@ static void read_channel(struct psup_supervisor *sup)
 /* ------------------------------------------------------------------------ */
 /* Progress of everything time-driven, after any event. */
 
-static void stop_loop(struct psup_supervisor *sup)
-{
-    uv_stop(&sup->loop);
-}
-
 static void handle_orphans(struct psup_supervisor *sup, uint64_t now)
 {
     if (!have_children()) {
-        stop_loop(sup);
+        uv_stop(&sup->loop);
         return;
     }
     /* Handlers' descendants that left their group (setsid, double fork)
@@ -240,18 +231,25 @@ static void reap(struct psup_supervisor *sup)
     }
 }
 
-static void begin_graceful(struct psup_supervisor *sup, int sig)
+static void log_shutdown(const struct psup_supervisor *sup, int sig, bool graceful)
 {
     struct psup_log l;
     char buf[16];
+
+    psup_log_begin(&l, graceful ? PSUP_LOG_INFO : PSUP_LOG_WARN, "shutdown");
+    psup_log_str(&l, "signal", psup_signal_name(sig, buf));
+    psup_log_str(&l, "mode", graceful ? "graceful" : "immediate");
+    psup_log_uint(&l, "workers", sup->rt.live);
+    if (graceful)
+        psup_log_secs(&l, "timeout", sup->rt.config->shutdown_timeout);
+    psup_log_end(&l);
+}
+
+static void begin_graceful(struct psup_supervisor *sup, int sig)
+{
     uint64_t now = now_ms(sup);
 
-    psup_log_begin(&l, PSUP_LOG_INFO, "shutdown");
-    psup_log_str(&l, "signal", psup_signal_name(sig, buf));
-    psup_log_str(&l, "mode", "graceful");
-    psup_log_uint(&l, "workers", sup->rt.live);
-    psup_log_secs(&l, "timeout", sup->rt.config->shutdown_timeout);
-    psup_log_end(&l);
+    log_shutdown(sup, sig, true);
     sup->phase = PHASE_DRAINING;
     sup->phase_deadline = now + (uint64_t)(sup->rt.config->shutdown_timeout * 1000.0);
     psup_runtime_stop_accepting(&sup->rt);
@@ -259,14 +257,7 @@ static void begin_graceful(struct psup_supervisor *sup, int sig)
 
 static void stop_now(struct psup_supervisor *sup, int sig)
 {
-    struct psup_log l;
-    char buf[16];
-
-    psup_log_begin(&l, PSUP_LOG_WARN, "shutdown");
-    psup_log_str(&l, "signal", psup_signal_name(sig, buf));
-    psup_log_str(&l, "mode", "immediate");
-    psup_log_uint(&l, "workers", sup->rt.live);
-    psup_log_end(&l);
+    log_shutdown(sup, sig, false);
     sup->exit_code = 128 + sig;
     psup_runtime_kill_all(&sup->rt);
     signal_children(SIGKILL);
@@ -288,16 +279,6 @@ static void log_reload_result(const struct psup_apply_report *rep)
     psup_log_end(&l);
 }
 
-static void log_problems(const char *event, const struct psup_diag *diag)
-{
-    for (size_t i = 0; i < diag->count; i++) {
-        struct psup_log l;
-        psup_log_begin(&l, PSUP_LOG_ERROR, event);
-        psup_log_str(&l, "problem", diag->items[i]);
-        psup_log_end(&l);
-    }
-}
-
 static void reload(struct psup_supervisor *sup)
 {
     struct psup_diag diag;
@@ -307,7 +288,7 @@ static void reload(struct psup_supervisor *sup)
     psup_diag_init(&diag);
     struct psup_config *cfg = psup_config_load(sup->opts->config_path, &diag);
     if (!cfg) {
-        log_problems("reload_failed", &diag);
+        psup_log_problems("reload_failed", &diag);
         psup_log_begin(&l, PSUP_LOG_ERROR, "reload_rejected");
         psup_log_uint(&l, "problems", diag.count);
         psup_log_str(&l, "config", sup->opts->config_path);
@@ -330,25 +311,6 @@ static void reload(struct psup_supervisor *sup)
             psup_runtime_log_listeners(&sup->rt);
     }
     psup_config_unref(cfg);
-}
-
-static void log_status(struct psup_supervisor *sup)
-{
-    for (struct psup_list *p = sup->rt.services.next; p != &sup->rt.services; p = p->next) {
-        struct psup_service *s = PSUP_CONTAINER(p, struct psup_service, link);
-        struct psup_log l;
-        psup_log_begin(&l, PSUP_LOG_INFO, "status");
-        psup_log_str(&l, "service", s->name);
-        psup_log_str(&l, "state", !s->current ? "draining"
-                                  : s->backoff.delay_ms ? "backoff"
-                                  : s->saturated ? "saturated" : "serving");
-        psup_log_uint(&l, "idle", s->idle);
-        psup_log_uint(&l, "busy", s->busy);
-        psup_log_uint(&l, "retiring", s->retiring);
-        psup_log_uint(&l, "stopped", s->stopped);
-        psup_log_uint(&l, "accepted", s->counters.accepted);
-        psup_log_end(&l);
-    }
 }
 
 static void signal_cb(uv_signal_t *h, int sig)
@@ -376,7 +338,7 @@ static void signal_cb(uv_signal_t *h, int sig)
             reload(sup);
         break;
     case SIGUSR1:
-        log_status(sup);
+        psup_runtime_log_status(&sup->rt);
         break;
     default:
         break;

@@ -91,18 +91,15 @@ static int parse_args(int argc, char **argv, struct cli *cli)
     return -1;
 }
 
+/* --check prints problems for a person; a run logs them as records. */
 static void report_problems(const struct cli *cli, const struct psup_diag *diag)
 {
-    for (size_t i = 0; i < diag->count; i++) {
-        if (cli->check) {
-            fprintf(stderr, "psup: %s\n", diag->items[i]);
-            continue;
-        }
-        struct psup_log l;
-        psup_log_begin(&l, PSUP_LOG_ERROR, "config_invalid");
-        psup_log_str(&l, "problem", diag->items[i]);
-        psup_log_end(&l);
+    if (!cli->check) {
+        psup_log_problems("config_invalid", diag);
+        return;
     }
+    for (size_t i = 0; i < diag->count; i++)
+        fprintf(stderr, "psup: %s\n", diag->items[i]);
 }
 
 static int check_only(const struct psup_config *cfg, const char *path)
