@@ -44,7 +44,8 @@ import time
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(HERE)
 
-ALL_SERVERS = ["psup", "tcpserver", "tcpsvd", "socat", "socat-relay", "xinetd", "limit"]
+ALL_SERVERS = ["psup", "tcpserver", "tcpsvd", "socat", "socat-relay", "xinetd",
+               "spawn-server", "limit"]
 DEFAULT_SERVERS = ["psup", "tcpserver", "tcpsvd", "socat", "xinetd", "limit"]
 ALL_HANDLERS = ["hello", "cat", "http"]
 DEFAULT_CONC = [1, 8, 64, 256]
@@ -431,7 +432,23 @@ class Xinetd(Server):
         return [exe, "-dontfork", "-f", self.conf, "-pidfile", self.pidfile]
 
 
-SERVER_CLASSES = {c.name: c for c in (Psup, Tcpserver, Tcpsvd, Socat, SocatRelay, Xinetd)}
+class SpawnServer(Server):
+    """bench-spawnserver: accept, posix_spawn the handler on the socket,
+    accept again; the kernel reaps. The cheapest way to fork on the client's
+    path, with no supervision at all. Not in the default set."""
+
+    name = "spawn-server"
+
+    @classmethod
+    def available(cls, ctx):
+        return os.access(ctx.spawnserver, os.X_OK)
+
+    def argv(self):
+        return [self.ctx.spawnserver, "127.0.0.1", str(self.port)] + self.handler.argv
+
+
+SERVER_CLASSES = {c.name: c for c in (Psup, Tcpserver, Tcpsvd, Socat, SocatRelay, Xinetd,
+                                      SpawnServer)}
 
 
 # ----------------------------------------------------------------------------
@@ -938,7 +955,9 @@ def main():
 
     ctx = Context(args)
     explicit = args.servers is not None
-    wanted = parse_list(args.servers or ",".join(DEFAULT_SERVERS), ALL_SERVERS, "server")
+    # The smoke keeps every server of the harness working, optional ones too.
+    default = ALL_SERVERS if smoke else DEFAULT_SERVERS
+    wanted = parse_list(args.servers or ",".join(default), ALL_SERVERS, "server")
     try:
         bindir = find_bindir(args.bin_dir)
     except BenchError as e:
@@ -946,6 +965,7 @@ def main():
         return 2
     ctx.load = os.path.join(bindir, "psup-load")
     ctx.spawnloop = os.path.join(bindir, "bench-spawnloop")
+    ctx.spawnserver = os.path.join(bindir, "bench-spawnserver")
     servers = []
     for s in wanted:
         if s == "limit" or SERVER_CLASSES[s].available(ctx):
