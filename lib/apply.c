@@ -24,6 +24,7 @@ void psup_service_free(struct psup_service *s)
 {
     psup_list_remove(&s->link);
     psup_sources_free(&s->sources);
+    psup_tally_free(&s->tally);
     free(s);
 }
 
@@ -219,6 +220,11 @@ static struct psup_generation *build_generation(const struct psup_runtime *rt,
     g->plan.verdict_signal = rt->verdict_signal;
     g->plan.reset_signals = rt->reset_signals;
     g->plan.n_reset_signals = rt->n_reset_signals;
+    /* Without these the worker needs no answer: it counts TCPCONNNUM in
+     * the tally itself and runs the handler at once. */
+    g->plan.needs_verdict = svc->max_per_source || svc->rate > 0 ||
+                            svc->on_overload == PSUP_OVERLOAD_REJECT ||
+                            svc->stderr_mode == PSUP_STDERR_LOG;
     g->refs = 1;
     return g;
 }
@@ -261,6 +267,10 @@ static struct psup_service *add_service(struct psup_runtime *rt, const char *nam
 
     if (!s)
         return NULL;
+    if (psup_tally_init(&s->tally) < 0) {
+        free(s);
+        return NULL;
+    }
     snprintf(s->name, sizeof(s->name), "%s", name);
     psup_list_init(&s->workers);
     psup_list_append(&rt->services, &s->link);
@@ -293,6 +303,7 @@ static void apply_services(struct psup_runtime *rt, struct psup_config *cfg,
         psup_runtime_end_backoff(s, now);
         if (gens[i]) {
             gens[i]->service = s;
+            gens[i]->plan.tally = s->tally.shared;
             psup_runtime_switch_generation(rt, s, gens[i], now);
         }
     }

@@ -164,6 +164,7 @@ static void worker_free(struct psup_runtime *rt, struct psup_worker *w)
     psup_list_remove(&w->link);
     psup_list_remove(&w->timer_link);
     (*state_counter(w->service, w->state))--;
+    psup_tally_release(&w->service->tally, w->child.tally_slot);
     stack_release(rt, &w->stack);
     generation_unref(w->gen);
     free(w);
@@ -284,9 +285,11 @@ static int spawn_one(struct psup_runtime *rt, struct psup_service *s, uint64_t n
     w->child.conn_id = ++rt->next_conn_id;
     w->child.envp = w->envp;
     w->child.hold = hold;
+    w->child.tally_slot = psup_tally_claim(&s->tally);
     pid_t pid = psup_worker_spawn(&w->child, &w->stack, rt->share_memory);
     if (pid < 0) {
         rc = pid;
+        psup_tally_release(&s->tally, w->child.tally_slot);
         stack_release(rt, &w->stack);
         goto fail;
     }
@@ -451,19 +454,6 @@ void psup_runtime_maintain(struct psup_runtime *rt, uint64_t now)
 /* ------------------------------------------------------------------------ */
 /* Messages from workers: the verdict. */
 
-static void source_of(const struct psup_service_config *cfg, const struct psup_peer *peer,
-                      struct psup_source *src)
-{
-    memset(src, 0, sizeof(*src));
-    if (peer->family == AF_UNIX) {
-        src->kind = PSUP_SOURCE_UID;
-        memcpy(src->key, &peer->uid, sizeof(peer->uid));
-    } else {
-        src->kind = PSUP_SOURCE_IP;
-        psup_source_key(peer->addr, cfg->per_source_ipv6_prefix, src->key);
-    }
-}
-
 /* Decide what happens to a connection a worker took. Checks run in this
  * order so that a refused connection consumes nothing: the service's limit,
  * the client's limit, then the rate. */
@@ -477,7 +467,7 @@ static enum psup_verdict decide(struct psup_runtime *rt, struct psup_worker *w, 
         return PSUP_VERDICT_CLOSE;
     if (cfg->on_overload == PSUP_OVERLOAD_REJECT && s->busy >= cfg->max_workers)
         return PSUP_VERDICT_OVERLOAD;
-    source_of(cfg, &w->peer, &w->source);
+    psup_peer_source(&w->peer, cfg->per_source_ipv6_prefix, &w->source);
     unsigned current = psup_sources_count(&s->sources, &w->source);
     if (cfg->max_per_source && current >= cfg->max_per_source)
         return PSUP_VERDICT_PER_SOURCE;
@@ -523,6 +513,25 @@ static bool follow_stderr(struct psup_runtime *rt, struct psup_worker *w, int fd
     return false;
 }
 
+/* The connection goes to a handler: replace the spare, watch the timeout. */
+static void became_busy(struct psup_runtime *rt, struct psup_worker *w, uint64_t now)
+{
+    const struct psup_service_config *cfg = w->gen->plan.svc;
+
+    set_state(w, PSUP_WORKER_BUSY);
+    w->busy_since = now;
+    w->service->counters.accepted++;
+    if (cfg->timeout > 0)
+        set_deadline(rt, w, now + (uint64_t)(cfg->timeout * 1000.0));
+    track_saturation(w->service, cfg->max_workers, now);
+    /* Replace the spare at once, not on a timer (unless processes are
+     * scarce: then the new handler's children go first). */
+    if (slots_scarce(rt))
+        spawn_yield(rt, now);
+    else
+        maintain_service(rt, w->service, now);
+}
+
 static void on_busy(struct psup_runtime *rt, struct psup_worker *w, const struct psup_msg *m,
                     int passed_fd, uint64_t now)
 {
@@ -555,18 +564,21 @@ static void on_busy(struct psup_runtime *rt, struct psup_worker *w, const struct
         refused(w, v, now);
         return;
     }
-    set_state(w, PSUP_WORKER_BUSY);
-    w->busy_since = now;
-    w->service->counters.accepted++;
-    if (cfg->timeout > 0)
-        set_deadline(rt, w, now + (uint64_t)(cfg->timeout * 1000.0));
-    track_saturation(w->service, cfg->max_workers, now);
-    /* Replace the spare at once, not on a timer (unless processes are
-     * scarce: then the new handler's children go first). */
-    if (slots_scarce(rt))
-        spawn_yield(rt, now);
-    else
-        maintain_service(rt, w->service, now);
+    became_busy(rt, w, now);
+}
+
+/* A worker that needs no verdict is already running its handler: count its
+ * source (for a reload that sets max_per_source) and take it as busy. */
+static void on_running(struct psup_runtime *rt, struct psup_worker *w,
+                       const struct psup_msg *m, uint64_t now)
+{
+    const struct psup_service_config *cfg = w->gen->plan.svc;
+
+    w->peer = m->peer;
+    w->listener = m->listener;
+    psup_peer_source(&w->peer, cfg->per_source_ipv6_prefix, &w->source);
+    w->counted = psup_sources_add(&w->service->sources, &w->source) > 0;
+    became_busy(rt, w, now);
 }
 
 void psup_runtime_on_message(struct psup_runtime *rt, const struct psup_msg *m, int passed_fd,
@@ -588,6 +600,10 @@ void psup_runtime_on_message(struct psup_runtime *rt, const struct psup_msg *m, 
             on_busy(rt, w, m, passed_fd, now);
             return;
         }
+        break;
+    case PSUP_MSG_RUNNING:
+        if (!is_busy(w))
+            on_running(rt, w, m, now);
         break;
     case PSUP_MSG_DENIED:
         w->service->counters.denied++;

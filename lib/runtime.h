@@ -86,6 +86,7 @@ struct psup_service {
     unsigned idle, busy, retiring, stopped;
     struct psup_backoff backoff;
     struct psup_sources sources;     /* survives reloads */
+    struct psup_tally tally;         /* shared with its workers: TCPCONNNUM */
     struct psup_rate rate;
     struct psup_counters counters;
     struct psup_log_limit limits[PSUP_LIMIT_COUNT];

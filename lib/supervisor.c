@@ -224,9 +224,15 @@ static void reap(struct psup_supervisor *sup)
             continue;
         if (pid <= 0)
             break; /* 0: none ready; ECHILD: none left. SIGCHLD coalesces. */
-        if (WIFSTOPPED(status) || WIFCONTINUED(status))
+        if (WIFSTOPPED(status) || WIFCONTINUED(status)) {
             psup_runtime_on_stop(&sup->rt, pid, WIFSTOPPED(status));
-        else if (!psup_runtime_on_exit(&sup->rt, pid, status, now))
+            continue;
+        }
+        /* Again: a worker that needs no verdict runs its handler right
+         * after its RUNNING message, so the handler may have exited after
+         * the drain above; its message is queued by now. */
+        read_channel(sup);
+        if (!psup_runtime_on_exit(&sup->rt, pid, status, now))
             log_orphan(pid, status);
     }
 }

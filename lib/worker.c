@@ -469,8 +469,29 @@ static const char *refusal_text(const struct psup_service_config *svc, int code)
     }
 }
 
-/* A connection was accepted: check it, ask the supervisor, and either become
- * the handler (no return) or close it and go back to waiting. */
+/* No limit to check: count the client's connections in the tally, tell the
+ * supervisor, and become the handler. Returns only if the supervisor could
+ * not be told (the connection is then closed). */
+static void run_without_verdict(struct psup_child *c, const struct psup_plan_listener *l,
+                                int conn, const struct sockaddr *remote, struct psup_msg *m)
+{
+    const struct psup_plan *p = c->plan;
+    struct psup_source src;
+
+    psup_peer_source(&m->peer, p->svc->per_source_ipv6_prefix, &src);
+    unsigned connnum = psup_tally_publish(p->tally, c->tally_slot, c->conn_id, &src, true);
+    m->kind = PSUP_MSG_RUNNING;
+    if (send_msg(c, m, -1) < 0) {
+        psup_tally_withdraw(p->tally, c->tally_slot);
+        return;
+    }
+    become_handler(c, l, conn, remote, &m->peer,
+                   psup_verdict_encode(PSUP_VERDICT_RUN, 0, connnum), -1);
+}
+
+/* A connection was accepted: check it, ask the supervisor if a limit needs
+ * it, and either become the handler (no return) or close it and go back to
+ * waiting. */
 static void take_connection(struct psup_child *c, uint32_t index, int conn,
                             const struct sockaddr *remote)
 {
@@ -493,6 +514,12 @@ static void take_connection(struct psup_child *c, uint32_t index, int conn,
         return;
     }
 
+    if (!p->needs_verdict && c->tally_slot != PSUP_TALLY_NONE) {
+        run_without_verdict(c, l, conn, remote, &m);
+        close_fd(conn);
+        return;
+    }
+
     if (svc->stderr_mode == PSUP_STDERR_LOG &&
         psup_sys(SYS_pipe2, log_pipe, O_CLOEXEC) < 0)
         log_pipe[0] = log_pipe[1] = -1; /* the supervisor sees no fd: inherit */
@@ -506,6 +533,13 @@ static void take_connection(struct psup_child *c, uint32_t index, int conn,
         if (verdict & PSUP_VERDICT_NO_LOG_PIPE) {
             close_fd(log_pipe[1]);
             log_pipe[1] = -1;
+        }
+        /* Visible to the TCPCONNNUM of workers that need no verdict (a
+         * reload may leave both kinds running). */
+        if (c->tally_slot != PSUP_TALLY_NONE) {
+            struct psup_source src;
+            psup_peer_source(&m.peer, svc->per_source_ipv6_prefix, &src);
+            psup_tally_publish(p->tally, c->tally_slot, c->conn_id, &src, false);
         }
         become_handler(c, l, conn, remote, &m.peer, verdict, log_pipe[1]);
     }

@@ -19,15 +19,22 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <string.h>
+#include <sys/socket.h>
 #include <sys/types.h>
 
+#include "access.h"
 #include "addr.h"
 #include "config.h"
+#include "sources.h"
+#include "tally.h"
 
 /* Worker -> supervisor messages, one per datagram on a SOCK_SEQPACKET
  * socket shared by all workers. */
 enum psup_msg_kind {
     PSUP_MSG_BUSY = 1,      /* took a connection; waits for the verdict */
+    PSUP_MSG_RUNNING,       /* took a connection and runs the handler: no
+                               verdict needed (the plan's needs_verdict) */
     PSUP_MSG_DENIED,        /* refused by allow/deny and closed; still idle */
     PSUP_MSG_SETUP_FAILED,  /* could not get ready (step, err); exits 125 */
     PSUP_MSG_EXEC_FAILED,   /* execve failed (err); exits 126 or 127 */
@@ -56,6 +63,21 @@ struct psup_peer {
     uint32_t uid;
     uint32_t gid;
 };
+
+/* The source a connection is counted under (max_per_source, TCPCONNNUM):
+ * the peer's address grouped by the IPv6 prefix, or its uid. */
+static inline void psup_peer_source(const struct psup_peer *peer, unsigned v6_prefix,
+                                    struct psup_source *src)
+{
+    memset(src, 0, sizeof(*src));
+    if (peer->family == AF_UNIX) {
+        src->kind = PSUP_SOURCE_UID;
+        memcpy(src->key, &peer->uid, sizeof(peer->uid));
+    } else {
+        src->kind = PSUP_SOURCE_IP;
+        psup_source_key(peer->addr, v6_prefix, src->key);
+    }
+}
 
 struct psup_msg {
     uint32_t kind;
@@ -118,6 +140,9 @@ struct psup_plan {
     int verdict_signal;     /* PSUP_SIG_VERDICT, evaluated by the supervisor */
     const int *reset_signals; /* signals whose disposition is not SIG_DFL */
     size_t n_reset_signals;
+    struct psup_tally_shared *tally; /* the service's (tally.h) */
+    bool needs_verdict;     /* a limit or stderr "log" needs the supervisor's
+                               decision before each handler runs */
 };
 
 /* Per-connection variables the worker adds, at most. */
@@ -131,6 +156,7 @@ struct psup_child {
     unsigned long long conn_id;
     pid_t pid;   /* the worker's own, set by the worker */
     bool hold;   /* wait for the supervisor's go before taking connections */
+    uint32_t tally_slot; /* its entry in the tally, or PSUP_TALLY_NONE */
     char **envp; /* n_env_base + PSUP_ENV_DYNAMIC + 1 slots */
     char envbuf[PSUP_ENVBUF_SIZE];
 };
