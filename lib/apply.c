@@ -220,6 +220,7 @@ static struct psup_generation *build_generation(const struct psup_runtime *rt,
     g->plan.verdict_signal = rt->verdict_signal;
     g->plan.reset_signals = rt->reset_signals;
     g->plan.n_reset_signals = rt->n_reset_signals;
+    g->plan.own_session = rt->handler_sessions;
     /* Without these the worker needs no answer: it counts TCPCONNNUM in
      * the tally itself and runs the handler at once. */
     g->plan.needs_verdict = svc->max_per_source || svc->rate > 0 ||

@@ -153,6 +153,7 @@ struct psup_runtime {
     int reset_signals[64];
     size_t n_reset_signals;
     bool share_memory;
+    bool handler_sessions;           /* psup has a controlling terminal */
     bool accepting;             /* false once shutdown began */
     bool closing;               /* handlers are being stopped: refuse new ones */
     unsigned long long next_conn_id;

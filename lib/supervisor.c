@@ -475,6 +475,18 @@ static void log_fatal(const char *what, int err)
     psup_log_end(&l);
 }
 
+/* Whether psup has a controlling terminal that handlers must be detached
+ * from (spec/handler.md, "Process group and session"). */
+static bool has_terminal(void)
+{
+    int fd = open("/dev/tty", O_RDONLY | O_NOCTTY | O_CLOEXEC);
+
+    if (fd < 0)
+        return false;
+    close(fd);
+    return true;
+}
+
 static int setup(struct psup_supervisor *sup, struct psup_config *cfg)
 {
     int rc;
@@ -502,6 +514,7 @@ static int setup(struct psup_supervisor *sup, struct psup_config *cfg)
     sup->timer.data = sup;
     psup_runtime_init(&sup->rt, sup->channel[1], !sup->opts->use_fork);
     sup->rt.hooks = (struct psup_runtime_hooks){stderr_pipe_hook, stderr_done_hook, sup};
+    sup->rt.handler_sessions = has_terminal();
     find_changed_signals(&sup->rt);
     log_start(sup, cfg);
     struct psup_apply_report rep;

@@ -637,10 +637,14 @@ int psup_worker_main(void *arg)
     if (psup_sys(SYS_getppid, 0) != p->supervisor_pid)
         worker_exit(PSUP_WORKER_EXIT_RETIRED);
 
-    /* 3. Its own session and process group, which the handler inherits:
-     *    psup signals -pid to reach everything the handler starts, and a
-     *    Ctrl-C on psup's terminal does not reach handlers. */
-    if ((r = psup_sys(SYS_setsid, 0)) < 0)
+    /* 3. Its own process group, which the handler inherits: psup signals
+     *    -pid to reach everything the handler starts, and a Ctrl-C on
+     *    psup's terminal does not reach handlers. Its own session too when
+     *    psup has a terminal, to be detached from it; not otherwise: on
+     *    Linux every session is also a scheduling autogroup, which costs
+     *    time per connection and widens latency tails (spec/handler.md). */
+    r = p->own_session ? psup_sys(SYS_setsid, 0) : psup_sys(SYS_setpgid, 0, 0);
+    if (r < 0)
         setup_failed(c, PSUP_STEP_SETUP, r);
 
     /* 4. Only this service's listeners and the channel stay open. */

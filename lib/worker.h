@@ -143,6 +143,7 @@ struct psup_plan {
     struct psup_tally_shared *tally; /* the service's (tally.h) */
     bool needs_verdict;     /* a limit or stderr "log" needs the supervisor's
                                decision before each handler runs */
+    bool own_session;       /* setsid, not only setpgid: psup has a terminal */
 };
 
 /* Per-connection variables the worker adds, at most. */

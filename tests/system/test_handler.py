@@ -3,9 +3,11 @@
 descriptors, signal mask and dispositions, process group and session,
 environment for TCP over IPv4/IPv6 and for unix sockets."""
 
+import fcntl
 import os
 import signal
 import socket
+import termios
 
 import pytest
 
@@ -18,7 +20,10 @@ def report(p, name="r", index=0, data=b""):
 
 def hostile_parent():
     """What psup may inherit from a careless parent: ignored and blocked
-    signals. None of it may reach a handler."""
+    signals. None of it may reach a handler. psup also leads its own
+    session, without a terminal, as under systemd or in a container (the
+    test runner's terminal must not change what is tested)."""
+    os.setsid()
     for sig in (signal.SIGPIPE, signal.SIGUSR2, signal.SIGTTOU, signal.SIGALRM):
         signal.signal(sig, signal.SIG_IGN)
     signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGUSR2, signal.SIGTERM, signal.SIGCHLD})
@@ -55,11 +60,37 @@ def test_signals_are_default_and_unblocked(reporter):
     assert r["SigCgt"] == "0000000000000000"
 
 
-def test_handler_leads_its_own_group_and_session(reporter):
+def test_handler_leads_its_own_group(reporter):
     r = report(reporter)
     pid = int(r["pid"])
-    assert int(r["pgid"]) == pid and int(r["sid"]) == pid
+    assert int(r["pgid"]) == pid
+    # psup has no terminal here: no session per handler (each would also
+    # be a scheduling autogroup, spec/handler.md).
+    assert int(r["sid"]) == reporter.pid
     assert int(r["ppid"]) == reporter.pid
+
+
+def test_with_a_terminal_the_handler_leads_its_own_session(psup, helpers):
+    """psup started on a terminal (a pty it controls): handlers get their
+    own session, so they are detached from it."""
+    master, slave = os.openpty()
+
+    def on_a_terminal():
+        os.setsid()
+        fcntl.ioctl(slave, termios.TIOCSCTTY, 0)
+
+    try:
+        p = psup(config(service("r", command=[str(helpers / "report")])),
+                 preexec_fn=on_a_terminal)
+        r = report(p)
+        # Stopped before its terminal goes: a hangup would be a SIGHUP.
+        assert p.stop() == 0
+    finally:
+        os.close(slave)
+        os.close(master)
+    pid = int(r["pid"])
+    assert int(r["pgid"]) == pid and int(r["sid"]) == pid
+    assert int(r["ppid"]) == p.pid
 
 
 def test_tcp_ipv4_environment(reporter):
