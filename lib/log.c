@@ -211,16 +211,37 @@ static void put_number(struct psup_log *l, const char *key, const char *text, in
         l->len = start;
 }
 
+/* Decimal digits of v at the end of buf[24]; returns where they start.
+ * Every connection logs a few numbers: no snprintf for them. */
+static char *format_decimal(char buf[24], unsigned long long v)
+{
+    char *p = buf + 24;
+
+    do {
+        *--p = (char)('0' + v % 10);
+        v /= 10;
+    } while (v);
+    return p;
+}
+
 void psup_log_int(struct psup_log *l, const char *key, long long value)
 {
     char text[24];
-    put_number(l, key, text, snprintf(text, sizeof(text), "%lld", value));
+    unsigned long long magnitude = value < 0 ? 0 - (unsigned long long)value
+                                             : (unsigned long long)value;
+    char *start = format_decimal(text, magnitude);
+
+    if (value < 0)
+        *--start = '-';
+    put_number(l, key, start, (int)(text + sizeof(text) - start));
 }
 
 void psup_log_uint(struct psup_log *l, const char *key, unsigned long long value)
 {
     char text[24];
-    put_number(l, key, text, snprintf(text, sizeof(text), "%llu", value));
+    char *start = format_decimal(text, value);
+
+    put_number(l, key, start, (int)(text + sizeof(text) - start));
 }
 
 void psup_log_bool(struct psup_log *l, const char *key, bool value)
@@ -243,21 +264,42 @@ void psup_log_errno(struct psup_log *l, int err)
     psup_log_str(l, "error", strerror_r(err, buf, sizeof(buf)));
 }
 
+/* "YYYY-MM-DDTHH:MM:SS.mmmZ" for now. The part up to the seconds changes
+ * once a second, so it is formatted only then (psup logs from one thread). */
+static void format_stamp(char stamp[32])
+{
+    static time_t cached_second = -1;
+    static char cached[24];
+    struct timespec ts;
+
+    clock_gettime(CLOCK_REALTIME, &ts);
+    if (ts.tv_sec != cached_second) {
+        struct tm tm;
+        gmtime_r(&ts.tv_sec, &tm);
+        strftime(cached, sizeof(cached), "%Y-%m-%dT%H:%M:%S", &tm);
+        cached_second = ts.tv_sec;
+    }
+    unsigned ms = (unsigned)(ts.tv_nsec / 1000000);
+    size_t n = strlen(cached);
+    memcpy(stamp, cached, n);
+    stamp[n++] = '.';
+    stamp[n++] = (char)('0' + ms / 100);
+    stamp[n++] = (char)('0' + ms / 10 % 10);
+    stamp[n++] = (char)('0' + ms % 10);
+    stamp[n++] = 'Z';
+    stamp[n] = '\0';
+}
+
 void psup_log_begin(struct psup_log *l, enum psup_log_level level, const char *event)
 {
-    struct timespec ts;
-    struct tm tm;
-    char stamp[40];
+    char stamp[32];
 
     l->len = 0;
     l->truncated = false;
     l->skip = level < sink.threshold;
     if (l->skip)
         return;
-    clock_gettime(CLOCK_REALTIME, &ts);
-    gmtime_r(&ts.tv_sec, &tm);
-    int n = (int)strftime(stamp, sizeof(stamp), "%Y-%m-%dT%H:%M:%S", &tm);
-    snprintf(stamp + n, sizeof(stamp) - (size_t)n, ".%03ldZ", ts.tv_nsec / 1000000);
+    format_stamp(stamp);
 
     if (sink.format == PSUP_LOG_JSON) {
         put(l, "{\"ts\":\"", 7);
