@@ -213,9 +213,6 @@ static void schedule(struct psup_supervisor *sup, uint64_t now)
 
 static void reap(struct psup_supervisor *sup)
 {
-    /* Drain the channel first: a worker's last message (BUSY, EXEC_FAILED)
-     * was written before it exited and must be counted before its exit. */
-    read_channel(sup);
     uint64_t now = now_ms(sup);
     for (;;) {
         int status;
@@ -228,9 +225,10 @@ static void reap(struct psup_supervisor *sup)
             psup_runtime_on_stop(&sup->rt, pid, WIFSTOPPED(status));
             continue;
         }
-        /* Again: a worker that needs no verdict runs its handler right
-         * after its RUNNING message, so the handler may have exited after
-         * the drain above; its message is queued by now. */
+        /* Drain the channel before each exit: a worker's last message
+         * (RUNNING, EXEC_FAILED) was queued before it exited, and must be
+         * counted first. A worker that needs no verdict execs right after
+         * RUNNING, so its handler can exit before the loop has read it. */
         read_channel(sup);
         if (!psup_runtime_on_exit(&sup->rt, pid, status, now))
             log_orphan(pid, status);
