@@ -33,6 +33,11 @@
 
 #include "sources.h"
 
+/* Shared between processes, the atomics must be real instructions, not
+ * libatomic's process-local locks. */
+_Static_assert(ATOMIC_LLONG_LOCK_FREE == 2 && ATOMIC_INT_LOCK_FREE == 2,
+               "the tally needs lock-free 32- and 64-bit atomics");
+
 struct psup_tally_entry {
     _Atomic uint64_t seq;    /* 0: nothing published */
     _Atomic uint64_t key[2]; /* the source's 16 key bytes */
