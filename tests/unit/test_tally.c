@@ -47,6 +47,23 @@ static void claims_are_dense_and_reused_last_in_first_out(void **state)
     psup_tally_free(&t);
 }
 
+static void a_full_tally_says_none_and_takes_back_what_it_gave(void **state)
+{
+    struct psup_tally t;
+    uint32_t n = 0;
+    (void)state;
+
+    assert_int_equal(psup_tally_init(&t), 0);
+    while (psup_tally_claim(&t) != PSUP_TALLY_NONE)
+        n++;
+    assert_int_equal(n, t.capacity);
+    assert_true(n >= 2 * 65536); /* max_workers twice over, for reloads */
+    psup_tally_release(&t, 12345);
+    assert_int_equal(psup_tally_claim(&t), 12345);
+    assert_int_equal(psup_tally_claim(&t), PSUP_TALLY_NONE);
+    psup_tally_free(&t);
+}
+
 static void counts_only_published_entries_of_the_same_source(void **state)
 {
     struct psup_tally t;
@@ -95,6 +112,7 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(claims_are_dense_and_reused_last_in_first_out),
+        cmocka_unit_test(a_full_tally_says_none_and_takes_back_what_it_gave),
         cmocka_unit_test(counts_only_published_entries_of_the_same_source),
         cmocka_unit_test(a_forked_process_shares_the_entries),
     };
