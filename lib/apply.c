@@ -238,6 +238,13 @@ static void append_name(char *list, size_t size, const char *name)
         snprintf(list + len, size - len, "%s%s", len ? "," : "", name);
 }
 
+static void free_generations(struct psup_generation **gens, size_t n)
+{
+    for (size_t i = 0; i < n; i++)
+        if (gens[i])
+            psup_generation_free(gens[i]);
+}
+
 /* Build the generations of every new or changed service; NULL for an
  * unchanged one. Returns -ENOMEM (having freed what it built) or 0. */
 static int build_generations(const struct psup_runtime *rt, struct psup_config *cfg,
@@ -251,9 +258,7 @@ static int build_generations(const struct psup_runtime *rt, struct psup_config *
         if (!s || !unchanged(s, svc)) {
             gens[i] = build_generation(rt, cfg, svc, next + k);
             if (!gens[i]) {
-                while (i--)
-                    if (gens[i])
-                        psup_generation_free(gens[i]);
+                free_generations(gens, i);
                 return -ENOMEM;
             }
         }
@@ -262,7 +267,9 @@ static int build_generations(const struct psup_runtime *rt, struct psup_config *
     return 0;
 }
 
-static struct psup_service *add_service(struct psup_runtime *rt, const char *name)
+/* A service named by the configuration for the first time, not yet linked
+ * into the runtime: made before the commit point, since it can fail. */
+static struct psup_service *new_service(const char *name)
 {
     struct psup_service *s = calloc(1, sizeof(*s));
 
@@ -274,13 +281,31 @@ static struct psup_service *add_service(struct psup_runtime *rt, const char *nam
     }
     snprintf(s->name, sizeof(s->name), "%s", name);
     psup_list_init(&s->workers);
-    psup_list_append(&rt->services, &s->link);
+    psup_list_init(&s->link);
     return s;
 }
 
+/* fresh[i]: a new service for each name the runtime does not have yet.
+ * Returns 0, or -ENOMEM having made none. */
+static int new_services(const struct psup_runtime *rt, const struct psup_config *cfg,
+                        struct psup_service **fresh)
+{
+    for (size_t i = 0; i < cfg->n_services; i++) {
+        if (find_service(rt, cfg->services[i].name))
+            continue;
+        if (!(fresh[i] = new_service(cfg->services[i].name))) {
+            for (size_t j = 0; j < i; j++)
+                if (fresh[j])
+                    psup_service_free(fresh[j]);
+            return -ENOMEM;
+        }
+    }
+    return 0;
+}
+
 static void apply_services(struct psup_runtime *rt, struct psup_config *cfg,
-                           struct psup_generation **gens, uint64_t now,
-                           struct psup_apply_report *rep)
+                           struct psup_generation **gens, struct psup_service **fresh,
+                           uint64_t now, struct psup_apply_report *rep)
 {
     struct psup_list *p, *tmp;
 
@@ -288,16 +313,13 @@ static void apply_services(struct psup_runtime *rt, struct psup_config *cfg,
         const char *name = cfg->services[i].name;
         struct psup_service *s = find_service(rt, name);
         if (!s) {
-            s = add_service(rt, name);
+            s = fresh[i];
+            psup_list_append(&rt->services, &s->link);
             append_name(rep->added, sizeof(rep->added), name);
         } else if (gens[i]) {
             append_name(rep->changed, sizeof(rep->changed), name);
         } else {
             rep->unchanged++;
-        }
-        if (!s) {
-            psup_generation_free(gens[i]); /* out of memory: the service waits */
-            continue;
         }
         s->seen = true;
         /* A reload is also the operator saying "try again now". */
@@ -326,22 +348,30 @@ int psup_runtime_apply(struct psup_runtime *rt, struct psup_config *cfg, uint64_
 {
     struct listener_plan lp = {0};
     struct psup_generation **gens = calloc(cfg->n_services + 1, sizeof(*gens));
-    int rc = gens ? plan_listeners(rt, cfg, &lp) : -ENOMEM;
+    struct psup_service **fresh = calloc(cfg->n_services + 1, sizeof(*fresh));
+    int rc = gens && fresh ? plan_listeners(rt, cfg, &lp) : -ENOMEM;
 
     memset(rep, 0, sizeof(*rep));
-    if (rc == 0 && (rc = build_generations(rt, cfg, lp.next, gens)) < 0)
-        close_fresh(&lp);
+    if (rc == 0) {
+        /* Everything that can fail, before anything changes. */
+        rc = build_generations(rt, cfg, lp.next, gens);
+        if (rc == 0 && (rc = new_services(rt, cfg, fresh)) < 0)
+            free_generations(gens, cfg->n_services);
+        if (rc < 0)
+            close_fresh(&lp);
+    }
     if (rc == 0) {
         /* From here on nothing can fail: the new configuration takes over. */
         commit_listeners(rt, cfg, &lp, rep);
         struct psup_config *old = rt->config;
         rt->config = psup_config_ref(cfg);
-        apply_services(rt, cfg, gens, now, rep);
+        apply_services(rt, cfg, gens, fresh, now, rep);
         if (old)
             psup_config_unref(old);
     }
     listener_plan_free(&lp);
     free(gens);
+    free(fresh);
     return rc;
 }
 
