@@ -467,7 +467,6 @@ static enum psup_verdict decide(struct psup_runtime *rt, struct psup_worker *w, 
         return PSUP_VERDICT_CLOSE;
     if (cfg->on_overload == PSUP_OVERLOAD_REJECT && s->busy >= cfg->max_workers)
         return PSUP_VERDICT_OVERLOAD;
-    psup_peer_source(&w->peer, cfg->per_source_ipv6_prefix, &w->source);
     unsigned current = psup_sources_count(&s->sources, &w->source);
     if (cfg->max_per_source && current >= cfg->max_per_source)
         return PSUP_VERDICT_PER_SOURCE;
@@ -513,6 +512,14 @@ static bool follow_stderr(struct psup_runtime *rt, struct psup_worker *w, int fd
     return false;
 }
 
+/* What a worker's BUSY or RUNNING says about its connection. */
+static void note_connection(struct psup_worker *w, const struct psup_msg *m)
+{
+    w->peer = m->peer;
+    w->listener = m->listener;
+    psup_peer_source(&w->peer, w->gen->plan.svc->per_source_ipv6_prefix, &w->source);
+}
+
 /* The connection goes to a handler: replace the spare, watch the timeout. */
 static void became_busy(struct psup_runtime *rt, struct psup_worker *w, uint64_t now)
 {
@@ -539,8 +546,7 @@ static void on_busy(struct psup_runtime *rt, struct psup_worker *w, const struct
     unsigned connnum = 0;
     unsigned flags = 0;
 
-    w->peer = m->peer;
-    w->listener = m->listener;
+    note_connection(w, m);
     enum psup_verdict v = decide(rt, w, now, &connnum);
     if (v == PSUP_VERDICT_RUN && cfg->stderr_mode == PSUP_STDERR_LOG) {
         if (!follow_stderr(rt, w, passed_fd)) {
@@ -572,11 +578,7 @@ static void on_busy(struct psup_runtime *rt, struct psup_worker *w, const struct
 static void on_running(struct psup_runtime *rt, struct psup_worker *w,
                        const struct psup_msg *m, uint64_t now)
 {
-    const struct psup_service_config *cfg = w->gen->plan.svc;
-
-    w->peer = m->peer;
-    w->listener = m->listener;
-    psup_peer_source(&w->peer, cfg->per_source_ipv6_prefix, &w->source);
+    note_connection(w, m);
     w->counted = psup_sources_add(&w->service->sources, &w->source) > 0;
     became_busy(rt, w, now);
 }

@@ -469,20 +469,28 @@ static const char *refusal_text(const struct psup_service_config *svc, int code)
     }
 }
 
+/* Show the client in this worker's tally entry; with count, return how many
+ * of the service's handlers serve it now, this one included. */
+static unsigned publish_source(const struct psup_child *c, const struct psup_peer *peer,
+                               bool count)
+{
+    struct psup_source src;
+
+    psup_peer_source(peer, c->plan->svc->per_source_ipv6_prefix, &src);
+    return psup_tally_publish(c->plan->tally, c->tally_slot, c->conn_id, &src, count);
+}
+
 /* No limit to check: count the client's connections in the tally, tell the
  * supervisor, and become the handler. Returns only if the supervisor could
  * not be told (the connection is then closed). */
 static void run_without_verdict(struct psup_child *c, const struct psup_plan_listener *l,
                                 int conn, const struct sockaddr *remote, struct psup_msg *m)
 {
-    const struct psup_plan *p = c->plan;
-    struct psup_source src;
+    unsigned connnum = publish_source(c, &m->peer, true);
 
-    psup_peer_source(&m->peer, p->svc->per_source_ipv6_prefix, &src);
-    unsigned connnum = psup_tally_publish(p->tally, c->tally_slot, c->conn_id, &src, true);
     m->kind = PSUP_MSG_RUNNING;
     if (send_msg(c, m, -1) < 0) {
-        psup_tally_withdraw(p->tally, c->tally_slot);
+        psup_tally_withdraw(c->plan->tally, c->tally_slot);
         return;
     }
     become_handler(c, l, conn, remote, &m->peer,
@@ -536,11 +544,8 @@ static void take_connection(struct psup_child *c, uint32_t index, int conn,
         }
         /* Visible to the TCPCONNNUM of workers that need no verdict (a
          * reload may leave both kinds running). */
-        if (c->tally_slot != PSUP_TALLY_NONE) {
-            struct psup_source src;
-            psup_peer_source(&m.peer, svc->per_source_ipv6_prefix, &src);
-            psup_tally_publish(p->tally, c->tally_slot, c->conn_id, &src, false);
-        }
+        if (c->tally_slot != PSUP_TALLY_NONE)
+            publish_source(c, &m.peer, false);
         become_handler(c, l, conn, remote, &m.peer, verdict, log_pipe[1]);
     }
     send_message(conn, refusal_text(svc, code));

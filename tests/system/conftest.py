@@ -85,6 +85,19 @@ def zombies_of(pid):
     return [c for c in children_of(pid) if (proc_stat(c) or ("?",))[0] == "Z"]
 
 
+SPAWN_MODES = ["clone_vm", "fork"]
+
+
+def spawn_env(mode):
+    """psup's environment for one way of creating workers (docs/design.md):
+    "clone_vm", the default, or "fork" (PSUP_SPAWN=fork)."""
+    env = dict(os.environ)
+    env.pop("PSUP_SPAWN", None)
+    if mode == "fork":
+        env["PSUP_SPAWN"] = "fork"
+    return env
+
+
 def kill_quietly(pid, sig=signal.SIGKILL):
     try:
         os.kill(pid, sig)

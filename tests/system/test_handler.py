@@ -11,7 +11,7 @@ import termios
 
 import pytest
 
-from conftest import config, connect, parse_report, read_all, service, talk
+from conftest import SPAWN_MODES, config, connect, parse_report, read_all, service, spawn_env, talk
 
 
 def report(p, name="r", index=0, data=b""):
@@ -29,15 +29,12 @@ def hostile_parent():
     signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGUSR2, signal.SIGTERM, signal.SIGCHLD})
 
 
-@pytest.fixture(params=["clone_vm", "fork"])
+@pytest.fixture(params=SPAWN_MODES)
 def reporter(request, psup, helpers, tmp_path):
     """psup with a reporting handler, in both ways of creating workers: the
     contract must not depend on it (PSUP_SPAWN=fork, docs/design.md)."""
     sock = str(tmp_path / "r.sock")
-    env = dict(os.environ)
-    env.pop("PSUP_SPAWN", None)
-    if request.param == "fork":
-        env["PSUP_SPAWN"] = "fork"
+    env = spawn_env(request.param)
     p = psup(config(service("r", ["127.0.0.1:0", "[::1]:0", f"unix:{sock}", "*:0"],
                             [str(helpers / "report")])),
              preexec_fn=hostile_parent, env=env)

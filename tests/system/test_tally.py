@@ -7,24 +7,19 @@ counts of racing connections, entries reused after a reap, a handler that
 exits before the supervisor has read that it started, reloads that switch a
 service between the two ways, and workers created without shared memory."""
 
-import os
 import threading
 
 import pytest
 
-from conftest import config, service, talk
+from conftest import SPAWN_MODES, config, service, spawn_env, talk
 from test_limits import HOLD, closing, hold, refused_with, reload
 
 
-@pytest.fixture(params=["clone_vm", "fork"])
-def spawn_env(request):
+@pytest.fixture(params=SPAWN_MODES)
+def mode_env(request):
     """Both ways of creating workers: the tally is a MAP_SHARED mapping, so
     it must work when workers get a copy of psup's memory too."""
-    env = dict(os.environ)
-    env.pop("PSUP_SPAWN", None)
-    if request.param == "fork":
-        env["PSUP_SPAWN"] = "fork"
-    return env
+    return spawn_env(request.param)
 
 
 def hold_all_at_once(addr, n):
@@ -48,9 +43,9 @@ def hold_all_at_once(addr, n):
     return results
 
 
-def test_racing_clients_get_exact_counts(psup, spawn_env):
+def test_racing_clients_get_exact_counts(psup, mode_env):
     p = psup(config(service("fast", command=HOLD, pool={"min_spare": 16, "max_spare": 32})),
-             env=spawn_env)
+             env=mode_env)
     addr = p.addr("fast")
     for round_ in range(3):
         held = hold_all_at_once(addr, 16)
@@ -69,11 +64,11 @@ def test_racing_clients_get_exact_counts(psup, spawn_env):
         p.wait_event("conn_end", 16 * (round_ + 1) + round_ + 1, service="fast")
 
 
-def test_handlers_that_exit_at_once_are_never_taken_for_failed_workers(psup, spawn_env):
+def test_handlers_that_exit_at_once_are_never_taken_for_failed_workers(psup, mode_env):
     # The handler exits right after its RUNNING message; the supervisor must
     # read that message before it handles the exit, or it would count a
     # crashed idle worker and back off.
-    p = psup(config(service("quick", command="echo hi")), env=spawn_env)
+    p = psup(config(service("quick", command="echo hi")), env=mode_env)
     addr = p.addr("quick")
     failures = []
 
