@@ -8,9 +8,11 @@ import json
 import os
 import pathlib
 import re
+import shutil
 import signal
 import socket
 import subprocess
+import tempfile
 import time
 
 import pytest
@@ -83,6 +85,24 @@ def alive(pid):
 
 def zombies_of(pid):
     return [c for c in children_of(pid) if (proc_stat(c) or ("?",))[0] == "Z"]
+
+
+def public_dir(prefix):
+    """A new directory under /tmp that every user may enter (pytest's
+    tmp_path is private to root). The caller removes it."""
+    path = pathlib.Path(tempfile.mkdtemp(prefix=prefix))
+    path.chmod(0o755)
+    return path
+
+
+def public_copy(path, directory):
+    """path copied into a public directory, executable by every user: a
+    program run as nobody cannot reach a build tree in a private directory
+    (a clone under /root, as on a CI machine)."""
+    copy = pathlib.Path(directory) / pathlib.Path(path).name
+    shutil.copy2(path, copy)
+    copy.chmod(0o755)
+    return copy
 
 
 SPAWN_MODES = ["clone_vm", "fork"]

@@ -18,13 +18,13 @@ import selectors
 import shutil
 import socket
 import subprocess
-import tempfile
 import threading
 import time
 
 import pytest
 
-from conftest import Psup, children_of, config, proc_stat, service, talk, wait_for
+from conftest import (Psup, children_of, config, proc_stat, public_copy, public_dir, service, talk,
+                      wait_for)
 
 BASH = shutil.which("bash") or "/bin/bash"
 
@@ -72,34 +72,22 @@ def settle(uid, timeout=15):
         time.sleep(0.05)
 
 
-def reachable_by_others(path):
-    """Whether a user other than root can execute path."""
-    path = os.path.realpath(path)
-    parts = path.split("/")
-    for i in range(2, len(parts)):
-        if not os.stat("/".join(parts[:i])).st_mode & 0o001:
-            return False
-    return bool(os.stat(path).st_mode & 0o001)
-
-
 @pytest.fixture
 def nobody_psup(psup_bin):
     """Like the psup fixture, but psup runs as nobody with the given
-    RLIMIT_NOFILE and RLIMIT_NPROC, in a directory nobody can read (pytest's
-    tmp_path is private to root)."""
+    RLIMIT_NOFILE and RLIMIT_NPROC, from a copy in a directory nobody can
+    read (pytest's tmp_path and a clone under /root are private to root)."""
     if os.geteuid() != 0:
         pytest.skip("needs root to run psup as nobody (RLIMIT_NPROC does not bind root)")
     ids = ids_of_nobody()
     if ids is None:
         pytest.skip("no nobody user")
     uid, gid = ids
-    if not reachable_by_others(psup_bin):
-        pytest.skip(f"nobody cannot execute {psup_bin} (a private directory on its path)")
     # What the previous test left (processes killed at its end are reaped
     # by init a little later) must not take this test's process slots.
     settle(uid)
-    workdir = tempfile.mkdtemp(prefix="psup-exhaustion-")
-    os.chmod(workdir, 0o755)
+    workdir = public_dir("psup-exhaustion-")
+    binary = public_copy(psup_bin, workdir)
     started = []
 
     def start(cfg, nofile=None, nproc=None):
@@ -112,7 +100,7 @@ def nobody_psup(psup_bin):
             os.setresgid(gid, gid, gid)
             os.setresuid(uid, uid, uid)
 
-        p = Psup(psup_bin, workdir, cfg, preexec_fn=drop, name=f"psup{len(started)}")
+        p = Psup(str(binary), workdir, cfg, preexec_fn=drop, name=f"psup{len(started)}")
         os.chmod(p.config_path, 0o644)
         p.expect_errors = True  # spawn_failed is an error-level event
         started.append(p)

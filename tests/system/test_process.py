@@ -9,6 +9,7 @@ connection."""
 import grp
 import json
 import os
+import pathlib
 import pwd
 import resource
 import shutil
@@ -17,7 +18,7 @@ import subprocess
 
 import pytest
 
-from conftest import config, parse_report, service, talk, wait_for
+from conftest import config, parse_report, public_copy, public_dir, service, talk, wait_for
 
 ROOT = pytest.mark.skipif(os.geteuid() != 0, reason="switching users needs root")
 
@@ -36,6 +37,19 @@ def psup_env(**extra):
 
 def with_extra_groups():
     os.setgroups([os.getegid(), *EXTRA_GROUPS])
+
+
+@pytest.fixture(scope="module")
+def helpers(request):
+    """The helper handlers, copied where nobody can run them: the build tree
+    may be in a private directory (a clone under /root)."""
+    built = pathlib.Path(request.config.getoption("--helpers")).resolve()
+    public = public_dir("psup-helpers-")
+    for f in built.iterdir():
+        if f.is_file() and os.access(f, os.X_OK):
+            public_copy(f, public)
+    yield public
+    shutil.rmtree(public, ignore_errors=True)
 
 
 def report(p, name="r"):
