@@ -9,10 +9,10 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "config.h"
-#include "fd.h"
-#include "log.h"
-#include "supervisor.h"
+#include "config/config.h"
+#include "base/fd.h"
+#include "base/log.h"
+#include "loop/supervisor.h"
 
 static const char usage_text[] =
     "Usage: psup [OPTIONS] CONFIG.json\n"

@@ -23,7 +23,7 @@ CONFIG_MD = ROOT / "spec" / "config.md"
 SIGNALS_MD = ROOT / "spec" / "signals.md"
 HANDLER_MD = ROOT / "spec" / "handler.md"
 SCHEMA = ROOT / "spec" / "services.schema.json"
-SOURCES = sorted((ROOT / "lib").glob("*.c")) + sorted((ROOT / "cmd" / "psup").glob("*.c"))
+SOURCES = sorted((ROOT / "lib").glob("**/*.c")) + sorted((ROOT / "cmd" / "psup").glob("*.c"))
 
 
 # --------------------------------------------------------------------------

@@ -14,8 +14,8 @@
 #include <arpa/inet.h>
 #include <string.h>
 
-#include "access.h"
-#include "addr.h"
+#include "net/access.h"
+#include "net/addr.h"
 
 /* The 16-byte key of a peer written as text, built the way a worker does:
  * through a socket address and psup_ip_key. */

@@ -15,7 +15,7 @@
 #include <limits.h>
 #include <string.h>
 
-#include "addr.h"
+#include "net/addr.h"
 
 struct parse_case {
     const char *spec;

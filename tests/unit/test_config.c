@@ -26,7 +26,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include "config.h"
+#include "config/config.h"
 
 #define BASE "'name': 't', 'listen': ['127.0.0.1:0'], 'command': ['/bin/true']"
 

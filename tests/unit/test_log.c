@@ -17,7 +17,7 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "log.h"
+#include "base/log.h"
 
 /* Log one record made by fill() into a pipe and return its text. */
 static void record(enum psup_log_format format, void (*fill)(struct psup_log *),

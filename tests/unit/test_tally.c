@@ -18,7 +18,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
-#include "tally.h"
+#include "proto/tally.h"
 
 static struct psup_source ip_source(uint8_t last_byte)
 {

@@ -1,0 +1,368 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * The log writer. Records are formatted into a fixed buffer and written in
+ * one write(2) to the log fd; nothing here allocates. Values are escaped so
+ * that a record is always one line and, in JSON mode, valid JSON even when
+ * a handler writes arbitrary bytes to its stderr.
+ */
+#include "base/log.h"
+
+#include <errno.h>
+#include <signal.h>
+#include <stdio.h>
+#include <string.h>
+#include <time.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "proto/inet.h"
+
+static struct {
+    int fd;
+    enum psup_log_format format;
+    enum psup_log_level threshold;
+} sink = {2, PSUP_LOG_TEXT, PSUP_LOG_INFO};
+
+static const char *const level_names[] = {"debug", "info", "warn", "error"};
+
+void psup_log_setup(int fd, enum psup_log_format format, enum psup_log_level threshold)
+{
+    sink.fd = fd;
+    sink.format = format;
+    sink.threshold = threshold;
+}
+
+void psup_log_set_format(enum psup_log_format format)
+{
+    sink.format = format;
+}
+
+enum psup_log_format psup_log_format(void)
+{
+    return sink.format;
+}
+
+/* Room kept at the end of the buffer for a closing quote, the truncation
+ * marker and the record's tail; field content never goes past CONTENT_MAX. */
+#define CONTENT_MAX (PSUP_LOG_MAX - 48)
+
+/* Append n bytes if they fit; otherwise append nothing and mark the record
+ * truncated, so a value is only ever cut between two characters. */
+static bool put(struct psup_log *l, const char *s, size_t n)
+{
+    if (l->truncated || l->len + n > CONTENT_MAX) {
+        l->truncated = true;
+        return false;
+    }
+    memcpy(l->buf + l->len, s, n);
+    l->len += n;
+    return true;
+}
+
+/* The closing characters of a field, written into the reserve. */
+static void put_tail(struct psup_log *l, const char *s, size_t n)
+{
+    memcpy(l->buf + l->len, s, n);
+    l->len += n;
+}
+
+/* Length of the valid UTF-8 sequence at s (at most n bytes), or 0. */
+static size_t utf8_len(const unsigned char *s, size_t n)
+{
+    size_t len;
+    unsigned min;
+    unsigned cp;
+
+    if (s[0] < 0x80)
+        return 1;
+    if ((s[0] & 0xe0) == 0xc0) {
+        len = 2, min = 0x80, cp = s[0] & 0x1f;
+    } else if ((s[0] & 0xf0) == 0xe0) {
+        len = 3, min = 0x800, cp = s[0] & 0x0f;
+    } else if ((s[0] & 0xf8) == 0xf0) {
+        len = 4, min = 0x10000, cp = s[0] & 0x07;
+    } else {
+        return 0;
+    }
+    if (len > n)
+        return 0;
+    for (size_t i = 1; i < len; i++) {
+        if ((s[i] & 0xc0) != 0x80)
+            return 0;
+        cp = cp << 6 | (s[i] & 0x3f);
+    }
+    if (cp < min || cp > 0x10ffff || (cp >= 0xd800 && cp <= 0xdfff))
+        return 0;
+    return len;
+}
+
+static void put_escaped_char(struct psup_log *l, unsigned char c, bool json)
+{
+    static const char hex[] = "0123456789abcdef";
+    char esc[7];
+
+    switch (c) {
+    case '"': put(l, "\\\"", 2); return;
+    case '\\': put(l, "\\\\", 2); return;
+    case '\n': put(l, "\\n", 2); return;
+    case '\r': put(l, "\\r", 2); return;
+    case '\t': put(l, "\\t", 2); return;
+    default: break;
+    }
+    if (json) {
+        memcpy(esc, "\\u00", 4);
+        esc[4] = hex[c >> 4];
+        esc[5] = hex[c & 0xf];
+        put(l, esc, 6);
+    } else {
+        memcpy(esc, "\\x", 2);
+        esc[2] = hex[c >> 4];
+        esc[3] = hex[c & 0xf];
+        put(l, esc, 4);
+    }
+}
+
+/* Copy a value with escapes: control characters, quotes and backslashes
+ * always; invalid UTF-8 becomes U+FFFD so JSON consumers never choke. */
+static void put_escaped(struct psup_log *l, const char *s, size_t n, bool json)
+{
+    const unsigned char *p = (const unsigned char *)s;
+
+    for (size_t i = 0; i < n && !l->truncated;) {
+        if (p[i] < 0x20 || p[i] == '"' || p[i] == '\\' || p[i] == 0x7f) {
+            put_escaped_char(l, p[i], json);
+            i++;
+            continue;
+        }
+        size_t len = utf8_len(p + i, n - i);
+        if (len == 0) {
+            put(l, "\\ufffd", 6);
+            i++;
+            continue;
+        }
+        put(l, s + i, len);
+        i += len;
+    }
+}
+
+static bool needs_quotes(const char *s, size_t n)
+{
+    if (n == 0)
+        return true;
+    for (size_t i = 0; i < n; i++) {
+        unsigned char c = (unsigned char)s[i];
+        if (c <= ' ' || c == '=' || c == '"' || c == '\\' || c >= 0x7f)
+            return true;
+    }
+    return false;
+}
+
+static void put_key(struct psup_log *l, const char *key)
+{
+    if (sink.format == PSUP_LOG_JSON) {
+        put(l, ",\"", 2);
+        put(l, key, strlen(key));
+        put(l, "\":", 2);
+    } else {
+        put(l, " ", 1);
+        put(l, key, strlen(key));
+        put(l, "=", 1);
+    }
+}
+
+void psup_log_bytes(struct psup_log *l, const char *key, const char *value, size_t len)
+{
+    bool json = sink.format == PSUP_LOG_JSON;
+    bool quoted = json || needs_quotes(value, len);
+    size_t start = l->len;
+
+    if (l->skip)
+        return;
+    put_key(l, key);
+    if (quoted)
+        put(l, "\"", 1);
+    if (l->truncated) {
+        l->len = start; /* no room for even the key: drop the whole field */
+        return;
+    }
+    if (quoted) {
+        put_escaped(l, value, len, json);
+        put_tail(l, "\"", 1);
+    } else if (!put(l, value, len)) {
+        l->len = start;
+    }
+}
+
+void psup_log_str(struct psup_log *l, const char *key, const char *value)
+{
+    if (!value)
+        value = "";
+    psup_log_bytes(l, key, value, strlen(value));
+}
+
+/* Numbers are never quoted, in either format. */
+static void put_number(struct psup_log *l, const char *key, const char *text, int n)
+{
+    size_t start = l->len;
+
+    if (l->skip || n < 0)
+        return;
+    put_key(l, key);
+    put(l, text, (size_t)n);
+    if (l->truncated)
+        l->len = start;
+}
+
+/* Every connection logs a few numbers: psup_fmt_uint, not snprintf. */
+void psup_log_int(struct psup_log *l, const char *key, long long value)
+{
+    char text[24];
+    unsigned long long magnitude = value < 0 ? 0 - (unsigned long long)value
+                                             : (unsigned long long)value;
+    size_t sign = value < 0;
+
+    text[0] = '-';
+    put_number(l, key, text, (int)(sign + psup_fmt_uint(magnitude, text + sign)));
+}
+
+void psup_log_uint(struct psup_log *l, const char *key, unsigned long long value)
+{
+    char text[24];
+
+    put_number(l, key, text, (int)psup_fmt_uint(value, text));
+}
+
+void psup_log_bool(struct psup_log *l, const char *key, bool value)
+{
+    put_number(l, key, value ? "true" : "false", value ? 4 : 5);
+}
+
+void psup_log_secs(struct psup_log *l, const char *key, double seconds)
+{
+    char text[32];
+    put_number(l, key, text, snprintf(text, sizeof(text), "%.3f", seconds));
+}
+
+void psup_log_errno(struct psup_log *l, int err)
+{
+    const char *name = strerrorname_np(err);
+    char buf[128];
+
+    psup_log_str(l, "errno", name ? name : "unknown");
+    psup_log_str(l, "error", strerror_r(err, buf, sizeof(buf)));
+}
+
+/* "YYYY-MM-DDTHH:MM:SS.mmmZ" for now. The part up to the seconds changes
+ * once a second, so it is formatted only then (psup logs from one thread). */
+static void format_stamp(char stamp[32])
+{
+    static time_t cached_second = -1;
+    static char cached[24];
+    struct timespec ts;
+
+    clock_gettime(CLOCK_REALTIME, &ts);
+    if (ts.tv_sec != cached_second) {
+        struct tm tm;
+        gmtime_r(&ts.tv_sec, &tm);
+        strftime(cached, sizeof(cached), "%Y-%m-%dT%H:%M:%S", &tm);
+        cached_second = ts.tv_sec;
+    }
+    unsigned ms = (unsigned)(ts.tv_nsec / 1000000);
+    size_t n = strlen(cached);
+    memcpy(stamp, cached, n);
+    stamp[n++] = '.';
+    stamp[n++] = (char)('0' + ms / 100);
+    stamp[n++] = (char)('0' + ms / 10 % 10);
+    stamp[n++] = (char)('0' + ms % 10);
+    stamp[n++] = 'Z';
+    stamp[n] = '\0';
+}
+
+void psup_log_begin(struct psup_log *l, enum psup_log_level level, const char *event)
+{
+    char stamp[32];
+
+    l->len = 0;
+    l->truncated = false;
+    l->skip = level < sink.threshold;
+    if (l->skip)
+        return;
+    format_stamp(stamp);
+
+    if (sink.format == PSUP_LOG_JSON) {
+        put(l, "{\"ts\":\"", 7);
+        put(l, stamp, strlen(stamp));
+        put(l, "\"", 1);
+    } else {
+        put(l, "ts=", 3);
+        put(l, stamp, strlen(stamp));
+    }
+    psup_log_str(l, "level", level_names[level]);
+    psup_log_str(l, "event", event);
+}
+
+void psup_log_end(struct psup_log *l)
+{
+    if (l->skip)
+        return;
+    if (l->truncated) {
+        if (sink.format == PSUP_LOG_JSON)
+            put_tail(l, ",\"truncated\":true", 17);
+        else
+            put_tail(l, " truncated=true", 15);
+    }
+    if (sink.format == PSUP_LOG_JSON)
+        put_tail(l, "}", 1);
+    put_tail(l, "\n", 1);
+
+    /* One write; retry on EINTR and finish a short write (a pipe reader
+     * never sees a torn record, as it is at most PIPE_BUF bytes). */
+    size_t off = 0;
+    while (off < l->len) {
+        ssize_t w = write(sink.fd, l->buf + off, l->len - off);
+        if (w < 0) {
+            if (errno == EINTR)
+                continue;
+            return; /* nowhere left to report it */
+        }
+        off += (size_t)w;
+    }
+}
+
+void psup_log_wait_status(struct psup_log *l, int status)
+{
+    char buf[16];
+
+    if (WIFEXITED(status)) {
+        psup_log_int(l, "status", WEXITSTATUS(status));
+    } else if (WIFSIGNALED(status)) {
+        psup_log_str(l, "signal", psup_signal_name(WTERMSIG(status), buf));
+        if (WCOREDUMP(status))
+            psup_log_str(l, "core", "dumped");
+    }
+}
+
+void psup_log_problems(const char *event, const struct psup_diag *diag)
+{
+    for (size_t i = 0; i < diag->count; i++) {
+        struct psup_log l;
+        psup_log_begin(&l, PSUP_LOG_ERROR, event);
+        psup_log_str(&l, "problem", diag->items[i]);
+        psup_log_end(&l);
+    }
+}
+
+const char *psup_signal_name(int sig, char buf[16])
+{
+    const char *abbrev = sigabbrev_np(sig);
+
+    if (abbrev)
+        return abbrev;
+    if (sig >= SIGRTMIN && sig <= SIGRTMAX) {
+        /* At most 64 real-time signals: two digits. */
+        snprintf(buf, 16, "RTMIN+%u", (unsigned)(sig - SIGRTMIN) % 100u);
+        return buf;
+    }
+    snprintf(buf, 16, "%d", sig);
+    return buf;
+}

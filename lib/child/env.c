@@ -1,0 +1,93 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * The handler's environment: the service's base environment (built once per
+ * generation by the supervisor, policy/env.c) followed by the connection's
+ * own variables, written into the worker's record (spec/handler.md). Child
+ * code: lib/child/README.md.
+ */
+#include "child/child.h"
+
+#include <string.h>
+
+struct env_writer {
+    char **envp;
+    size_t n;
+    char *buf;
+    size_t used;
+};
+
+static char *env_start(struct env_writer *w, const char *name)
+{
+    size_t len = strlen(name);
+    char *s = w->buf + w->used;
+
+    memcpy(s, name, len);
+    s[len] = '=';
+    w->envp[w->n++] = s;
+    w->used += len + 1;
+    return w->buf + w->used;
+}
+
+static void env_end(struct env_writer *w, size_t value_len)
+{
+    w->buf[w->used + value_len] = '\0';
+    w->used += value_len + 1;
+}
+
+static void env_str(struct env_writer *w, const char *name, const char *value)
+{
+    size_t len = strlen(value);
+
+    if (w->used + strlen(name) + len + 2 > PSUP_ENVBUF_SIZE)
+        return;
+    memcpy(env_start(w, name), value, len);
+    env_end(w, len);
+}
+
+static void env_uint(struct env_writer *w, const char *name, unsigned long long v)
+{
+    char digits[24];
+
+    psup_fmt_uint(v, digits);
+    env_str(w, name, digits);
+}
+
+static void env_ip(struct env_writer *w, const char *name, const struct sockaddr *sa)
+{
+    char ip[PSUP_IP_STRLEN];
+
+    psup_ip_format(sa, ip);
+    env_str(w, name, ip);
+}
+
+char **psup_child_env(struct psup_child *c, const struct psup_plan_listener *l,
+                        const struct sockaddr *remote, const struct sockaddr *local,
+                        const struct psup_peer *peer, unsigned connnum)
+{
+    const struct psup_plan *p = c->plan;
+    struct env_writer w = {.envp = c->envp, .buf = c->envbuf};
+
+    memcpy(w.envp, p->env_base, p->n_env_base * sizeof(char *));
+    w.n = p->n_env_base;
+    if (l->proto == PSUP_PROTO_UNIX) {
+        env_str(&w, "PROTO", "UNIX");
+        env_str(&w, "UNIXLOCALPATH", l->unix_path ? l->unix_path : "");
+        env_uint(&w, "UNIXREMOTEEUID", peer->uid);
+        env_uint(&w, "UNIXREMOTEEGID", peer->gid);
+        env_uint(&w, "UNIXREMOTEPID", (unsigned long long)peer->pid);
+    } else {
+        /* PROTO=TCP for IPv6 too, as s6-tcpserver does. */
+        env_str(&w, "PROTO", "TCP");
+        env_ip(&w, "TCPLOCALIP", local);
+        env_uint(&w, "TCPLOCALPORT", psup_sockaddr_port(local));
+        env_ip(&w, "TCPREMOTEIP", remote);
+        env_uint(&w, "TCPREMOTEPORT", psup_sockaddr_port(remote));
+        env_uint(&w, "TCPCONNNUM", connnum);
+        env_ip(&w, "REMOTE_ADDR", remote);
+        env_uint(&w, "REMOTE_PORT", psup_sockaddr_port(remote));
+    }
+    env_uint(&w, "PSUP_CONN_ID", c->conn_id);
+    w.envp[w.n] = NULL;
+    return w.envp;
+}
+

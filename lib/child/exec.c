@@ -1,0 +1,138 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * Becoming the handler: the connection on fds 0 and 1, fd 2 per the
+ * service's stderr setting, the process settings and credentials, nothing
+ * of psup left open, an empty signal mask, then execve. The order of the
+ * steps is spec/handler.md's; each comment names what its step prevents.
+ * Child code: lib/child/README.md.
+ */
+#include "child/child.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <sys/prctl.h>
+#include <sys/resource.h>
+
+#ifndef CLOSE_RANGE_CLOEXEC
+#define CLOSE_RANGE_CLOEXEC (1U << 2)
+#endif
+
+/* fd 2 for the handler: psup's stderr (nothing to do), /dev/null, or the
+ * write end of the log pipe. Returns 0 or -errno. */
+static long setup_stderr(const struct psup_service_config *svc, int log_pipe)
+{
+    long r = 0;
+
+    if (svc->stderr_mode == PSUP_STDERR_NULL) {
+        long devnull = psup_sys(SYS_openat, AT_FDCWD, "/dev/null", O_WRONLY | O_CLOEXEC);
+        if (devnull < 0)
+            return devnull;
+        r = psup_sys(SYS_dup3, devnull, 2, 0);
+        psup_child_close((int)devnull);
+    } else if (log_pipe >= 0) {
+        r = psup_sys(SYS_dup3, log_pipe, 2, 0);
+        psup_child_close(log_pipe);
+    }
+    return r < 0 ? r : 0;
+}
+
+static long apply_limits(const struct psup_service_config *svc, enum psup_step *step)
+{
+    long r;
+
+    *step = PSUP_STEP_UMASK;
+    if (svc->umask >= 0)
+        psup_sys(SYS_umask, svc->umask);
+    *step = PSUP_STEP_CWD;
+    if (svc->cwd && (r = psup_sys(SYS_chdir, svc->cwd)) < 0)
+        return r;
+    *step = PSUP_STEP_RLIMIT;
+    for (size_t i = 0; i < svc->n_rlimits; i++) {
+        r = psup_sys(SYS_prlimit64, 0, svc->rlimits[i].resource, &svc->rlimits[i].value, 0);
+        if (r < 0)
+            return r;
+    }
+    *step = PSUP_STEP_NICE;
+    if (svc->set_nice && (r = psup_sys(SYS_setpriority, PRIO_PROCESS, 0, svc->nice)) < 0)
+        return r;
+    return 0;
+}
+
+/* setgroups, setgid, setuid, in that order: the supplementary groups must go
+ * while we may still change them, and the uid last, since after it nothing
+ * can be changed back. Then check that root cannot be regained. */
+static long drop_privileges(const struct psup_service_config *svc)
+{
+    long r;
+
+    if (!svc->set_ids)
+        return 0;
+    if ((r = psup_sys(SYS_setgroups, svc->n_groups, svc->groups)) < 0)
+        return r;
+    if ((r = psup_sys(SYS_setresgid, svc->gid, svc->gid, svc->gid)) < 0)
+        return r;
+    if ((r = psup_sys(SYS_setresuid, svc->uid, svc->uid, svc->uid)) < 0)
+        return r;
+    if (svc->uid != 0 && psup_sys(SYS_setuid, 0) == 0)
+        return -EPERM;
+    return 0;
+}
+
+_Noreturn void psup_child_exec(struct psup_child *c, const struct psup_plan_listener *l,
+                               int conn, const struct sockaddr *remote,
+                               const struct psup_peer *peer, unsigned connnum, int log_pipe)
+{
+    const struct psup_service_config *svc = c->plan->svc;
+    struct sockaddr_storage local = {0};
+    socklen_t local_len = sizeof(local);
+    enum psup_step step = PSUP_STEP_SETUP;
+    long r;
+
+    if (l->proto != PSUP_PROTO_UNIX)
+        psup_sys(SYS_getsockname, conn, &local, &local_len);
+    char **envp = psup_child_env(c, l, remote, (struct sockaddr *)&local, peer, connnum);
+
+    /* 1. The connection on 0 and 1. It cannot already be 0 or 1: psup keeps
+     *    0-2 open from the start, so dup3 always clears CLOEXEC here. */
+    if ((r = psup_sys(SYS_dup3, conn, 0, 0)) < 0 || (r = psup_sys(SYS_dup3, conn, 1, 0)) < 0)
+        goto fail;
+    psup_child_close(conn);
+    step = PSUP_STEP_STDERR;
+    if ((r = setup_stderr(svc, log_pipe)) < 0)
+        goto fail;
+
+    /* 2. The process: umask, cwd, limits, nice, then credentials. */
+    if ((r = apply_limits(svc, &step)) < 0)
+        goto fail;
+    step = PSUP_STEP_CREDENTIALS;
+    if ((r = drop_privileges(svc)) < 0)
+        goto fail;
+
+    /* 3. Do not tie the handler's life to psup's: a handler finishes its
+     *    connection even if psup is killed. */
+    psup_sys(SYS_prctl, PR_SET_PDEATHSIG, 0);
+
+    /* 4. Nothing of psup may reach the handler: mark every fd from 3 up
+     *    close-on-exec (the channel stays usable to report an exec error). */
+    step = PSUP_STEP_SETUP;
+    if ((r = psup_sys(SYS_close_range, 3, ~0U, CLOSE_RANGE_CLOEXEC)) < 0)
+        goto fail;
+
+    /* 5. An empty mask. A retire signal still pending is discarded as it
+     *    is unblocked: its default action is to ignore it. */
+    psup_child_set_sigmask(0);
+
+    r = psup_sys(SYS_execve, svc->program, svc->argv, envp);
+    /* Still here: report, and exit like a shell would (127: not found). */
+    psup_child_set_sigmask(~UINT64_C(0));
+    psup_child_report(c, PSUP_MSG_EXEC_FAILED, PSUP_STEP_EXEC, r);
+    psup_child_exit(r == -ENOENT || r == -ENOTDIR ? 127 : 126);
+
+fail:
+    psup_child_set_sigmask(~UINT64_C(0));
+    psup_child_report(c, PSUP_MSG_EXEC_FAILED, step, r);
+    psup_child_exit(126);
+}
+
+/* Wait for the supervisor's answer to BUSY. Returns the encoded verdict or
+ * -1 if none came (the connection is then closed). */

@@ -1,0 +1,152 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * Taking a connection: who the client is, allow/deny, and the supervisor's
+ * verdict where a limit needs it; then the worker becomes the handler
+ * (exec.c) or closes the connection and waits again. spec/pool.md has the
+ * protocol. Child code: lib/child/README.md.
+ */
+#include "child/child.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <string.h>
+
+/* Best-effort write of a refusal message to a client we are about to close:
+ * never blocks, never raises SIGPIPE. */
+static void send_message(int fd, const char *text)
+{
+    size_t len = text ? strlen(text) : 0;
+
+    if (len)
+        psup_sys(SYS_sendto, fd, text, len, MSG_DONTWAIT | MSG_NOSIGNAL, 0, 0);
+}
+
+static void describe_peer(int conn, const struct psup_plan_listener *l,
+                          const struct sockaddr *remote, struct psup_peer *peer)
+{
+    memset(peer, 0, sizeof(*peer));
+    if (l->proto == PSUP_PROTO_UNIX) {
+        struct ucred cred = {0};
+        socklen_t len = sizeof(cred);
+        psup_sys(SYS_getsockopt, conn, SOL_SOCKET, SO_PEERCRED, &cred, &len);
+        peer->family = AF_UNIX;
+        peer->pid = cred.pid;
+        peer->uid = cred.uid;
+        peer->gid = cred.gid;
+        return;
+    }
+    peer->family = AF_INET6;
+    peer->port = (uint16_t)psup_sockaddr_port(remote);
+    psup_ip_key(remote, peer->addr);
+}
+
+static const char *refusal_text(const struct psup_service_config *svc, enum psup_verdict code)
+{
+    switch (code) {
+    case PSUP_VERDICT_PER_SOURCE: return svc->per_source_message;
+    case PSUP_VERDICT_RATE: return svc->rate_message;
+    case PSUP_VERDICT_OVERLOAD: return svc->overload_message;
+    default: return NULL;
+    }
+}
+
+/* Show the client in this worker's tally entry; with count, return how many
+ * of the service's handlers serve it now, this one included. */
+static unsigned publish_source(const struct psup_child *c, const struct psup_peer *peer,
+                               bool count)
+{
+    struct psup_source src;
+
+    psup_peer_source(peer, c->plan->svc->per_source_ipv6_prefix, &src);
+    return psup_tally_publish(c->plan->tally, c->tally_slot, c->conn_id, &src, count);
+}
+
+/* No limit to check: count the client's connections in the tally, tell the
+ * supervisor, and become the handler. Returns only if the supervisor could
+ * not be told (the connection is then closed). */
+static void run_without_verdict(struct psup_child *c, const struct psup_plan_listener *l,
+                                int conn, const struct sockaddr *remote, struct psup_msg *m)
+{
+    unsigned connnum = publish_source(c, &m->peer, true);
+
+    m->kind = PSUP_MSG_RUNNING;
+    if (psup_child_send(c, m, -1) < 0) {
+        psup_tally_withdraw(c->plan->tally, c->tally_slot);
+        return;
+    }
+    psup_child_exec(c, l, conn, remote, &m->peer, connnum, -1);
+}
+
+/* Ask the supervisor about the connection (BUSY, with the stderr pipe's
+ * read end in "log" mode) and wait for its verdict. Returns the verdict, or
+ * one whose code is PSUP_VERDICT_CLOSE if none could be had: the supervisor
+ * was not reachable, or did not answer in time (it is then told so). */
+static uint64_t ask_supervisor(struct psup_child *c, struct psup_msg *m, int log_read)
+{
+    uint64_t verdict = psup_verdict_encode(PSUP_VERDICT_CLOSE, 0, 0, 0);
+
+    m->kind = PSUP_MSG_BUSY;
+    m->seq = ++c->seq;
+    if (psup_child_send(c, m, log_read) < 0)
+        return verdict;
+    if (psup_child_wait_verdict(c->plan, m->seq, &verdict) < 0) {
+        /* The supervisor logs the client given up when it reads this, and
+         * counts the worker idle again. */
+        m->kind = PSUP_MSG_GAVE_UP;
+        psup_child_send(c, m, -1);
+        verdict = psup_verdict_encode(PSUP_VERDICT_CLOSE, 0, 0, 0);
+    }
+    return verdict;
+}
+
+void psup_child_take(struct psup_child *c, uint32_t index, int conn,
+                     const struct sockaddr *remote)
+{
+    const struct psup_plan *p = c->plan;
+    const struct psup_plan_listener *l = &p->listeners[index];
+    const struct psup_service_config *svc = p->svc;
+    struct psup_msg m = {.listener = index};
+    int log_pipe[2] = {-1, -1};
+
+    describe_peer(conn, l, remote, &m.peer);
+
+    /* allow/deny are decided here, without a round trip: a denied client
+     * costs one accept and one message, never a process. */
+    if (l->proto != PSUP_PROTO_UNIX &&
+        !psup_access_allowed(svc->allow, svc->n_allow, svc->deny, svc->n_deny, m.peer.addr)) {
+        send_message(conn, svc->deny_message);
+        psup_child_close(conn);
+        m.kind = PSUP_MSG_DENIED;
+        psup_child_send(c, &m, -1);
+        return;
+    }
+
+    if (!p->needs_verdict && c->tally_slot != PSUP_TALLY_NONE) {
+        run_without_verdict(c, l, conn, remote, &m);
+        psup_child_close(conn);
+        return;
+    }
+
+    if (svc->stderr_mode == PSUP_STDERR_LOG &&
+        psup_sys(SYS_pipe2, log_pipe, O_CLOEXEC) < 0)
+        log_pipe[0] = log_pipe[1] = -1; /* the supervisor sees no fd: inherit */
+    uint64_t verdict = ask_supervisor(c, &m, log_pipe[0]);
+    psup_child_close(log_pipe[0]);
+
+    enum psup_verdict code = psup_verdict_code(verdict);
+    if (code == PSUP_VERDICT_RUN) {
+        if (verdict & PSUP_VERDICT_NO_LOG_PIPE) {
+            psup_child_close(log_pipe[1]);
+            log_pipe[1] = -1;
+        }
+        /* Visible to the TCPCONNNUM of workers that need no verdict (a
+         * reload may leave both kinds running). */
+        if (c->tally_slot != PSUP_TALLY_NONE)
+            publish_source(c, &m.peer, false);
+        psup_child_exec(c, l, conn, remote, &m.peer, psup_verdict_connnum(verdict),
+                        log_pipe[1]);
+    }
+    send_message(conn, refusal_text(svc, code));
+    psup_child_close(conn);
+    psup_child_close(log_pipe[1]);
+}

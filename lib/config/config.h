@@ -1,0 +1,140 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * The configuration: a JSON file turned into plain structs, validated in full
+ * (every problem reported with its JSON path), with names resolved at load
+ * (programs on PATH, users and groups) so that nothing is looked up later in
+ * a worker. cJSON is used only in lib/config.
+ *
+ * The normative reference for every key is spec/config.md.
+ */
+#ifndef PSUP_CONFIG_H
+#define PSUP_CONFIG_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <sys/resource.h>
+#include <sys/types.h>
+
+#include "net/access.h"
+#include "net/addr.h"
+#include "base/diag.h"
+#include "base/log.h"
+
+enum psup_stderr_mode {
+    PSUP_STDERR_INHERIT,
+    PSUP_STDERR_NULL,
+    PSUP_STDERR_LOG,
+};
+
+enum psup_overload {
+    PSUP_OVERLOAD_QUEUE,  /* wait in the kernel backlog (default) */
+    PSUP_OVERLOAD_REJECT, /* accept and close at once, with overload_message */
+};
+
+struct psup_rlimit {
+    int resource;        /* RLIMIT_NOFILE, ... */
+    const char *name;    /* "nofile", ... (static string) */
+    struct rlimit value; /* RLIM_INFINITY for "unlimited" */
+};
+
+struct psup_service_config {
+    char *name;
+    /* The service's JSON object printed back without whitespace: two
+     * loads of an unchanged service give equal strings (reload uses it). */
+    char *canonical;
+
+    struct psup_addr *listen;
+    char **listen_text; /* the strings as written, for logs */
+    size_t n_listen;
+
+    /* What is exec'd: program is the resolved absolute (or cwd-relative)
+     * path; argv is NULL-terminated. A string command becomes
+     * program "/bin/sh", argv {"sh", "-c", text}. */
+    char *program;
+    char **argv;
+    size_t argc;
+    bool shell;
+
+    unsigned min_spare;
+    unsigned max_spare;
+    unsigned max_workers;
+    int backlog;
+
+    /* Environment: env holds "NAME=value" strings from the env object, in
+     * file order. clear_env and pass_env as in spec/config.md. */
+    char **env;
+    size_t n_env;
+    bool clear_env;
+    char **pass_env;
+    size_t n_pass_env;
+
+    /* The handler's process. -1 / false where not set. */
+    char *cwd;
+    int umask;           /* 0..0777, or -1 to keep psup's */
+    bool set_nice;
+    int nice;
+    struct psup_rlimit *rlimits;
+    size_t n_rlimits;
+
+    /* Credentials, resolved at load. set_ids is true when user or group
+     * is set and applying them changes something. */
+    bool set_ids;
+    uid_t uid;
+    gid_t gid;
+    gid_t *groups; /* supplementary groups, applied with setgroups */
+    size_t n_groups;
+    char *user_name; /* for USER and LOGNAME; NULL without user */
+    char *user_home; /* for HOME; NULL without user */
+
+    enum psup_stderr_mode stderr_mode;
+
+    /* Access and limits (issue 4). n_allow == 0 allows everyone. */
+    struct psup_cidr *allow;
+    size_t n_allow;
+    struct psup_cidr *deny;
+    size_t n_deny;
+    char *deny_message;         /* NULL: close without a word */
+    unsigned max_per_source;    /* 0: unlimited */
+    unsigned per_source_ipv6_prefix; /* 1..128, default 128 */
+    char *per_source_message;
+    double rate;                /* new connections per second; 0: unlimited */
+    unsigned rate_burst;
+    char *rate_message;
+    enum psup_overload on_overload;
+    char *overload_message;
+    double timeout;             /* seconds a handler may run; 0: no limit */
+};
+
+struct psup_config {
+    struct psup_service_config *services;
+    size_t n_services;
+    double shutdown_timeout; /* seconds, default 7 */
+    double kill_grace;       /* seconds between SIGTERM and SIGKILL, default 2 */
+    enum psup_log_format log_format;
+    bool log_format_set;     /* false: the file did not say */
+    unsigned refs;           /* see psup_config_ref */
+};
+
+/* Read, parse and validate a configuration file. Returns a configuration
+ * with one reference, or NULL with every problem appended to diag (a file
+ * that cannot be read, JSON syntax with line and column, or each semantic
+ * error with its JSON path). */
+struct psup_config *psup_config_load(const char *path, struct psup_diag *diag);
+
+/* The same from text already in memory; origin names it in messages.
+ * Relative paths (programs, cwd) are resolved against psup's working
+ * directory. */
+struct psup_config *psup_config_parse(const char *text, size_t len, const char *origin,
+                                      struct psup_diag *diag);
+
+struct psup_config *psup_config_ref(struct psup_config *cfg);
+void psup_config_unref(struct psup_config *cfg);
+
+/* A one-line human summary of a service for psup --check. */
+void psup_config_describe(const struct psup_service_config *svc, char *buf, size_t size);
+
+/* The closest accepted name to an unknown one, or NULL if none is close
+ * enough to suggest ("did you mean"). Exposed for unit tests. */
+const char *psup_config_suggest(const char *unknown, const char *const *known);
+
+#endif

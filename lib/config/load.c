@@ -1,0 +1,355 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * The configuration loader's top: reading the file, the JSON syntax, the
+ * top-level keys, and the life cycle of a struct psup_config. Services are
+ * parsed in service.c, system look-ups made in resolve.c, values checked in
+ * json.c, problems recorded by problems.c.
+ */
+#include "config/config.h"
+#include "config/internal.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#define MAX_FILE_SIZE (16u << 20)
+
+/* ---- the top level -------------------------------------------------- */
+
+enum { R_SERVICES, R_SHUTDOWN_TIMEOUT, R_KILL_GRACE, R_LOG_FORMAT, R_SCHEMA };
+
+static const char *const root_keys[] = {
+    "services", "shutdown_timeout", "kill_grace", "log_format", "$schema", NULL,
+};
+
+static void parse_services(struct ctx *c, const cJSON *v)
+{
+    const cJSON *el;
+    size_t i = 0;
+
+    if (!cfg_want_array(c, v, "a non-empty array of services"))
+        return;
+
+    size_t n = (size_t)cJSON_GetArraySize(v);
+    if (!(c->cfg->services = cfg_xcalloc(c, n, sizeof(*c->cfg->services))))
+        return;
+    c->cfg->n_services = n;
+    cJSON_ArrayForEach(el, v) {
+        cfg_push_index(c, i);
+        if (!cJSON_IsObject(el))
+            cfg_fail(c, "expected an object, got %s", cfg_type_name(el));
+        else
+            cfg_parse_service(c, el, i);
+        cfg_path_pop(c);
+        i++;
+    }
+}
+
+static void parse_root(struct ctx *c, const cJSON *root)
+{
+    static const char *const formats[] = {"text", "json", NULL};
+    const cJSON *v;
+    struct fields f;
+    const char *s;
+    int fmt;
+
+    if (!cJSON_IsObject(root)) {
+        cfg_fail(c, "the top level must be a JSON object with a \"services\" array");
+        return;
+    }
+    cfg_read_fields(c, root, root_keys, &f);
+    if ((v = cfg_enter(c, &f, R_SCHEMA))) {
+        cfg_want_string(c, v, false, &s);
+        cfg_path_pop(c);
+    }
+    if ((v = cfg_enter(c, &f, R_SHUTDOWN_TIMEOUT))) {
+        cfg_want_seconds(c, v, true, &c->cfg->shutdown_timeout);
+        cfg_path_pop(c);
+    }
+    if ((v = cfg_enter(c, &f, R_KILL_GRACE))) {
+        cfg_want_seconds(c, v, false, &c->cfg->kill_grace);
+        cfg_path_pop(c);
+    }
+    if ((v = cfg_enter(c, &f, R_LOG_FORMAT))) {
+        c->cfg->log_format_set = cfg_want_choice(c, v, formats, &fmt);
+        if (c->cfg->log_format_set)
+            c->cfg->log_format = (enum psup_log_format)fmt;
+        cfg_path_pop(c);
+    }
+    if ((v = cfg_enter(c, &f, R_SERVICES))) {
+        parse_services(c, v);
+        cfg_path_pop(c);
+    } else {
+        cfg_fail_at(c, &f, R_SERVICES, "missing (required)");
+    }
+}
+
+/* Report a syntax error at its line and column (1-based, in bytes). */
+static void fail_syntax(struct ctx *c, const char *text, const char *at)
+{
+    unsigned line = 1, col = 1;
+
+    for (const char *p = text; p < at; p++) {
+        if (*p == '\n') {
+            line++;
+            col = 1;
+        } else {
+            col++;
+        }
+    }
+    cfg_fail(c, "invalid JSON at line %u, column %u", line, col);
+}
+
+static bool is_space(char ch)
+{
+    return ch == ' ' || ch == '\t' || ch == '\n' || ch == '\r';
+}
+
+static cJSON *parse_json(struct ctx *c, const char *text, size_t len)
+{
+    const char *end = NULL;
+    size_t i = 0;
+
+    /* A UTF-8 byte order mark, as some editors write, is not an error. */
+    if (len >= 3 && memcmp(text, "\xef\xbb\xbf", 3) == 0) {
+        text += 3;
+        len -= 3;
+    }
+    while (i < len && is_space(text[i]))
+        i++;
+    if (i == len) {
+        cfg_fail(c, "empty file, expected a JSON object");
+        return NULL;
+    }
+
+    /* Not require_null_terminated: cJSON would then want the NUL inside
+     * len. Trailing text is checked here instead. */
+    cJSON *root = cJSON_ParseWithLengthOpts(text, len, &end, 0);
+    if (!root) {
+        fail_syntax(c, text, end ? end : cJSON_GetErrorPtr());
+        return NULL;
+    }
+    for (i = (size_t)(end - text); i < len && is_space(text[i]);)
+        i++;
+    if (i < len) {
+        fail_syntax(c, text, text + i);
+        cJSON_Delete(root);
+        return NULL;
+    }
+    return root;
+}
+
+/* ---- life cycle ----------------------------------------------------- */
+
+static void free_strv(char **v, size_t n)
+{
+    if (!v)
+        return;
+    for (size_t i = 0; i < n; i++)
+        free(v[i]);
+    free(v);
+}
+
+static void free_service(struct psup_service_config *s)
+{
+    cJSON_free(s->canonical);
+    free(s->name);
+    free(s->listen);
+    free_strv(s->listen_text, s->n_listen);
+    free(s->program);
+    free_strv(s->argv, s->argc);
+    free_strv(s->env, s->n_env);
+    free_strv(s->pass_env, s->n_pass_env);
+    free(s->cwd);
+    free(s->rlimits);
+    free(s->groups);
+    free(s->user_name);
+    free(s->user_home);
+    free(s->allow);
+    free(s->deny);
+    free(s->deny_message);
+    free(s->per_source_message);
+    free(s->rate_message);
+    free(s->overload_message);
+}
+
+static void free_config(struct psup_config *cfg)
+{
+    if (!cfg)
+        return;
+    for (size_t i = 0; i < cfg->n_services; i++)
+        free_service(&cfg->services[i]);
+    free(cfg->services);
+    free(cfg);
+}
+
+static bool ctx_init(struct ctx *c, const char *origin)
+{
+    memset(c, 0, sizeof(*c));
+    c->origin = origin;
+    cfg_read_system_facts(c);
+    c->cfg = calloc(1, sizeof(*c->cfg));
+    if (!c->cfg)
+        return false;
+    c->cfg->shutdown_timeout = 7;
+    c->cfg->kill_grace = 2;
+    c->cfg->log_format = PSUP_LOG_TEXT;
+    c->cfg->refs = 1;
+    return true;
+}
+
+struct psup_config *psup_config_parse(const char *text, size_t len, const char *origin,
+                                      struct psup_diag *diag)
+{
+    struct ctx c;
+
+    if (!ctx_init(&c, origin)) {
+        free(c.own_groups);
+        psup_diag_addf(diag, "%s: out of memory while loading the configuration", origin);
+        return NULL;
+    }
+
+    cJSON *root = parse_json(&c, text, len);
+    if (root) {
+        parse_root(&c, root);
+        cJSON_Delete(root);
+    }
+    free(c.own_groups);
+    if (cfg_flush_problems(&c, diag) > 0) {
+        free_config(c.cfg);
+        return NULL;
+    }
+    return c.cfg;
+}
+
+/* Read a whole file; returns 0 or an errno value. */
+static int read_file(const char *path, char **out, size_t *len_out)
+{
+    size_t len = 0, cap = 4096;
+    char *buf = malloc(cap);
+    int fd = open(path, O_RDONLY | O_CLOEXEC), err = 0;
+
+    if (!buf || fd < 0) {
+        err = !buf ? ENOMEM : errno;
+        goto out;
+    }
+    for (;;) {
+        if (len == cap) {
+            char *nb = cap >= MAX_FILE_SIZE ? NULL : realloc(buf, cap * 2);
+            if (!nb) {
+                err = cap >= MAX_FILE_SIZE ? EFBIG : ENOMEM;
+                goto out;
+            }
+            buf = nb;
+            cap *= 2;
+        }
+        ssize_t n = read(fd, buf + len, cap - len);
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n < 0) {
+            err = errno;
+            goto out;
+        }
+        if (n == 0)
+            break;
+        len += (size_t)n;
+    }
+out:
+    if (fd >= 0)
+        close(fd);
+    if (err) {
+        free(buf);
+        return err;
+    }
+    *out = buf;
+    *len_out = len;
+    return 0;
+}
+
+struct psup_config *psup_config_load(const char *path, struct psup_diag *diag)
+{
+    char *text = NULL;
+    size_t len = 0;
+    int err = read_file(path, &text, &len);
+
+    if (err) {
+        psup_diag_addf(diag, "cannot read %s: %s", path, strerror(err));
+        return NULL;
+    }
+
+    struct psup_config *cfg = psup_config_parse(text, len, path, diag);
+    free(text);
+    return cfg;
+}
+
+struct psup_config *psup_config_ref(struct psup_config *cfg)
+{
+    cfg->refs++;
+    return cfg;
+}
+
+void psup_config_unref(struct psup_config *cfg)
+{
+    if (cfg && --cfg->refs == 0)
+        free_config(cfg);
+}
+
+/* ---- describe --------------------------------------------------------- */
+
+struct sbuf {
+    char *buf;
+    size_t size, len;
+};
+
+static void put(struct sbuf *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+
+static void put(struct sbuf *b, const char *fmt, ...)
+{
+    va_list ap;
+
+    if (b->len + 1 >= b->size)
+        return;
+    va_start(ap, fmt);
+    int n = vsnprintf(b->buf + b->len, b->size - b->len, fmt, ap);
+    va_end(ap);
+    if (n > 0)
+        b->len = b->len + (size_t)n < b->size ? b->len + (size_t)n : b->size - 1;
+}
+
+void psup_config_describe(const struct psup_service_config *svc, char *buf, size_t size)
+{
+    struct sbuf b = {buf, size, 0};
+    char addr[PSUP_ADDR_STRLEN];
+
+    if (!size)
+        return;
+    buf[0] = '\0';
+    put(&b, "%s: listen", svc->name);
+    for (size_t i = 0; i < svc->n_listen; i++) {
+        psup_addr_format(&svc->listen[i], addr, sizeof(addr));
+        put(&b, " %s", addr);
+    }
+    if (svc->shell)
+        put(&b, "; command /bin/sh -c \"%s\"", svc->argv[2]);
+    else
+        put(&b, "; command %s", svc->program);
+    for (size_t i = 1; !svc->shell && i < svc->argc; i++)
+        put(&b, " %s", svc->argv[i]);
+    put(&b, "; pool %u..%u, max %u", svc->min_spare, svc->max_spare, svc->max_workers);
+    if (svc->user_name)
+        put(&b, "; user %s", svc->user_name);
+    else if (svc->set_ids)
+        put(&b, "; uid %u gid %u", (unsigned)svc->uid, (unsigned)svc->gid);
+    if (svc->n_allow || svc->n_deny)
+        put(&b, "; %zu allow, %zu deny rules", svc->n_allow, svc->n_deny);
+    if (svc->max_per_source)
+        put(&b, "; max %u per source", svc->max_per_source);
+    if (svc->rate > 0)
+        put(&b, "; rate %g/s", svc->rate);
+    if (svc->timeout > 0)
+        put(&b, "; timeout %gs", svc->timeout);
+}

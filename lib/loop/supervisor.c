@@ -1,0 +1,583 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * The supervisor's event loop. Every signal arrives through a uv_signal_t
+ * (libuv's self-pipe): no work happens in a signal handler. Workers' messages
+ * arrive on one socket; one timer serves every deadline. Nothing here blocks
+ * except writing the log.
+ *
+ * Shutdown phases: RUNNING -> DRAINING (listeners closed, idle workers
+ * retired, handlers finishing) -> TERMINATING (SIGTERM, then SIGKILL after
+ * kill_grace) -> REAPING (orphans adopted as subreaper or PID 1 get the same
+ * treatment) -> the loop stops once waitpid reports no child at all.
+ */
+#include "loop/supervisor.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/prctl.h>
+#include <sys/socket.h>
+#include <sys/syscall.h>
+#include <sys/wait.h>
+#include <unistd.h>
+#include <uv.h>
+
+#include "loop/errlog.h"
+#include "base/fd.h"
+#include "base/log.h"
+#include "runtime/runtime.h"
+
+enum phase {
+    PHASE_RUNNING,
+    PHASE_DRAINING,
+    PHASE_TERMINATING,
+    PHASE_REAPING,
+};
+
+enum { SIG_CHLD, SIG_TERM, SIG_INT, SIG_QUIT, SIG_HUP, SIG_USR1, N_SIGNALS };
+static const int watched_signals[N_SIGNALS] = {SIGCHLD, SIGTERM, SIGINT, SIGQUIT, SIGHUP, SIGUSR1};
+
+struct psup_supervisor {
+    uv_loop_t loop;
+    uv_signal_t signals[N_SIGNALS];
+    uv_poll_t channel_poll;
+    uv_timer_t timer;
+    int channel[2]; /* [0] the supervisor's end, [1] the workers' */
+    struct psup_runtime rt;
+    struct psup_list errlogs;
+    const struct psup_supervisor_options *opts;
+    enum phase phase;
+    bool loop_ready;
+    int exit_code;
+    uint64_t phase_deadline;  /* end of draining, or of the orphans' grace */
+    bool orphans_signalled;
+    bool orphans_killed;
+};
+
+static uint64_t now_ms(struct psup_supervisor *sup)
+{
+    uv_update_time(&sup->loop);
+    return uv_now(&sup->loop);
+}
+
+/* ------------------------------------------------------------------------ */
+/* Children that are not workers: orphans adopted as PID 1 or subreaper. */
+
+/* Whether any child is left, exited or not. */
+static bool have_children(void)
+{
+    siginfo_t info;
+
+    memset(&info, 0, sizeof(info));
+    return waitid(P_ALL, 0, &info, WEXITED | WNOHANG | WNOWAIT) == 0;
+}
+
+/* Signal every child of psup: the kernel lists them in
+ * /proc/self/task/TID/children (psup has a single thread). */
+static void signal_children(int sig)
+{
+    char path[64];
+    snprintf(path, sizeof(path), "/proc/self/task/%d/children", getpid());
+    FILE *f = fopen(path, "re");
+
+    if (!f)
+        return;
+    long pid;
+    while (fscanf(f, "%ld", &pid) == 1)
+        kill((pid_t)pid, sig);
+    fclose(f);
+}
+
+static void log_orphan(pid_t pid, int status)
+{
+    struct psup_log l;
+
+    psup_log_begin(&l, PSUP_LOG_DEBUG, "reaped_orphan");
+    psup_log_int(&l, "pid", pid);
+    psup_log_wait_status(&l, status);
+    psup_log_end(&l);
+}
+
+/* ------------------------------------------------------------------------ */
+/* Messages from workers. */
+
+static void read_channel(struct psup_supervisor *sup)
+{
+    uint64_t now = now_ms(sup);
+
+    for (;;) {
+        struct psup_msg m;
+        union {
+            struct cmsghdr hdr;
+            char buf[CMSG_SPACE(sizeof(int))];
+        } control;
+        struct iovec iov = {.iov_base = &m, .iov_len = sizeof(m)};
+        struct msghdr mh = {.msg_iov = &iov, .msg_iovlen = 1, .msg_control = control.buf,
+                            .msg_controllen = sizeof(control.buf)};
+        ssize_t n = recvmsg(sup->channel[0], &mh, MSG_DONTWAIT | MSG_CMSG_CLOEXEC);
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n < 0)
+            return; /* EAGAIN: all read */
+        int fd = -1;
+        struct cmsghdr *h = CMSG_FIRSTHDR(&mh);
+        if (h && h->cmsg_level == SOL_SOCKET && h->cmsg_type == SCM_RIGHTS)
+            memcpy(&fd, CMSG_DATA(h), sizeof(int));
+        /* Out of descriptors, the kernel drops the fd (MSG_CTRUNC): the
+         * handler then keeps psup's stderr (spec/handler.md). */
+        if ((size_t)n == sizeof(m))
+            psup_runtime_on_message(&sup->rt, &m, fd, now);
+        else
+            psup_fd_close(fd);
+    }
+}
+
+/* ------------------------------------------------------------------------ */
+/* Progress of everything time-driven, after any event. */
+
+static void handle_orphans(struct psup_supervisor *sup, uint64_t now)
+{
+    if (!have_children()) {
+        uv_stop(&sup->loop);
+        return;
+    }
+    /* Handlers' descendants that left their group (setsid, double fork)
+     * came back to psup; shutdown waits for them too (tini#180). */
+    if (!sup->orphans_signalled) {
+        sup->orphans_signalled = true;
+        sup->phase_deadline = now + (uint64_t)(sup->rt.config->kill_grace * 1000.0);
+        signal_children(SIGTERM);
+    } else if (!sup->orphans_killed && now >= sup->phase_deadline) {
+        sup->orphans_killed = true;
+        signal_children(SIGKILL);
+    }
+}
+
+static void schedule(struct psup_supervisor *sup, uint64_t now);
+
+static void make_progress(struct psup_supervisor *sup)
+{
+    uint64_t now = now_ms(sup);
+
+    psup_runtime_expire(&sup->rt, now);
+    if (sup->phase == PHASE_RUNNING) {
+        psup_runtime_maintain(&sup->rt, now);
+    } else if (sup->phase == PHASE_DRAINING && sup->rt.live && now >= sup->phase_deadline) {
+        struct psup_log l;
+        psup_log_begin(&l, PSUP_LOG_WARN, "shutdown_timeout");
+        psup_log_uint(&l, "workers", sup->rt.live);
+        psup_log_end(&l);
+        /* From here the runtime's own deadlines escalate TERM to KILL. */
+        psup_runtime_terminate_all(&sup->rt, now);
+        sup->phase = PHASE_TERMINATING;
+        sup->phase_deadline = 0;
+    }
+    if (sup->phase != PHASE_RUNNING && sup->rt.live == 0) {
+        if (sup->phase != PHASE_REAPING) {
+            sup->phase = PHASE_REAPING;
+            sup->phase_deadline = 0;
+        }
+        handle_orphans(sup, now);
+    }
+    schedule(sup, now);
+}
+
+static void timer_cb(uv_timer_t *t)
+{
+    make_progress(t->data);
+}
+
+static void schedule(struct psup_supervisor *sup, uint64_t now)
+{
+    uint64_t next = psup_runtime_next_deadline(&sup->rt, now);
+
+    /* The drain deadline, or the orphans' grace; orphans exiting wake the
+     * loop through SIGCHLD. */
+    if (sup->phase != PHASE_RUNNING && sup->phase_deadline && !sup->orphans_killed &&
+        (!next || sup->phase_deadline < next))
+        next = sup->phase_deadline;
+    if (!next) {
+        uv_timer_stop(&sup->timer);
+        return;
+    }
+    /* Never 0: libuv runs a timer re-armed with 0 from its own callback
+     * again in the same loop turn. */
+    uv_timer_start(&sup->timer, timer_cb, next > now ? next - now : 1, 0);
+}
+
+/* ------------------------------------------------------------------------ */
+/* Signals. */
+
+static void reap(struct psup_supervisor *sup)
+{
+    uint64_t now = now_ms(sup);
+    for (;;) {
+        int status;
+        pid_t pid = waitpid(-1, &status, WNOHANG | WUNTRACED | WCONTINUED);
+        if (pid < 0 && errno == EINTR)
+            continue;
+        if (pid <= 0)
+            break; /* 0: none ready; ECHILD: none left. SIGCHLD coalesces. */
+        if (WIFSTOPPED(status) || WIFCONTINUED(status)) {
+            psup_runtime_on_stop(&sup->rt, pid, WIFSTOPPED(status));
+            continue;
+        }
+        /* Drain the channel before each exit: a worker's last message
+         * (RUNNING, EXEC_FAILED) was queued before it exited, and must be
+         * counted first. A worker that needs no verdict execs right after
+         * RUNNING, so its handler can exit before the loop has read it. */
+        read_channel(sup);
+        if (!psup_runtime_on_exit(&sup->rt, pid, status, now))
+            log_orphan(pid, status);
+    }
+}
+
+static void log_shutdown(const struct psup_supervisor *sup, int sig, bool graceful)
+{
+    struct psup_log l;
+    char buf[16];
+
+    psup_log_begin(&l, graceful ? PSUP_LOG_INFO : PSUP_LOG_WARN, "shutdown");
+    psup_log_str(&l, "signal", psup_signal_name(sig, buf));
+    psup_log_str(&l, "mode", graceful ? "graceful" : "immediate");
+    psup_log_uint(&l, "workers", sup->rt.live);
+    if (graceful)
+        psup_log_secs(&l, "timeout", sup->rt.config->shutdown_timeout);
+    psup_log_end(&l);
+}
+
+static void begin_graceful(struct psup_supervisor *sup, int sig)
+{
+    uint64_t now = now_ms(sup);
+
+    log_shutdown(sup, sig, true);
+    sup->phase = PHASE_DRAINING;
+    sup->phase_deadline = now + (uint64_t)(sup->rt.config->shutdown_timeout * 1000.0);
+    psup_runtime_stop_accepting(&sup->rt);
+}
+
+static void stop_now(struct psup_supervisor *sup, int sig)
+{
+    log_shutdown(sup, sig, false);
+    sup->exit_code = 128 + sig;
+    psup_runtime_kill_all(&sup->rt);
+    signal_children(SIGKILL);
+    sup->phase = PHASE_REAPING;
+    sup->orphans_signalled = sup->orphans_killed = true;
+}
+
+static void log_reload_result(const struct psup_apply_report *rep)
+{
+    struct psup_log l;
+
+    psup_log_begin(&l, PSUP_LOG_INFO, "reloaded");
+    psup_log_str(&l, "added", rep->added);
+    psup_log_str(&l, "removed", rep->removed);
+    psup_log_str(&l, "changed", rep->changed);
+    psup_log_uint(&l, "unchanged", rep->unchanged);
+    psup_log_uint(&l, "listeners_opened", rep->listeners_opened);
+    psup_log_uint(&l, "listeners_closed", rep->listeners_closed);
+    psup_log_end(&l);
+}
+
+static void reload(struct psup_supervisor *sup)
+{
+    struct psup_diag diag;
+    struct psup_apply_report rep;
+    struct psup_log l;
+
+    psup_diag_init(&diag);
+    struct psup_config *cfg = psup_config_load(sup->opts->config_path, &diag);
+    if (!cfg) {
+        psup_log_problems("reload_failed", &diag);
+        psup_log_begin(&l, PSUP_LOG_ERROR, "reload_rejected");
+        psup_log_uint(&l, "problems", diag.count);
+        psup_log_str(&l, "config", sup->opts->config_path);
+        psup_log_str(&l, "kept", "running configuration");
+        psup_log_end(&l);
+        psup_diag_free(&diag);
+        return;
+    }
+    psup_diag_free(&diag);
+    if (psup_runtime_apply(&sup->rt, cfg, now_ms(sup), &rep) < 0) {
+        psup_log_begin(&l, PSUP_LOG_ERROR, "reload_rejected");
+        psup_log_str(&l, "reason", "a listener could not be bound");
+        psup_log_str(&l, "kept", "running configuration");
+        psup_log_end(&l);
+    } else {
+        if (!sup->opts->log_format_forced && cfg->log_format_set)
+            psup_log_set_format(cfg->log_format);
+        log_reload_result(&rep);
+        if (rep.listeners_opened)
+            psup_runtime_log_listeners(&sup->rt);
+    }
+    psup_config_unref(cfg);
+}
+
+static void signal_cb(uv_signal_t *h, int sig)
+{
+    struct psup_supervisor *sup = h->data;
+
+    switch (sig) {
+    case SIGCHLD:
+        reap(sup);
+        break;
+    case SIGTERM:
+    case SIGINT:
+        /* Graceful the first time; a second one means now. */
+        if (sup->phase == PHASE_RUNNING)
+            begin_graceful(sup, sig);
+        else if (sup->exit_code == 0)
+            stop_now(sup, sig);
+        break;
+    case SIGQUIT:
+        if (sup->exit_code == 0)
+            stop_now(sup, sig);
+        break;
+    case SIGHUP:
+        if (sup->phase == PHASE_RUNNING)
+            reload(sup);
+        break;
+    case SIGUSR1:
+        psup_runtime_log_status(&sup->rt);
+        break;
+    default:
+        break;
+    }
+    make_progress(sup);
+}
+
+static void channel_cb(uv_poll_t *h, int status, int events)
+{
+    struct psup_supervisor *sup = h->data;
+
+    (void)status;
+    (void)events;
+    read_channel(sup);
+    schedule(sup, now_ms(sup));
+}
+
+/* ------------------------------------------------------------------------ */
+/* Hooks for the runtime: handler stderr capture. */
+
+static bool stderr_pipe_hook(void *arg, int fd, const char *service, unsigned long long conn,
+                             pid_t pid, struct psup_errlog **slot)
+{
+    struct psup_supervisor *sup = arg;
+
+    return psup_errlog_open(&sup->loop, &sup->errlogs, fd, service, conn, pid, slot);
+}
+
+static void stderr_done_hook(void *arg, struct psup_errlog *e)
+{
+    (void)arg;
+    psup_errlog_handler_gone(e);
+}
+
+/* ------------------------------------------------------------------------ */
+/* Start-up and tear-down. */
+
+/* Record every signal whose disposition is not SIG_DFL now: the worker
+ * resets exactly these (raw rt_sigaction sees glibc's internal ones too). */
+static void find_changed_signals(struct psup_runtime *rt)
+{
+    rt->n_reset_signals = 0;
+    for (int sig = 1; sig < 65 && rt->n_reset_signals < 64; sig++) {
+        struct {
+            void *handler;
+            unsigned long flags;
+            void *restorer;
+            unsigned long long mask;
+        } old = {0};
+        if (sig == SIGKILL || sig == SIGSTOP)
+            continue;
+        if (syscall(SYS_rt_sigaction, sig, NULL, &old, 8) == 0 && old.handler != NULL)
+            rt->reset_signals[rt->n_reset_signals++] = sig;
+    }
+}
+
+static int start_signals(struct psup_supervisor *sup)
+{
+    for (int i = 0; i < N_SIGNALS; i++) {
+        int rc = uv_signal_init(&sup->loop, &sup->signals[i]);
+        if (rc == 0)
+            rc = uv_signal_start(&sup->signals[i], signal_cb, watched_signals[i]);
+        if (rc < 0)
+            return rc;
+        sup->signals[i].data = sup;
+    }
+    return 0;
+}
+
+static int open_channel(struct psup_supervisor *sup)
+{
+    /* SOCK_SEQPACKET: one message per send, whole, from any worker. */
+    if (socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, sup->channel) < 0)
+        return -errno;
+    int rc = psup_fd_set_nonblock(sup->channel[0], true);
+    if (rc == 0)
+        rc = uv_poll_init(&sup->loop, &sup->channel_poll, sup->channel[0]);
+    if (rc == 0)
+        rc = uv_poll_start(&sup->channel_poll, UV_READABLE, channel_cb);
+    sup->channel_poll.data = sup;
+    return rc;
+}
+
+static void log_start(const struct psup_supervisor *sup, const struct psup_config *cfg)
+{
+    struct psup_log l;
+
+    psup_log_begin(&l, PSUP_LOG_INFO, "start");
+    psup_log_str(&l, "version", PSUP_VERSION);
+    psup_log_int(&l, "pid", getpid());
+    psup_log_str(&l, "config", sup->opts->config_path);
+    psup_log_uint(&l, "services", cfg->n_services);
+    psup_log_str(&l, "spawn", sup->rt.share_memory ? "clone_vm" : "fork");
+    psup_log_str(&l, "reaper", getpid() == 1 ? "pid1" : "subreaper");
+    psup_log_secs(&l, "shutdown_budget", cfg->shutdown_timeout + cfg->kill_grace);
+    psup_log_end(&l);
+}
+
+static void log_ready(const struct psup_supervisor *sup)
+{
+    struct psup_log l;
+
+    char addrs[2048] = "";
+    size_t used = 0;
+
+    for (size_t i = 0; i < sup->rt.n_listeners; i++) {
+        int n = snprintf(addrs + used, sizeof(addrs) - used, "%s%s", i ? "," : "",
+                         sup->rt.listeners[i]->bound);
+        if (n < 0 || (size_t)n >= sizeof(addrs) - used)
+            break; /* every address is on its own listening line anyway */
+        used += (size_t)n;
+    }
+    psup_log_begin(&l, PSUP_LOG_INFO, "ready");
+    psup_log_uint(&l, "services", sup->rt.config->n_services);
+    psup_log_uint(&l, "listeners", sup->rt.n_listeners);
+    psup_log_uint(&l, "workers", sup->rt.live);
+    psup_log_str(&l, "addrs", addrs);
+    psup_log_end(&l);
+}
+
+static void log_fatal(const char *what, int err)
+{
+    struct psup_log l;
+
+    psup_log_begin(&l, PSUP_LOG_ERROR, "fatal");
+    psup_log_str(&l, "step", what);
+    psup_log_errno(&l, err < 0 ? -err : err);
+    psup_log_end(&l);
+}
+
+/* Whether psup has a controlling terminal that handlers must be detached
+ * from (spec/handler.md, "Process group and session"). */
+static bool has_terminal(void)
+{
+    int fd = open("/dev/tty", O_RDONLY | O_NOCTTY | O_CLOEXEC);
+
+    if (fd < 0)
+        return false;
+    close(fd);
+    return true;
+}
+
+static int setup(struct psup_supervisor *sup, struct psup_config *cfg)
+{
+    int rc;
+
+    /* Adopt orphaned descendants of handlers, so they are reaped here
+     * (as PID 1 this is already so). */
+    if (getpid() != 1)
+        prctl(PR_SET_CHILD_SUBREAPER, 1);
+    /* A parent may have left signals blocked (a blocked SIGCHLD would leave
+     * every child a zombie); psup starts from an empty mask. */
+    sigset_t none;
+    sigemptyset(&none);
+    sigprocmask(SIG_SETMASK, &none, NULL);
+    signal(SIGPIPE, SIG_IGN);
+    if ((rc = uv_loop_init(&sup->loop)) < 0)
+        return log_fatal("uv_loop_init", rc), rc;
+    sup->loop_ready = true;
+    /* Signals before anything is bound: a SIGTERM from here on is handled,
+     * as PID 1 too. */
+    if ((rc = start_signals(sup)) < 0)
+        return log_fatal("signals", rc), rc;
+    if ((rc = open_channel(sup)) < 0)
+        return log_fatal("channel", rc), rc;
+    uv_timer_init(&sup->loop, &sup->timer);
+    sup->timer.data = sup;
+    psup_runtime_init(&sup->rt, sup->channel[1], !sup->opts->use_fork);
+    sup->rt.hooks = (struct psup_runtime_hooks){stderr_pipe_hook, stderr_done_hook, sup};
+    sup->rt.handler_sessions = has_terminal();
+    find_changed_signals(&sup->rt);
+    log_start(sup, cfg);
+    struct psup_apply_report rep;
+    if ((rc = psup_runtime_apply(&sup->rt, cfg, now_ms(sup), &rep)) < 0)
+        return rc; /* the listener and its reason are logged */
+    psup_runtime_log_listeners(&sup->rt);
+    log_ready(sup);
+    schedule(sup, now_ms(sup)); /* a start that failed is retried by the timer */
+    return 0;
+}
+
+static void close_cb(uv_handle_t *h)
+{
+    (void)h;
+}
+
+static void walk_close_cb(uv_handle_t *h, void *arg)
+{
+    (void)arg;
+    if (!uv_is_closing(h))
+        uv_close(h, close_cb);
+}
+
+static void teardown(struct psup_supervisor *sup)
+{
+    if (sup->loop_ready) {
+        psup_errlog_close_all(&sup->errlogs);
+        uv_walk(&sup->loop, walk_close_cb, NULL);
+        uv_run(&sup->loop, UV_RUN_DEFAULT);
+        int rc = uv_loop_close(&sup->loop);
+        if (rc < 0)
+            log_fatal("uv_loop_close", rc);
+    }
+    psup_runtime_free(&sup->rt);
+    psup_fd_close(sup->channel[0]);
+    psup_fd_close(sup->channel[1]);
+}
+
+int psup_supervisor_run(struct psup_config *cfg, const struct psup_supervisor_options *opts)
+{
+    struct psup_supervisor *sup = calloc(1, sizeof(*sup));
+    struct psup_log l;
+
+    if (!sup)
+        return PSUP_EXIT_START;
+    sup->opts = opts;
+    sup->channel[0] = sup->channel[1] = -1;
+    psup_list_init(&sup->errlogs);
+    int rc = setup(sup, cfg);
+    if (rc == 0) {
+        uv_run(&sup->loop, UV_RUN_DEFAULT);
+        psup_runtime_log_summary(&sup->rt);
+        psup_log_begin(&l, PSUP_LOG_INFO, "exit");
+        psup_log_int(&l, "status", sup->exit_code);
+        psup_log_end(&l);
+    } else {
+        /* Could not start: stop whatever workers began. */
+        if (sup->rt.services.next)
+            psup_runtime_kill_all(&sup->rt);
+        while (waitpid(-1, NULL, 0) > 0 || errno == EINTR)
+            ;
+        sup->exit_code = PSUP_EXIT_START;
+    }
+    teardown(sup);
+    int code = sup->exit_code;
+    free(sup);
+    return code;
+}

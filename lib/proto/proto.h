@@ -1,0 +1,196 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * The protocol between the supervisor and its workers: the messages a
+ * worker sends, the verdict the supervisor answers with, the signals both
+ * use, and the plan and record a worker reads. spec/pool.md describes the
+ * protocol; docs/design.md why it is built this way.
+ *
+ * A worker is created with clone(CLONE_VM) where proto/rawsys.h has raw
+ * system calls: it shares the supervisor's memory until it execs, so
+ * everything it reads (the plan, its psup_child record) must stay unchanged
+ * and alive until the supervisor has reaped it, and the worker's code must
+ * not touch libc state (errno, malloc, stdio, locks): lib/child/README.md.
+ */
+#ifndef PSUP_PROTO_H
+#define PSUP_PROTO_H
+
+#include <signal.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/types.h>
+
+#include "config/config.h"
+#include "net/addr.h"
+#include "proto/inet.h"
+#include "proto/tally.h"
+
+/* Worker -> supervisor messages, one per datagram on a SOCK_SEQPACKET
+ * socket shared by all workers. */
+enum psup_msg_kind {
+    PSUP_MSG_BUSY = 1,      /* took a connection; waits for the verdict */
+    PSUP_MSG_RUNNING,       /* took a connection and runs the handler: no
+                               verdict needed (the plan's needs_verdict) */
+    PSUP_MSG_DENIED,        /* refused by allow/deny and closed; still idle */
+    PSUP_MSG_SETUP_FAILED,  /* could not get ready (step, err); exits 125 */
+    PSUP_MSG_EXEC_FAILED,   /* execve failed (err); exits 126 or 127 */
+    PSUP_MSG_ACCEPT_FAILED, /* accept failed for lack of resources; retries */
+    PSUP_MSG_GAVE_UP,       /* no verdict for BUSY seq in time: the client
+                               was closed, the worker is idle again */
+};
+
+/* Where a worker failed, for PSUP_MSG_SETUP_FAILED. */
+enum psup_step {
+    PSUP_STEP_SETUP = 1, /* signals, session, descriptors, epoll */
+    PSUP_STEP_PROGRAM,   /* the program is missing or not executable */
+    PSUP_STEP_STDERR,    /* opening /dev/null or the log pipe */
+    PSUP_STEP_CWD,
+    PSUP_STEP_UMASK,
+    PSUP_STEP_RLIMIT,
+    PSUP_STEP_NICE,
+    PSUP_STEP_CREDENTIALS,
+    PSUP_STEP_EXEC,
+};
+
+/* The client, as the worker saw it. */
+struct psup_peer {
+    uint16_t family; /* AF_INET6 (IPv4 in v4-mapped form) or AF_UNIX */
+    uint16_t port;
+    uint8_t addr[16];
+    int32_t pid; /* AF_UNIX: SO_PEERCRED */
+    uint32_t uid;
+    uint32_t gid;
+};
+
+/* The source a connection is counted under (max_per_source, TCPCONNNUM):
+ * the peer's address grouped by the IPv6 prefix, or its uid. */
+static inline void psup_peer_source(const struct psup_peer *peer, unsigned v6_prefix,
+                                    struct psup_source *src)
+{
+    memset(src, 0, sizeof(*src));
+    if (peer->family == AF_UNIX) {
+        src->kind = PSUP_SOURCE_UID;
+        memcpy(src->key, &peer->uid, sizeof(peer->uid));
+    } else {
+        src->kind = PSUP_SOURCE_IP;
+        psup_source_key(peer->addr, v6_prefix, src->key);
+    }
+}
+
+struct psup_msg {
+    uint32_t kind;
+    int32_t pid;
+    int32_t err;  /* positive errno for *_FAILED */
+    uint32_t step;
+    uint32_t listener; /* index in the plan's listeners, for BUSY/DENIED */
+    uint32_t seq;      /* BUSY, GAVE_UP: the worker's request number, which
+                          the verdict repeats */
+    struct psup_peer peer;
+};
+
+/* The supervisor's answer to BUSY, sent with sigqueue(PSUP_SIG_VERDICT) as
+ * the signal's 64-bit value: the code in the low byte, flags, the source's
+ * connection count (TCPCONNNUM) in bits 16-31, and in the upper 32 bits the
+ * seq of the BUSY it answers. A worker that gave up waiting takes other
+ * clients; the sequence keeps a late verdict from being applied to them. */
+enum psup_verdict {
+    PSUP_VERDICT_RUN = 1,   /* exec the handler */
+    PSUP_VERDICT_PER_SOURCE, /* over max_per_source: close (with message) */
+    PSUP_VERDICT_RATE,       /* over rate: close (with message) */
+    PSUP_VERDICT_OVERLOAD,   /* at max_workers with on_overload reject */
+    PSUP_VERDICT_CLOSE,      /* shutting down, or the worker is not known */
+};
+#define PSUP_VERDICT_NO_LOG_PIPE 0x100 /* stderr pipe not received: inherit */
+
+/* How long a worker waits for a verdict before it gives the client up:
+ * the supervisor answers in microseconds unless it is stopped. Tests
+ * shorten it with PSUP_TEST_VERDICT_TIMEOUT_MS (spec/pool.md). */
+#define PSUP_VERDICT_TIMEOUT_MS 60000
+#define PSUP_CONNNUM_MAX 0xffffu
+
+_Static_assert(sizeof(void *) == sizeof(uint64_t),
+               "the verdict travels in a 64-bit sigval (LP64 platforms)");
+
+static inline uint64_t psup_verdict_encode(enum psup_verdict code, unsigned flags,
+                                           unsigned connnum, uint32_t seq)
+{
+    if (connnum > PSUP_CONNNUM_MAX)
+        connnum = PSUP_CONNNUM_MAX;
+    return (uint64_t)seq << 32 | (uint64_t)connnum << 16 | flags | (unsigned)code;
+}
+
+static inline enum psup_verdict psup_verdict_code(uint64_t v)
+{
+    return (enum psup_verdict)(v & 0xff);
+}
+
+static inline unsigned psup_verdict_connnum(uint64_t v)
+{
+    return (unsigned)(v >> 16) & PSUP_CONNNUM_MAX;
+}
+
+static inline uint32_t psup_verdict_seq(uint64_t v)
+{
+    return (uint32_t)(v >> 32);
+}
+
+/* Signals of the protocol. The verdict is a real-time signal so it carries
+ * a value; retire uses SIGURG, whose default action is to ignore, so a late
+ * one can never harm a handler (see spec/pool.md). */
+#define PSUP_SIG_VERDICT (SIGRTMIN)
+#define PSUP_SIG_RETIRE SIGURG
+
+/* Exit statuses of a worker that never ran a handler. */
+#define PSUP_WORKER_EXIT_RETIRED 0
+#define PSUP_WORKER_EXIT_SETUP 125
+
+struct psup_plan_listener {
+    int fd;
+    enum psup_proto proto;
+    const char *unix_path; /* for UNIXLOCALPATH; NULL for TCP */
+    char text[PSUP_ADDR_STRLEN]; /* as bound, for logs */
+};
+
+/* Everything a worker of one service generation needs, built by the
+ * supervisor and never changed afterwards; freed only when no worker of it
+ * is left. */
+struct psup_plan {
+    const struct psup_service_config *svc;
+    char *const *env_base; /* the handler's environment without the
+                              per-connection variables */
+    size_t n_env_base;
+    const struct psup_plan_listener *listeners;
+    size_t n_listeners;
+    int channel_fd;         /* the workers' end of the message socket */
+    pid_t supervisor_pid;
+    int verdict_signal;     /* PSUP_SIG_VERDICT, evaluated by the supervisor */
+    int verdict_timeout_ms; /* how long a worker waits for a verdict */
+    const int *reset_signals; /* signals whose disposition is not SIG_DFL */
+    size_t n_reset_signals;
+    struct psup_tally_shared *tally; /* the service's (tally.h) */
+    bool needs_verdict;     /* a limit or stderr "log" needs the supervisor's
+                               decision before each handler runs */
+    bool own_session;       /* setsid, not only setpgid: psup has a terminal */
+};
+
+/* Per-connection variables the worker adds, at most. */
+#define PSUP_ENV_DYNAMIC 12
+#define PSUP_ENVBUF_SIZE 1024
+
+/* One worker's record as its code sees it: written by the supervisor before
+ * the worker starts; afterwards only the worker writes envp and envbuf. */
+struct psup_child {
+    const struct psup_plan *plan;
+    unsigned long long conn_id;
+    pid_t pid;   /* the worker's own, set by the worker */
+    bool hold;   /* wait for the supervisor's go (seq 0) before taking
+                    connections */
+    uint32_t seq; /* the worker's last BUSY; only the worker writes it */
+    uint32_t tally_slot; /* its entry in the tally, or PSUP_TALLY_NONE */
+    char **envp; /* n_env_base + PSUP_ENV_DYNAMIC + 1 slots */
+    char envbuf[PSUP_ENVBUF_SIZE];
+};
+
+#endif

@@ -1,0 +1,308 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * Applying a configuration to the runtime, at start and on every reload:
+ * mark and sweep as inetd does. Listeners whose address is unchanged keep
+ * their socket; new ones are bound before anything else changes, so a
+ * listener that cannot be bound leaves the running configuration intact.
+ * Services are matched by name; an unchanged one keeps its workers, a
+ * changed one gets a new generation, a removed one drains.
+ */
+#include "runtime/runtime.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "runtime/generation.h"
+#include "base/log.h"
+
+/* ------------------------------------------------------------------------ */
+/* Listeners. */
+
+/* The existing listener for addr not yet taken by this configuration. */
+static struct psup_listener *find_listener(const struct psup_runtime *rt, bool *taken,
+                                           const struct psup_addr *addr, const char *owner)
+{
+    for (size_t i = 0; i < rt->n_listeners; i++) {
+        if (!taken[i] && psup_listener_matches(rt->listeners[i], addr, owner)) {
+            taken[i] = true;
+            return rt->listeners[i];
+        }
+    }
+    return NULL;
+}
+
+static void log_bind_failure(const char *service, const char *text, const char *what, int err)
+{
+    struct psup_log l;
+
+    psup_log_begin(&l, PSUP_LOG_ERROR, "bind_failed");
+    psup_log_str(&l, "service", service);
+    psup_log_str(&l, "addr", text);
+    psup_log_str(&l, "step", what);
+    psup_log_errno(&l, -err);
+    psup_log_end(&l);
+}
+
+static size_t count_addresses(const struct psup_config *cfg)
+{
+    size_t n = 0;
+
+    for (size_t i = 0; i < cfg->n_services; i++)
+        n += cfg->services[i].n_listen;
+    return n;
+}
+
+struct listener_plan {
+    struct psup_listener **next; /* in configuration order */
+    bool *fresh;                 /* bound by this apply */
+    bool *taken;                 /* rt->listeners[i] is kept */
+    size_t n;
+};
+
+static void listener_plan_free(struct listener_plan *lp)
+{
+    free(lp->next);
+    free(lp->fresh);
+    free(lp->taken);
+}
+
+/* Close the listeners this apply bound (it is being abandoned). */
+static void close_fresh(struct listener_plan *lp)
+{
+    for (size_t i = 0; i < lp->n; i++) {
+        if (lp->fresh[i]) {
+            psup_listener_close(lp->next[i]);
+            free(lp->next[i]);
+        }
+    }
+}
+
+/* Find or bind every listener of cfg without changing rt. On failure, what
+ * was bound is closed again and -errno returned. */
+static int plan_listeners(const struct psup_runtime *rt, const struct psup_config *cfg,
+                          struct listener_plan *lp)
+{
+    size_t total = count_addresses(cfg);
+    int rc = 0;
+
+    lp->n = 0;
+    lp->next = calloc(total + 1, sizeof(*lp->next));
+    lp->fresh = calloc(total + 1, sizeof(*lp->fresh));
+    lp->taken = calloc(rt->n_listeners + 1, sizeof(*lp->taken));
+    if (!lp->next || !lp->fresh || !lp->taken)
+        return -ENOMEM;
+    for (size_t i = 0; i < cfg->n_services && rc == 0; i++) {
+        const struct psup_service_config *svc = &cfg->services[i];
+        for (size_t j = 0; j < svc->n_listen && rc == 0; j++) {
+            struct psup_listener *l = find_listener(rt, lp->taken, &svc->listen[j], svc->name);
+            const char *what = "socket";
+            if (!l) {
+                l = calloc(1, sizeof(*l));
+                rc = l ? psup_listener_open(l, &svc->listen[j], svc->backlog, svc->name, &what)
+                       : -ENOMEM;
+                if (rc < 0) {
+                    log_bind_failure(svc->name, svc->listen_text[j], what, rc);
+                    free(l);
+                    break;
+                }
+                lp->fresh[lp->n] = true;
+            }
+            lp->next[lp->n++] = l;
+        }
+    }
+    if (rc < 0)
+        close_fresh(lp);
+    return rc;
+}
+
+/* Make the planned set the runtime's: close what is no longer used, apply
+ * backlog changes to what is kept. */
+static void commit_listeners(struct psup_runtime *rt, const struct psup_config *cfg,
+                             struct listener_plan *lp, struct psup_apply_report *rep)
+{
+    size_t k = 0;
+
+    for (size_t i = 0; i < rt->n_listeners; i++) {
+        if (!lp->taken[i]) {
+            psup_listener_close(rt->listeners[i]);
+            free(rt->listeners[i]);
+            rep->listeners_closed++;
+        }
+    }
+    for (size_t i = 0; i < cfg->n_services; i++) {
+        const struct psup_service_config *svc = &cfg->services[i];
+        for (size_t j = 0; j < svc->n_listen; j++, k++) {
+            struct psup_listener *l = lp->next[k];
+            if (lp->fresh[k])
+                rep->listeners_opened++;
+            else
+                psup_listener_set_backlog(l, svc->backlog);
+            snprintf(l->owner, sizeof(l->owner), "%s", svc->name);
+        }
+    }
+    free(rt->listeners);
+    rt->listeners = lp->next;
+    rt->n_listeners = lp->n;
+    lp->next = NULL;
+}
+
+/* ------------------------------------------------------------------------ */
+/* Services and generations. */
+
+static struct psup_service *find_service(const struct psup_runtime *rt, const char *name)
+{
+    for (struct psup_list *p = rt->services.next; p != &rt->services; p = p->next) {
+        struct psup_service *s = PSUP_CONTAINER(p, struct psup_service, link);
+        if (strcmp(s->name, name) == 0)
+            return s;
+    }
+    return NULL;
+}
+
+static bool unchanged(const struct psup_service *s, const struct psup_service_config *svc)
+{
+    const char *before = s->current ? s->current->plan.svc->canonical : NULL;
+
+    return before && svc->canonical && strcmp(before, svc->canonical) == 0;
+}
+
+static void append_name(char *list, size_t size, const char *name)
+{
+    size_t len = strlen(list);
+
+    if (len + strlen(name) + 2 < size)
+        snprintf(list + len, size - len, "%s%s", len ? "," : "", name);
+}
+
+static void free_generations(struct psup_generation **gens, size_t n)
+{
+    for (size_t i = 0; i < n; i++)
+        if (gens[i])
+            psup_generation_free(gens[i]);
+}
+
+/* Build the generations of every new or changed service; NULL for an
+ * unchanged one. Returns -ENOMEM (having freed what it built) or 0. */
+static int build_generations(const struct psup_runtime *rt, struct psup_config *cfg,
+                             struct psup_listener *const *next, struct psup_generation **gens)
+{
+    size_t k = 0;
+
+    for (size_t i = 0; i < cfg->n_services; i++) {
+        const struct psup_service_config *svc = &cfg->services[i];
+        const struct psup_service *s = find_service(rt, svc->name);
+        if (!s || !unchanged(s, svc)) {
+            gens[i] = psup_generation_new(rt, cfg, svc, next + k);
+            if (!gens[i]) {
+                free_generations(gens, i);
+                return -ENOMEM;
+            }
+        }
+        k += svc->n_listen;
+    }
+    return 0;
+}
+
+/* fresh[i]: a new service for each name the runtime does not have yet.
+ * Returns 0, or -ENOMEM having made none. */
+static int new_services(const struct psup_runtime *rt, const struct psup_config *cfg,
+                        struct psup_service **fresh)
+{
+    for (size_t i = 0; i < cfg->n_services; i++) {
+        if (find_service(rt, cfg->services[i].name))
+            continue;
+        if (!(fresh[i] = psup_service_new(cfg->services[i].name))) {
+            for (size_t j = 0; j < i; j++)
+                if (fresh[j])
+                    psup_service_free(fresh[j]);
+            return -ENOMEM;
+        }
+    }
+    return 0;
+}
+
+static void apply_services(struct psup_runtime *rt, struct psup_config *cfg,
+                           struct psup_generation **gens, struct psup_service **fresh,
+                           uint64_t now, struct psup_apply_report *rep)
+{
+    struct psup_list *p, *tmp;
+
+    for (size_t i = 0; i < cfg->n_services; i++) {
+        const char *name = cfg->services[i].name;
+        struct psup_service *s = find_service(rt, name);
+        if (!s) {
+            s = fresh[i];
+            psup_list_append(&rt->services, &s->link);
+            append_name(rep->added, sizeof(rep->added), name);
+        } else if (gens[i]) {
+            append_name(rep->changed, sizeof(rep->changed), name);
+        } else {
+            rep->unchanged++;
+        }
+        s->seen = true;
+        /* A reload is also the operator saying "try again now". */
+        psup_runtime_end_backoff(s, now);
+        if (gens[i]) {
+            gens[i]->service = s;
+            gens[i]->plan.tally = s->tally.shared;
+            psup_runtime_switch_generation(rt, s, gens[i], now);
+        }
+    }
+    psup_list_foreach_safe(p, tmp, &rt->services) {
+        struct psup_service *s = PSUP_CONTAINER(p, struct psup_service, link);
+        if (!s->seen && s->current) {
+            append_name(rep->removed, sizeof(rep->removed), s->name);
+            psup_runtime_switch_generation(rt, s, NULL, now);
+        }
+        if (!s->seen && psup_list_empty(&s->workers))
+            psup_service_free(s);
+        else
+            s->seen = false;
+    }
+}
+
+int psup_runtime_apply(struct psup_runtime *rt, struct psup_config *cfg, uint64_t now,
+                       struct psup_apply_report *rep)
+{
+    struct listener_plan lp = {0};
+    struct psup_generation **gens = calloc(cfg->n_services + 1, sizeof(*gens));
+    struct psup_service **fresh = calloc(cfg->n_services + 1, sizeof(*fresh));
+    int rc = gens && fresh ? plan_listeners(rt, cfg, &lp) : -ENOMEM;
+
+    memset(rep, 0, sizeof(*rep));
+    if (rc == 0) {
+        /* Everything that can fail, before anything changes. */
+        rc = build_generations(rt, cfg, lp.next, gens);
+        if (rc == 0 && (rc = new_services(rt, cfg, fresh)) < 0)
+            free_generations(gens, cfg->n_services);
+        if (rc < 0)
+            close_fresh(&lp);
+    }
+    if (rc == 0) {
+        /* From here on nothing can fail: the new configuration takes over. */
+        commit_listeners(rt, cfg, &lp, rep);
+        struct psup_config *old = rt->config;
+        rt->config = psup_config_ref(cfg);
+        apply_services(rt, cfg, gens, fresh, now, rep);
+        if (old)
+            psup_config_unref(old);
+    }
+    listener_plan_free(&lp);
+    free(gens);
+    free(fresh);
+    return rc;
+}
+
+void psup_runtime_log_listeners(const struct psup_runtime *rt)
+{
+    for (size_t i = 0; i < rt->n_listeners; i++) {
+        struct psup_log l;
+        psup_log_begin(&l, PSUP_LOG_INFO, "listening");
+        psup_log_str(&l, "service", rt->listeners[i]->owner);
+        psup_log_str(&l, "addr", rt->listeners[i]->bound);
+        psup_log_end(&l);
+    }
+}

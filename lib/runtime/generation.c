@@ -1,0 +1,99 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * Services and their generations: what owns them, how they are made and when
+ * they are freed. A generation is the plan the workers of one configuration
+ * of a service read; it lives while its workers do (a reference each, plus
+ * one while it is the service's current one). A service lives while it is
+ * configured or still has workers. apply.c makes them, runtime.c lets go.
+ */
+#include "runtime/generation.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "policy/env.h"
+
+extern char **environ;
+
+struct psup_service *psup_service_new(const char *name)
+{
+    struct psup_service *s = calloc(1, sizeof(*s));
+
+    if (!s)
+        return NULL;
+    if (psup_tally_init(&s->tally) < 0) {
+        free(s);
+        return NULL;
+    }
+    snprintf(s->name, sizeof(s->name), "%s", name);
+    psup_list_init(&s->workers);
+    psup_list_init(&s->link);
+    return s;
+}
+
+void psup_service_free(struct psup_service *s)
+{
+    psup_list_remove(&s->link);
+    psup_sources_free(&s->sources);
+    psup_tally_free(&s->tally);
+    free(s);
+}
+
+void psup_generation_free(struct psup_generation *g)
+{
+    free(g->env_base);
+    free(g->listeners);
+    psup_config_unref(g->config);
+    free(g);
+}
+
+struct psup_generation *psup_generation_new(const struct psup_runtime *rt,
+                                            struct psup_config *cfg,
+                                            const struct psup_service_config *svc,
+                                            struct psup_listener *const *ls)
+{
+    struct psup_generation *g = calloc(1, sizeof(*g));
+
+    if (!g)
+        return NULL;
+    g->config = psup_config_ref(cfg);
+    g->listeners = calloc(svc->n_listen, sizeof(*g->listeners));
+    g->env_base = psup_env_base(svc, environ, &g->plan.n_env_base);
+    if (!g->listeners || !g->env_base) {
+        psup_generation_free(g);
+        return NULL;
+    }
+    for (size_t j = 0; j < svc->n_listen; j++) {
+        struct psup_plan_listener *pl = &g->listeners[j];
+        pl->fd = ls[j]->fd;
+        pl->proto = svc->listen[j].proto;
+        snprintf(pl->text, sizeof(pl->text), "%s", ls[j]->bound);
+        /* "unix:/path" or "unix:@name": UNIXLOCALPATH is what follows. */
+        pl->unix_path = pl->proto == PSUP_PROTO_UNIX ? pl->text + 5 : NULL;
+    }
+    g->plan.svc = svc;
+    g->plan.env_base = g->env_base;
+    g->plan.listeners = g->listeners;
+    g->plan.n_listeners = svc->n_listen;
+    g->plan.channel_fd = rt->channel_fd;
+    g->plan.supervisor_pid = rt->self;
+    g->plan.verdict_signal = rt->verdict_signal;
+    g->plan.verdict_timeout_ms = rt->verdict_timeout_ms;
+    g->plan.reset_signals = rt->reset_signals;
+    g->plan.n_reset_signals = rt->n_reset_signals;
+    g->plan.own_session = rt->handler_sessions;
+    /* Without these the worker needs no answer: it counts TCPCONNNUM in
+     * the tally itself and runs the handler at once. */
+    g->plan.needs_verdict = svc->max_per_source || svc->rate > 0 ||
+                            svc->on_overload == PSUP_OVERLOAD_REJECT ||
+                            svc->stderr_mode == PSUP_STDERR_LOG;
+    g->refs = 1;
+    return g;
+}
+
+void psup_generation_unref(struct psup_generation *g)
+{
+    if (--g->refs == 0)
+        psup_generation_free(g);
+}

@@ -1,0 +1,293 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * Formatting the records about workers and connections (report.h). Every
+ * field name here is part of the interface: spec/logging.md lists them and
+ * tests/system/test_docs.py checks the manual page against this file.
+ */
+#include "runtime/report.h"
+
+#include <signal.h>
+#include <string.h>
+#include <sys/wait.h>
+
+#include "base/log.h"
+
+
+static void log_identity(struct psup_log *l, const struct psup_worker *w)
+{
+    psup_log_str(l, "service", w->service->name);
+    psup_log_uint(l, "conn", w->child.conn_id);
+    psup_log_int(l, "pid", w->pid);
+}
+
+static void log_peer(struct psup_log *l, const struct psup_peer *peer)
+{
+    if (peer->family == AF_UNIX) {
+        psup_log_int(l, "remote_pid", peer->pid);
+        psup_log_uint(l, "remote_uid", peer->uid);
+        return;
+    }
+    struct sockaddr_in6 sa = {.sin6_family = AF_INET6};
+    char ip[PSUP_IP_STRLEN];
+    memcpy(sa.sin6_addr.s6_addr, peer->addr, 16);
+    psup_ip_format((struct sockaddr *)&sa, ip);
+    psup_log_str(l, "remote_ip", ip);
+    psup_log_uint(l, "remote_port", peer->port);
+}
+
+/* A SIGKILL psup did not send is usually the OOM killer: say so. */
+static void log_status(struct psup_log *l, int status, bool signalled_by_psup)
+{
+    psup_log_wait_status(l, status);
+    if (WIFSIGNALED(status) && WTERMSIG(status) == SIGKILL && !signalled_by_psup)
+        psup_log_str(l, "hint", "oom_or_external_kill");
+}
+
+static const char *step_name(uint32_t step)
+{
+    static const char *const names[] = {
+        [PSUP_STEP_SETUP] = "setup", [PSUP_STEP_PROGRAM] = "program",
+        [PSUP_STEP_STDERR] = "stderr", [PSUP_STEP_CWD] = "cwd",
+        [PSUP_STEP_UMASK] = "umask", [PSUP_STEP_RLIMIT] = "rlimits",
+        [PSUP_STEP_NICE] = "nice", [PSUP_STEP_CREDENTIALS] = "credentials",
+        [PSUP_STEP_EXEC] = "exec",
+    };
+    return step < sizeof(names) / sizeof(names[0]) && names[step] ? names[step] : "unknown";
+}
+
+/* Whether to log one more refusal of this kind: five at once, then one a
+ * second, each carrying how many were not logged since the last. */
+static bool log_allowed(struct psup_log_limit *lim, uint64_t now)
+{
+    if (psup_rate_take(&lim->bucket, 1.0, 5, now))
+        return true;
+    lim->suppressed++;
+    return false;
+}
+
+/* The one line of a refusal or a resource error that the limiter lets
+ * through carries how many were left out since the last. */
+static void put_suppressed(struct psup_log *l, struct psup_log_limit *lim)
+{
+    if (lim->suppressed) {
+        psup_log_uint(l, "suppressed", lim->suppressed);
+        lim->suppressed = 0;
+    }
+}
+
+void psup_report_refusal(struct psup_service *s, enum psup_limit_reason reason, pid_t pid,
+                         const struct psup_peer *peer, uint64_t now)
+{
+    static const char *const names[] = {
+        [PSUP_LIMIT_PER_SOURCE] = "max_per_source",
+        [PSUP_LIMIT_RATE] = "rate",
+        [PSUP_LIMIT_OVERLOAD] = "overload",
+    };
+    struct psup_log_limit *lim = &s->limits[reason];
+    struct psup_log l;
+
+    if (!log_allowed(lim, now))
+        return;
+    psup_log_begin(&l, PSUP_LOG_WARN, reason == PSUP_LIMIT_DENIED ? "denied" : "limited");
+    psup_log_str(&l, "service", s->name);
+    if (reason != PSUP_LIMIT_DENIED)
+        psup_log_str(&l, "reason", names[reason]);
+    psup_log_int(&l, "pid", pid);
+    log_peer(&l, peer);
+    put_suppressed(&l, lim);
+    psup_log_end(&l);
+}
+
+void psup_report_gave_up(const struct psup_worker *w, const struct psup_msg *m)
+{
+    struct psup_log l;
+
+    psup_log_begin(&l, PSUP_LOG_ERROR, "verdict_timeout");
+    log_identity(&l, w);
+    log_peer(&l, &m->peer);
+    psup_log_str(&l, "outcome", "closed");
+    psup_log_end(&l);
+}
+
+void psup_report_accept_failed(struct psup_worker *w, int err, uint64_t now)
+{
+    struct psup_log_limit *lim = &w->service->limits[PSUP_LIMIT_ACCEPT];
+    struct psup_log l;
+
+    if (!log_allowed(lim, now))
+        return;
+    psup_log_begin(&l, PSUP_LOG_ERROR, "accept_failed");
+    psup_log_str(&l, "service", w->service->name);
+    psup_log_int(&l, "pid", w->pid);
+    psup_log_errno(&l, err);
+    put_suppressed(&l, lim);
+    psup_log_end(&l);
+}
+
+/* stderr "log" could not be set up (psup out of descriptors): the handler
+ * keeps psup's stderr. */
+void psup_report_stderr_fallback(struct psup_worker *w, uint64_t now)
+{
+    struct psup_log_limit *lim = &w->service->limits[PSUP_LIMIT_STDERR];
+    struct psup_log l;
+
+    if (!log_allowed(lim, now))
+        return;
+    psup_log_begin(&l, PSUP_LOG_WARN, "stderr_fallback");
+    log_identity(&l, w);
+    psup_log_str(&l, "stderr", "inherit");
+    put_suppressed(&l, lim);
+    psup_log_end(&l);
+}
+
+void psup_report_saturation(const struct psup_service *s, bool saturated, uint64_t duration_ms)
+{
+    struct psup_log l;
+
+    psup_log_begin(&l, saturated ? PSUP_LOG_WARN : PSUP_LOG_INFO,
+                   saturated ? "saturated" : "saturation_ended");
+    psup_log_str(&l, "service", s->name);
+    psup_log_uint(&l, "busy", s->busy);
+    if (!saturated)
+        psup_log_secs(&l, "duration", (double)duration_ms / 1000.0);
+    psup_log_end(&l);
+}
+
+void psup_report_failure(const struct psup_worker *w, int status)
+{
+    struct psup_log l;
+
+    psup_log_begin(&l, PSUP_LOG_ERROR, w->exec_failed ? "exec_failed" : "worker_failed");
+    log_identity(&l, w);
+    if (w->error) {
+        psup_log_str(&l, "step", step_name(w->step));
+        psup_log_str(&l, "program", w->gen->plan.svc->program);
+        psup_log_errno(&l, w->error);
+    } else {
+        log_status(&l, status, w->signalled);
+    }
+    psup_log_end(&l);
+}
+
+void psup_report_backoff(const struct psup_service *s)
+{
+    struct psup_log l;
+
+    psup_log_begin(&l, PSUP_LOG_WARN, "backoff");
+    psup_log_str(&l, "service", s->name);
+    psup_log_uint(&l, "failures", s->backoff.failures);
+    psup_log_secs(&l, "delay", (double)s->backoff.delay_ms / 1000.0);
+    if (s->last_error) {
+        psup_log_str(&l, "step", step_name(s->last_step));
+        psup_log_errno(&l, s->last_error);
+    }
+    psup_log_end(&l);
+}
+
+void psup_report_recovered(const struct psup_service *s)
+{
+    struct psup_log l;
+
+    psup_log_begin(&l, PSUP_LOG_INFO, "recovered");
+    psup_log_str(&l, "service", s->name);
+    psup_log_end(&l);
+}
+
+void psup_report_worker_lost(const struct psup_worker *w, int status)
+{
+    struct psup_log l;
+
+    psup_log_begin(&l, PSUP_LOG_WARN, "worker_lost");
+    log_identity(&l, w);
+    log_status(&l, status, false);
+    psup_log_end(&l);
+}
+
+void psup_report_spawn_failed(const struct psup_service *s, int err, uint64_t retry_ms)
+{
+    struct psup_log l;
+
+    psup_log_begin(&l, PSUP_LOG_ERROR, "spawn_failed");
+    psup_log_str(&l, "service", s->name);
+    psup_log_errno(&l, err);
+    psup_log_uint(&l, "retry_ms", retry_ms);
+    psup_log_end(&l);
+}
+
+void psup_report_spawn_recovered(void)
+{
+    struct psup_log l;
+
+    psup_log_begin(&l, PSUP_LOG_INFO, "spawn_recovered");
+    psup_log_end(&l);
+}
+
+void psup_report_conn_end(const struct psup_worker *w, int status, uint64_t now)
+{
+    struct psup_log l;
+    const struct psup_generation *g = w->gen;
+
+    psup_log_begin(&l, PSUP_LOG_INFO, "conn_end");
+    log_identity(&l, w);
+    log_peer(&l, &w->peer);
+    if (w->listener < g->plan.n_listeners)
+        psup_log_str(&l, "listener", g->listeners[w->listener].text);
+    if (w->exec_failed)
+        psup_log_str(&l, "outcome", "exec_failed");
+    else if (w->timed_out)
+        psup_log_str(&l, "outcome", "timeout");
+    log_status(&l, status, w->signalled);
+    psup_log_uint(&l, "duration_ms", now - w->busy_since);
+    psup_log_end(&l);
+}
+
+void psup_report_timeout(const struct psup_worker *w)
+{
+    struct psup_log l;
+
+    psup_log_begin(&l, PSUP_LOG_WARN, "timeout");
+    log_identity(&l, w);
+    log_peer(&l, &w->peer);
+    psup_log_str(&l, "key", "timeout");
+    psup_log_secs(&l, "limit", w->gen->plan.svc->timeout);
+    psup_log_end(&l);
+}
+
+void psup_runtime_log_summary(const struct psup_runtime *rt)
+{
+    const struct psup_list *p;
+
+    for (p = rt->services.next; p != &rt->services; p = p->next) {
+        const struct psup_service *s = PSUP_CONTAINER(p, struct psup_service, link);
+        struct psup_log l;
+        psup_log_begin(&l, PSUP_LOG_INFO, "summary");
+        psup_log_str(&l, "service", s->name);
+        psup_log_uint(&l, "accepted", s->counters.accepted);
+        psup_log_uint(&l, "denied", s->counters.denied);
+        psup_log_uint(&l, "limited_per_source", s->counters.per_source);
+        psup_log_uint(&l, "limited_rate", s->counters.rate);
+        psup_log_uint(&l, "limited_overload", s->counters.overload);
+        psup_log_uint(&l, "failed", s->counters.failed);
+        psup_log_uint(&l, "timed_out", s->counters.timed_out);
+        psup_log_end(&l);
+    }
+}
+
+void psup_runtime_log_status(const struct psup_runtime *rt)
+{
+    for (const struct psup_list *p = rt->services.next; p != &rt->services; p = p->next) {
+        const struct psup_service *s = PSUP_CONTAINER(p, struct psup_service, link);
+        struct psup_log l;
+        psup_log_begin(&l, PSUP_LOG_INFO, "status");
+        psup_log_str(&l, "service", s->name);
+        psup_log_str(&l, "state", !s->current ? "draining"
+                                  : s->backoff.delay_ms ? "backoff"
+                                  : s->saturated ? "saturated" : "serving");
+        psup_log_uint(&l, "idle", s->idle);
+        psup_log_uint(&l, "busy", s->busy);
+        psup_log_uint(&l, "retiring", s->retiring);
+        psup_log_uint(&l, "stopped", s->stopped);
+        psup_log_uint(&l, "accepted", s->counters.accepted);
+        psup_log_end(&l);
+    }
+}

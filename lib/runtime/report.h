@@ -1,0 +1,39 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * The log records psup writes about its workers and their connections
+ * (spec/logging.md): one function per event, each taking the state it
+ * describes. The runtime decides; this only formats and rate-limits.
+ */
+#ifndef PSUP_REPORT_H
+#define PSUP_REPORT_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "runtime/runtime.h"
+
+/* denied / limited, a few and then one a second per service and reason. */
+void psup_report_refusal(struct psup_service *s, enum psup_limit_reason reason, pid_t pid,
+                         const struct psup_peer *peer, uint64_t now);
+/* A worker gave the client of m up: the verdict did not come in time. */
+void psup_report_gave_up(const struct psup_worker *w, const struct psup_msg *m);
+void psup_report_accept_failed(struct psup_worker *w, int err, uint64_t now);
+void psup_report_stderr_fallback(struct psup_worker *w, uint64_t now);
+
+/* saturated, or saturation_ended after duration_ms. */
+void psup_report_saturation(const struct psup_service *s, bool saturated, uint64_t duration_ms);
+
+/* The first failure of a kind in a streak (exec_failed / worker_failed),
+ * the delay changing, and the end of the streak. */
+void psup_report_failure(const struct psup_worker *w, int status);
+void psup_report_backoff(const struct psup_service *s);
+void psup_report_recovered(const struct psup_service *s);
+void psup_report_worker_lost(const struct psup_worker *w, int status);
+
+void psup_report_spawn_failed(const struct psup_service *s, int err, uint64_t retry_ms);
+void psup_report_spawn_recovered(void);
+
+void psup_report_conn_end(const struct psup_worker *w, int status, uint64_t now);
+void psup_report_timeout(const struct psup_worker *w);
+
+#endif

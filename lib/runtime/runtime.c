@@ -1,0 +1,914 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * The runtime: worker records and their life from spawn to reap. Every
+ * decision about a connection the supervisor makes (the verdict: run, or
+ * refuse for per-source, rate or overload) is made here, in order, by the
+ * single thread that owns the counters; that is what makes the limits exact.
+ * No event loop here, and no blocking call. apply.c feeds it configurations.
+ */
+#include "runtime/runtime.h"
+
+#include <errno.h>
+#include <signal.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/resource.h>
+#include <sys/syscall.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "base/fd.h"
+#include "policy/pool.h"
+#include "proto/rawsys.h"
+#include "runtime/generation.h"
+#include "runtime/report.h"
+
+/* ------------------------------------------------------------------------ */
+/* The pid table. */
+
+static size_t slot_of(const struct psup_runtime *rt, pid_t pid)
+{
+    return ((size_t)pid * 2654435761u) & (rt->table_size - 1);
+}
+
+static int table_grow(struct psup_runtime *rt)
+{
+    size_t size = rt->table_size ? rt->table_size * 2 : 256;
+    struct psup_worker **table = calloc(size, sizeof(*table));
+
+    if (!table)
+        return -ENOMEM;
+    struct psup_worker **old = rt->table;
+    size_t old_size = rt->table_size;
+    rt->table = table;
+    rt->table_size = size;
+    for (size_t i = 0; i < old_size; i++) {
+        while (old[i]) {
+            struct psup_worker *w = old[i];
+            old[i] = w->hash_next;
+            size_t slot = slot_of(rt, w->pid);
+            w->hash_next = rt->table[slot];
+            rt->table[slot] = w;
+        }
+    }
+    free(old);
+    return 0;
+}
+
+static struct psup_worker *table_find(const struct psup_runtime *rt, pid_t pid)
+{
+    if (!rt->table_size)
+        return NULL;
+    struct psup_worker *w = rt->table[slot_of(rt, pid)];
+    while (w && w->pid != pid)
+        w = w->hash_next;
+    return w;
+}
+
+static void table_remove(struct psup_runtime *rt, struct psup_worker *w)
+{
+    struct psup_worker **p = &rt->table[slot_of(rt, w->pid)];
+
+    while (*p != w)
+        p = &(*p)->hash_next;
+    *p = w->hash_next;
+    rt->live--;
+}
+
+/* ------------------------------------------------------------------------ */
+/* Life of the runtime. */
+
+/* PSUP_TEST_VERDICT_TIMEOUT_MS shortens the workers' wait for a verdict,
+ * so that tests can stall the supervisor past it in a second, not a minute. */
+static int verdict_timeout_ms(void)
+{
+    const char *knob = getenv("PSUP_TEST_VERDICT_TIMEOUT_MS");
+    long ms = knob ? strtol(knob, NULL, 10) : 0;
+
+    return ms > 0 && ms <= PSUP_VERDICT_TIMEOUT_MS ? (int)ms : PSUP_VERDICT_TIMEOUT_MS;
+}
+
+int psup_runtime_init(struct psup_runtime *rt, int channel_fd, bool share_memory)
+{
+    memset(rt, 0, sizeof(*rt));
+    psup_list_init(&rt->services);
+    psup_list_init(&rt->timed);
+    rt->channel_fd = channel_fd;
+    rt->self = getpid();
+    rt->uid = getuid();
+    rt->verdict_signal = PSUP_SIG_VERDICT;
+    rt->verdict_timeout_ms = verdict_timeout_ms();
+    /* Sharing memory needs the raw system calls (rawsys.h). */
+    rt->share_memory = share_memory && PSUP_RAW_SYSCALLS;
+    rt->accepting = true;
+    struct rlimit nproc;
+    if (getrlimit(RLIMIT_NPROC, &nproc) == 0 && nproc.rlim_cur != RLIM_INFINITY)
+        rt->nproc_limit = nproc.rlim_cur;
+    return 0;
+}
+
+/* ------------------------------------------------------------------------ */
+/* Worker bookkeeping. */
+
+static unsigned *state_counter(struct psup_service *s, enum psup_worker_state st)
+{
+    switch (st) {
+    case PSUP_WORKER_IDLE: return &s->idle;
+    case PSUP_WORKER_RETIRING: return &s->retiring;
+    case PSUP_WORKER_STOPPED: return &s->stopped;
+    default: return &s->busy;
+    }
+}
+
+static void set_state(struct psup_worker *w, enum psup_worker_state st)
+{
+    (*state_counter(w->service, w->state))--;
+    w->state = st;
+    (*state_counter(w->service, st))++;
+}
+
+static bool is_busy(const struct psup_worker *w)
+{
+    return w->state >= PSUP_WORKER_BUSY;
+}
+
+/* Keep rt->timed sorted by deadline; new deadlines are usually the latest,
+ * so search from the tail. */
+static void set_deadline(struct psup_runtime *rt, struct psup_worker *w, uint64_t deadline)
+{
+    struct psup_list *pos = rt->timed.prev;
+
+    psup_list_remove(&w->timer_link);
+    w->deadline = deadline;
+    while (pos != &rt->timed &&
+           PSUP_CONTAINER(pos, struct psup_worker, timer_link)->deadline > deadline)
+        pos = pos->prev;
+    psup_list_insert_after(pos, &w->timer_link);
+}
+
+static void stack_release(struct psup_runtime *rt, struct psup_stack *stack)
+{
+    if (rt->n_stack_cache < sizeof(rt->stack_cache) / sizeof(rt->stack_cache[0]))
+        rt->stack_cache[rt->n_stack_cache++] = *stack;
+    else
+        psup_stack_unmap(stack);
+}
+
+static int stack_acquire(struct psup_runtime *rt, struct psup_stack *stack)
+{
+    /* Reusing a stack saves the mmap and, more, its page faults. */
+    if (rt->n_stack_cache) {
+        *stack = rt->stack_cache[--rt->n_stack_cache];
+        return 0;
+    }
+    return psup_stack_map(stack);
+}
+
+static void worker_free(struct psup_runtime *rt, struct psup_worker *w)
+{
+    table_remove(rt, w);
+    psup_list_remove(&w->link);
+    psup_list_remove(&w->timer_link);
+    (*state_counter(w->service, w->state))--;
+    psup_tally_release(&w->service->tally, w->child.tally_slot);
+    stack_release(rt, &w->stack);
+    psup_generation_unref(w->gen);
+    free(w);
+}
+
+/* Signal a worker's process group: the handler and everything it started
+ * (its own group since the worker's setsid). */
+static void signal_group(struct psup_worker *w, int sig)
+{
+    if (kill(-w->pid, sig) < 0 && errno == ESRCH)
+        kill(w->pid, sig); /* the group is gone but the process may not be */
+    w->signalled = true;
+}
+
+/* Saturation is logged when busy reaches max_workers, and its end only
+ * once a slot has stayed free for SATURATION_CALM_MS: clients queued in the
+ * backlog take freed slots at once, and the log must not flap with them. */
+#define SATURATION_CALM_MS 1000
+
+static void set_saturated(struct psup_service *s, bool saturated, uint64_t now)
+{
+    psup_report_saturation(s, saturated, saturated ? 0 : now - s->saturated_since);
+    s->saturated = saturated;
+    s->below_limit_since = 0;
+    if (saturated)
+        s->saturated_since = now;
+}
+
+static void track_saturation(struct psup_service *s, unsigned max_workers, uint64_t now)
+{
+    if (s->busy >= max_workers) {
+        if (!s->saturated)
+            set_saturated(s, true, now);
+        s->below_limit_since = 0;
+    } else if (s->saturated && !s->below_limit_since) {
+        s->below_limit_since = now;
+    } else if (s->saturated && now >= s->below_limit_since + SATURATION_CALM_MS) {
+        set_saturated(s, false, s->below_limit_since);
+    }
+}
+
+/* sigqueue() without glibc's getpid() and getuid() on every call: the
+ * verdict is on the client's path. Returns 0 or -1 with errno set. */
+static int send_verdict(const struct psup_runtime *rt, pid_t pid, uint64_t value)
+{
+    siginfo_t info;
+
+    memset(&info, 0, sizeof(info));
+    info.si_signo = rt->verdict_signal;
+    info.si_code = SI_QUEUE;
+    info.si_pid = rt->self;
+    info.si_uid = rt->uid;
+    info.si_value.sival_ptr = (void *)(uintptr_t)value;
+    return (int)syscall(SYS_rt_sigqueueinfo, pid, rt->verdict_signal, &info);
+}
+
+/* ------------------------------------------------------------------------ */
+/* Starting and retiring workers. */
+
+/* Creating a worker failed for lack of processes or memory. RLIMIT_NPROC
+ * counts handlers and their children too, so psup now shares scarce slots
+ * with them: until SPAWN_CALM_MS pass without a failure it keeps at most one
+ * spare per service and starts workers only from its timer, SPAWN_YIELD_MS
+ * after a connection was taken or a child exited, so that a handler just
+ * started gets the slots it needs for its own children first. */
+#define SPAWN_YIELD_MS 20
+#define SPAWN_CALM_MS 1000
+
+static void spawn_failed(struct psup_runtime *rt, struct psup_service *s, int err, uint64_t now)
+{
+    rt->spawn_delay = rt->spawn_delay ? rt->spawn_delay * 2 : 50;
+    if (rt->spawn_delay > 2000)
+        rt->spawn_delay = 2000;
+    rt->spawn_blocked_until = now + rt->spawn_delay;
+    rt->spawn_last_failure = now;
+    if (rt->spawn_failing)
+        return; /* logged once per burst */
+    rt->spawn_failing = true;
+    psup_report_spawn_failed(s, -err, rt->spawn_delay);
+}
+
+/* Leave the scarce mode once starts have worked for a calm period. */
+static void spawn_settle(struct psup_runtime *rt, uint64_t now)
+{
+    if (!rt->spawn_failing || now < rt->spawn_last_failure + SPAWN_CALM_MS)
+        return;
+    rt->spawn_failing = false;
+    rt->spawn_delay = 0;
+    rt->spawn_blocked_until = 0;
+    psup_report_spawn_recovered();
+}
+
+/* After a connection was taken or a child exited while slots are scarce:
+ * start no worker before the new handler had time to create its own. A
+ * wait already running is not extended, so a steady stream of exits cannot
+ * postpone starts for ever. */
+static void spawn_yield(struct psup_runtime *rt, uint64_t now)
+{
+    if (rt->spawn_blocked_until <= now)
+        rt->spawn_blocked_until = now + SPAWN_YIELD_MS;
+}
+
+static int spawn_one(struct psup_runtime *rt, struct psup_service *s, uint64_t now, bool hold,
+                     struct psup_worker **out)
+{
+    struct psup_generation *g = s->current;
+    size_t slots = g->plan.n_env_base + PSUP_ENV_DYNAMIC + 1;
+    struct psup_worker *w = calloc(1, sizeof(*w) + slots * sizeof(char *));
+    int rc;
+
+    if (!w)
+        return -ENOMEM;
+    if (rt->live + 1 > rt->table_size && (rc = table_grow(rt)) < 0)
+        goto fail;
+    if ((rc = stack_acquire(rt, &w->stack)) < 0)
+        goto fail;
+    w->child.plan = &g->plan;
+    w->child.conn_id = ++rt->next_conn_id;
+    w->child.envp = w->envp;
+    w->child.hold = hold;
+    w->child.tally_slot = psup_tally_claim(&s->tally);
+    pid_t pid = psup_worker_spawn(&w->child, &w->stack, rt->share_memory);
+    if (pid < 0) {
+        rc = pid;
+        psup_tally_release(&s->tally, w->child.tally_slot);
+        stack_release(rt, &w->stack);
+        goto fail;
+    }
+    w->pid = pid;
+    w->service = s;
+    w->gen = g;
+    g->refs++;
+    w->state = PSUP_WORKER_IDLE;
+    s->idle++;
+    w->started = now;
+    psup_list_init(&w->timer_link);
+    psup_list_append(&s->workers, &w->link);
+    size_t slot = slot_of(rt, pid);
+    w->hash_next = rt->table[slot];
+    rt->table[slot] = w;
+    rt->live++;
+    *out = w;
+    return 0;
+fail:
+    free(w);
+    return rc;
+}
+
+/* Whether process slots are scarce: clone failed and has not worked for a
+ * calm period since, or psup's workers already fill a third of RLIMIT_NPROC
+ * (handlers often need two or three processes: a shell and what it runs). */
+static bool slots_scarce(const struct psup_runtime *rt)
+{
+    return rt->spawn_failing || (rt->nproc_limit && (rt->live + 1) * 3 >= rt->nproc_limit);
+}
+
+/* When slots are scarce, a new worker must leave one free for the handler it
+ * will become: it waits (hold) while psup checks that one more process can
+ * be created, and is released, or killed before it took anything. Without
+ * this, the worker takes the last slot, its handler's shell cannot fork, and
+ * every client that reaches it fails. Returns 0 or -errno (EAGAIN). */
+static int start_with_headroom(struct psup_runtime *rt, struct psup_service *s, uint64_t now)
+{
+    bool careful = slots_scarce(rt);
+    struct psup_worker *w;
+    int rc = spawn_one(rt, s, now, careful, &w);
+
+    if (rc < 0 || !careful)
+        return rc;
+    struct psup_stack probe;
+    rc = stack_acquire(rt, &probe);
+    if (rc == 0) {
+        rc = psup_probe_slot(&probe);
+        stack_release(rt, &probe);
+    }
+    if (rc < 0) {
+        kill(w->pid, SIGKILL);
+        w->signalled = true; /* not a failure of the service */
+        return rc;
+    }
+    return send_verdict(rt, w->pid, psup_verdict_encode(PSUP_VERDICT_RUN, 0, 0, 0));
+}
+
+static void retire(struct psup_worker *w)
+{
+    /* The worker leaves if it is waiting; if it just took a connection the
+     * signal stays blocked and is discarded before exec (spec/pool.md). */
+    kill(w->pid, PSUP_SIG_RETIRE);
+    set_state(w, PSUP_WORKER_RETIRING);
+}
+
+/* Retire up to n idle workers, newest first: with EPOLLEXCLUSIVE the oldest
+ * waiter is woken first, so the newest are the least likely to be busy. */
+static void retire_idle(struct psup_service *s, unsigned n)
+{
+    for (struct psup_list *p = s->workers.prev; p != &s->workers && n; p = p->prev) {
+        struct psup_worker *w = PSUP_CONTAINER(p, struct psup_worker, link);
+        if (w->state == PSUP_WORKER_IDLE) {
+            retire(w);
+            n--;
+        }
+    }
+}
+
+static void recovered(struct psup_service *s)
+{
+    psup_report_recovered(s);
+    s->last_error = 0;
+    s->last_step = 0;
+}
+
+void psup_runtime_end_backoff(struct psup_service *s, uint64_t now)
+{
+    if (psup_backoff_settle(&s->backoff, now, true))
+        recovered(s);
+}
+
+static void maintain_service(struct psup_runtime *rt, struct psup_service *s, uint64_t now)
+{
+    if (psup_backoff_settle(&s->backoff, now, false))
+        recovered(s);
+    if (s->saturated && s->current)
+        track_saturation(s, s->current->plan.svc->max_workers, now);
+    if (!rt->accepting || !s->current) {
+        retire_idle(s, s->idle);
+        return;
+    }
+    const struct psup_service_config *cfg = s->current->plan.svc;
+    struct psup_pool_counts counts = {s->idle, s->busy, s->retiring, s->stopped};
+    struct psup_pool_limits limits = {cfg->min_spare, cfg->max_spare, cfg->max_workers,
+                                      cfg->on_overload == PSUP_OVERLOAD_REJECT};
+    if (slots_scarce(rt))
+        limits.min_spare = limits.max_spare = 1; /* leave slots to handlers */
+    int n = psup_pool_adjust(&counts, &limits);
+    if (n < 0) {
+        retire_idle(s, (unsigned)-n);
+        return;
+    }
+    if (n == 0 || now < rt->spawn_blocked_until)
+        return;
+    unsigned allowance = psup_backoff_allowance(&s->backoff, now);
+    for (unsigned i = 0; i < (unsigned)n && i < allowance; i++) {
+        int rc = start_with_headroom(rt, s, now);
+        if (rc < 0) {
+            spawn_failed(rt, s, rc, now);
+            return;
+        }
+        psup_backoff_started(&s->backoff, now);
+    }
+}
+
+void psup_runtime_switch_generation(struct psup_runtime *rt, struct psup_service *s,
+                                    struct psup_generation *gen, uint64_t now)
+{
+    struct psup_generation *old = s->current;
+    struct psup_list *p;
+
+    /* Count the old idle workers as leaving, start the new generation's
+     * spares, and only then tell the old ones to go: capacity never dips,
+     * and the listeners stay open throughout, so nothing is refused. */
+    for (p = s->workers.next; p != &s->workers; p = p->next) {
+        struct psup_worker *w = PSUP_CONTAINER(p, struct psup_worker, link);
+        if (w->state == PSUP_WORKER_IDLE)
+            set_state(w, PSUP_WORKER_RETIRING);
+    }
+    s->current = gen;
+    if (gen)
+        maintain_service(rt, s, now);
+    for (p = s->workers.next; p != &s->workers; p = p->next) {
+        struct psup_worker *w = PSUP_CONTAINER(p, struct psup_worker, link);
+        if (w->state == PSUP_WORKER_RETIRING && w->gen == old)
+            kill(w->pid, PSUP_SIG_RETIRE);
+    }
+    if (old)
+        psup_generation_unref(old);
+}
+
+void psup_runtime_maintain(struct psup_runtime *rt, uint64_t now)
+{
+    struct psup_list *p, *tmp;
+
+    spawn_settle(rt, now);
+    psup_list_foreach_safe(p, tmp, &rt->services)
+        maintain_service(rt, PSUP_CONTAINER(p, struct psup_service, link), now);
+}
+
+/* ------------------------------------------------------------------------ */
+/* Messages from workers: the verdict. */
+
+/* Decide what happens to a connection a worker took. Checks run in this
+ * order so that a refused connection consumes nothing: the service's limit,
+ * the client's limit, then the rate. */
+static enum psup_verdict decide(struct psup_runtime *rt, struct psup_worker *w, uint64_t now,
+                                unsigned *connnum)
+{
+    struct psup_service *s = w->service;
+    const struct psup_service_config *cfg = w->gen->plan.svc;
+
+    if (rt->closing)
+        return PSUP_VERDICT_CLOSE;
+    if (cfg->on_overload == PSUP_OVERLOAD_REJECT && s->busy >= cfg->max_workers)
+        return PSUP_VERDICT_OVERLOAD;
+    unsigned current = psup_sources_count(&s->sources, &w->source);
+    if (cfg->max_per_source && current >= cfg->max_per_source)
+        return PSUP_VERDICT_PER_SOURCE;
+    if (!psup_rate_take(&s->rate, cfg->rate, cfg->rate_burst, now))
+        return PSUP_VERDICT_RATE;
+    unsigned counted = psup_sources_add(&s->sources, &w->source);
+    w->counted = counted > 0;
+    *connnum = w->counted ? counted : current + 1;
+    return PSUP_VERDICT_RUN;
+}
+
+static void refused(struct psup_worker *w, enum psup_verdict v, uint64_t now)
+{
+    struct psup_service *s = w->service;
+
+    switch (v) {
+    case PSUP_VERDICT_PER_SOURCE:
+        s->counters.per_source++;
+        psup_report_refusal(s, PSUP_LIMIT_PER_SOURCE, w->pid, &w->peer, now);
+        break;
+    case PSUP_VERDICT_RATE:
+        s->counters.rate++;
+        psup_report_refusal(s, PSUP_LIMIT_RATE, w->pid, &w->peer, now);
+        break;
+    case PSUP_VERDICT_OVERLOAD:
+        s->counters.overload++;
+        psup_report_refusal(s, PSUP_LIMIT_OVERLOAD, w->pid, &w->peer, now);
+        break;
+    default:
+        break;
+    }
+}
+
+/* stderr "log": follow the pipe the worker passed (taken over). Returns
+ * false if there is none or it cannot be followed: the handler then keeps
+ * psup's stderr. */
+static bool follow_stderr(struct psup_runtime *rt, struct psup_worker *w, int fd)
+{
+    if (fd >= 0 && rt->hooks.stderr_pipe)
+        return rt->hooks.stderr_pipe(rt->hooks.arg, fd, w->service->name, w->child.conn_id,
+                                     w->pid, &w->errlog);
+    psup_fd_close(fd);
+    return false;
+}
+
+/* What a worker's BUSY or RUNNING says about its connection. */
+static void note_connection(struct psup_worker *w, const struct psup_msg *m)
+{
+    w->peer = m->peer;
+    w->listener = m->listener;
+    w->seq = m->seq;
+    psup_peer_source(&w->peer, w->gen->plan.svc->per_source_ipv6_prefix, &w->source);
+}
+
+/* The connection goes to a handler: replace the spare, watch the timeout. */
+static void became_busy(struct psup_runtime *rt, struct psup_worker *w, uint64_t now)
+{
+    const struct psup_service_config *cfg = w->gen->plan.svc;
+
+    set_state(w, PSUP_WORKER_BUSY);
+    w->busy_since = now;
+    w->service->counters.accepted++;
+    if (cfg->timeout > 0)
+        set_deadline(rt, w, now + (uint64_t)(cfg->timeout * 1000.0));
+    track_saturation(w->service, cfg->max_workers, now);
+    /* Replace the spare at once, not on a timer (unless processes are
+     * scarce: then the new handler's children go first). */
+    if (slots_scarce(rt))
+        spawn_yield(rt, now);
+    else
+        maintain_service(rt, w->service, now);
+}
+
+static void on_busy(struct psup_runtime *rt, struct psup_worker *w, const struct psup_msg *m,
+                    int passed_fd, uint64_t now)
+{
+    const struct psup_service_config *cfg = w->gen->plan.svc;
+    unsigned connnum = 0;
+    unsigned flags = 0;
+
+    note_connection(w, m);
+    enum psup_verdict v = decide(rt, w, now, &connnum);
+    if (v == PSUP_VERDICT_RUN && cfg->stderr_mode == PSUP_STDERR_LOG) {
+        if (!follow_stderr(rt, w, passed_fd)) {
+            flags |= PSUP_VERDICT_NO_LOG_PIPE;
+            psup_report_stderr_fallback(w, now);
+        }
+    } else {
+        psup_fd_close(passed_fd);
+    }
+
+    if (send_verdict(rt, w->pid, psup_verdict_encode(v, flags, connnum, w->seq)) < 0 &&
+        v == PSUP_VERDICT_RUN) {
+        /* It died meanwhile: it never became busy, so give its count back
+         * here (only a busy worker's exit releases one). */
+        if (w->counted)
+            psup_sources_remove(&w->service->sources, &w->source);
+        w->counted = false;
+        v = PSUP_VERDICT_CLOSE;
+    }
+    if (v != PSUP_VERDICT_RUN) {
+        refused(w, v, now);
+        return;
+    }
+    became_busy(rt, w, now);
+}
+
+/* A worker that needs no verdict is already running its handler: count its
+ * source (for a reload that sets max_per_source) and take it as busy. */
+static void on_running(struct psup_runtime *rt, struct psup_worker *w,
+                       const struct psup_msg *m, uint64_t now)
+{
+    note_connection(w, m);
+    w->counted = psup_sources_add(&w->service->sources, &w->source) > 0;
+    became_busy(rt, w, now);
+}
+
+/* The worker waited too long for the verdict on request m->seq, closed that
+ * client and is idle again: whatever the verdict was, no handler runs. */
+static void on_gave_up(struct psup_runtime *rt, struct psup_worker *w,
+                       const struct psup_msg *m, uint64_t now)
+{
+    struct psup_service *s = w->service;
+
+    psup_report_gave_up(w, m);
+    if (!is_busy(w) || w->seq != m->seq)
+        return; /* the verdict was a refusal, or never sent */
+    if (w->counted)
+        psup_sources_remove(&s->sources, &w->source);
+    w->counted = false;
+    psup_list_remove(&w->timer_link);
+    if (w->errlog && rt->hooks.stderr_done)
+        rt->hooks.stderr_done(rt->hooks.arg, w->errlog);
+    s->counters.accepted--;
+    set_state(w, PSUP_WORKER_IDLE);
+    if (w->gen != s->current || !rt->accepting)
+        retire(w); /* its configuration is gone meanwhile */
+    if (s->current)
+        track_saturation(s, s->current->plan.svc->max_workers, now);
+}
+
+void psup_runtime_on_message(struct psup_runtime *rt, const struct psup_msg *m, int passed_fd,
+                             uint64_t now)
+{
+    struct psup_worker *w = table_find(rt, m->pid);
+
+    if (!w) {
+        /* Not one of ours (or already reaped): a worker waiting for a
+         * verdict gives the connection up after its timeout; answer now. */
+        if (m->kind == PSUP_MSG_BUSY)
+            send_verdict(rt, m->pid, psup_verdict_encode(PSUP_VERDICT_CLOSE, 0, 0, m->seq));
+        psup_fd_close(passed_fd);
+        return;
+    }
+    switch (m->kind) {
+    case PSUP_MSG_BUSY:
+        if (!is_busy(w)) {
+            on_busy(rt, w, m, passed_fd, now);
+            return;
+        }
+        break;
+    case PSUP_MSG_RUNNING:
+        if (!is_busy(w))
+            on_running(rt, w, m, now);
+        break;
+    case PSUP_MSG_DENIED:
+        w->service->counters.denied++;
+        psup_report_refusal(w->service, PSUP_LIMIT_DENIED, w->pid, &m->peer, now);
+        break;
+    case PSUP_MSG_SETUP_FAILED:
+    case PSUP_MSG_EXEC_FAILED:
+        w->error = m->err;
+        w->step = m->step;
+        w->exec_failed = m->kind == PSUP_MSG_EXEC_FAILED;
+        break;
+    case PSUP_MSG_ACCEPT_FAILED:
+        psup_report_accept_failed(w, m->err, now);
+        break;
+    case PSUP_MSG_GAVE_UP:
+        on_gave_up(rt, w, m, now);
+        break;
+    default:
+        break;
+    }
+    psup_fd_close(passed_fd);
+}
+
+/* ------------------------------------------------------------------------ */
+/* Exits. */
+
+/* A failure of the service: log the first of a burst with its reason, then
+ * only changes of the delay. */
+static void count_failure(struct psup_worker *w, int status, uint64_t now)
+{
+    struct psup_service *s = w->service;
+    /* A new streak logs each kind of failure (its step) once again. */
+    if (s->backoff.failures == 0)
+        s->logged_steps = 0;
+    bool first = !(s->logged_steps & (1u << (w->step & 31)));
+    s->logged_steps |= 1u << (w->step & 31);
+
+    s->counters.failed++;
+    if (first) {
+        psup_report_failure(w, status);
+        s->last_error = w->error;
+        s->last_step = w->step;
+    }
+    if (psup_backoff_fail(&s->backoff, w->started, now))
+        psup_report_backoff(s);
+}
+
+static void idle_exit(struct psup_runtime *rt, struct psup_worker *w, int status, uint64_t now)
+{
+    bool retired = WIFEXITED(status) && WEXITSTATUS(status) == PSUP_WORKER_EXIT_RETIRED &&
+                   (w->state == PSUP_WORKER_RETIRING || !rt->accepting || !w->service->current);
+
+    if (retired || w->signalled)
+        return;
+    if (WIFSIGNALED(status) && !w->error) {
+        /* Killed from outside while idle (an operator, the OOM killer):
+         * replaced at once, not held against the service. */
+        psup_report_worker_lost(w, status);
+        return;
+    }
+    count_failure(w, status, now);
+}
+
+static void busy_exit(struct psup_worker *w, int status, uint64_t now)
+{
+    struct psup_service *s = w->service;
+
+    if (w->counted)
+        psup_sources_remove(&s->sources, &w->source);
+    psup_report_conn_end(w, status, now);
+    if (w->exec_failed)
+        count_failure(w, status, now);
+    else if (psup_backoff_settle(&s->backoff, now, true))
+        recovered(s);
+}
+
+bool psup_runtime_on_exit(struct psup_runtime *rt, pid_t pid, int status, uint64_t now)
+{
+    struct psup_worker *w = table_find(rt, pid);
+
+    if (!w)
+        return false;
+    struct psup_service *s = w->service;
+    /* What the handler wrote to stderr comes before its conn_end line. */
+    if (w->errlog && rt->hooks.stderr_done)
+        rt->hooks.stderr_done(rt->hooks.arg, w->errlog);
+    if (is_busy(w))
+        busy_exit(w, status, now);
+    else
+        idle_exit(rt, w, status, now);
+    worker_free(rt, w);
+    if (s->saturated && s->current)
+        track_saturation(s, s->current->plan.svc->max_workers, now);
+    if (!s->current && psup_list_empty(&s->workers))
+        psup_service_free(s);
+    /* A process slot was freed: a blocked start may work now, a little
+     * later if slots are scarce. */
+    if (slots_scarce(rt))
+        spawn_yield(rt, now);
+    else
+        rt->spawn_blocked_until = 0;
+    return true;
+}
+
+void psup_runtime_on_stop(struct psup_runtime *rt, pid_t pid, bool stopped)
+{
+    struct psup_worker *w = table_find(rt, pid);
+
+    if (!w || is_busy(w))
+        return;
+    /* A stopped idle worker cannot take connections: count it apart so a
+     * spare replaces it, and count it back when it continues. */
+    if (stopped && w->state == PSUP_WORKER_IDLE) {
+        set_state(w, PSUP_WORKER_STOPPED);
+    } else if (!stopped && w->state == PSUP_WORKER_STOPPED) {
+        set_state(w, PSUP_WORKER_IDLE);
+        if (w->gen != w->service->current || !rt->accepting)
+            retire(w); /* it belongs to a configuration that is gone */
+    }
+}
+
+/* ------------------------------------------------------------------------ */
+/* Deadlines: handler timeouts and the TERM -> KILL escalation. */
+
+static uint64_t kill_grace_ms(const struct psup_runtime *rt)
+{
+    return (uint64_t)(rt->config->kill_grace * 1000.0);
+}
+
+static void terminate(struct psup_runtime *rt, struct psup_worker *w, uint64_t now)
+{
+    signal_group(w, SIGTERM);
+    set_state(w, PSUP_WORKER_TERMINATING);
+    set_deadline(rt, w, now + kill_grace_ms(rt));
+}
+
+void psup_runtime_expire(struct psup_runtime *rt, uint64_t now)
+{
+    while (!psup_list_empty(&rt->timed)) {
+        struct psup_worker *w = PSUP_CONTAINER(rt->timed.next, struct psup_worker, timer_link);
+        if (w->deadline > now)
+            break;
+        psup_list_remove(&w->timer_link);
+        if (w->state == PSUP_WORKER_BUSY) {
+            w->timed_out = true;
+            w->service->counters.timed_out++;
+            psup_report_timeout(w);
+            terminate(rt, w, now);
+        } else if (w->state == PSUP_WORKER_TERMINATING) {
+            signal_group(w, SIGKILL);
+            set_state(w, PSUP_WORKER_KILLING);
+        }
+    }
+}
+
+/* The earliest of a and b that is still to come (after now), or 0. */
+static uint64_t next_after(uint64_t now, uint64_t a, uint64_t b)
+{
+    if (a <= now)
+        return b > now ? b : 0;
+    if (b <= now)
+        return a;
+    return a < b ? a : b;
+}
+
+uint64_t psup_runtime_next_deadline(const struct psup_runtime *rt, uint64_t now)
+{
+    uint64_t next = 0;
+    const struct psup_list *p;
+
+    /* Only deadlines still to come: one already past has been acted on by
+     * the maintain and expire calls that precede this one (a past deadline
+     * here would make the timer fire again at once, forever). */
+    if (!psup_list_empty(&rt->timed))
+        next = PSUP_CONTAINER(rt->timed.next, struct psup_worker, timer_link)->deadline;
+    next = next_after(now, next, rt->spawn_blocked_until);
+    if (rt->spawn_failing)
+        next = next_after(now, next, rt->spawn_last_failure + SPAWN_CALM_MS);
+    for (p = rt->services.next; p != &rt->services; p = p->next) {
+        const struct psup_service *s = PSUP_CONTAINER(p, struct psup_service, link);
+        next = next_after(now, next, psup_backoff_wakeup(&s->backoff));
+        if (s->below_limit_since)
+            next = next_after(now, next, s->below_limit_since + SATURATION_CALM_MS);
+    }
+    return next;
+}
+
+/* ------------------------------------------------------------------------ */
+/* Shutdown. */
+
+static void close_listeners(struct psup_runtime *rt)
+{
+    for (size_t i = 0; i < rt->n_listeners; i++) {
+        psup_listener_close(rt->listeners[i]);
+        free(rt->listeners[i]);
+    }
+    free(rt->listeners);
+    rt->listeners = NULL;
+    rt->n_listeners = 0;
+}
+
+void psup_runtime_stop_accepting(struct psup_runtime *rt)
+{
+    struct psup_list *p;
+
+    rt->accepting = false;
+    close_listeners(rt);
+    for (p = rt->services.next; p != &rt->services; p = p->next) {
+        struct psup_service *s = PSUP_CONTAINER(p, struct psup_service, link);
+        retire_idle(s, s->idle);
+    }
+}
+
+static void for_each_worker(struct psup_runtime *rt,
+                            void (*fn)(struct psup_runtime *, struct psup_worker *, uint64_t),
+                            uint64_t now)
+{
+    struct psup_list *p, *q, *tmp;
+
+    for (p = rt->services.next; p != &rt->services; p = p->next) {
+        struct psup_service *s = PSUP_CONTAINER(p, struct psup_service, link);
+        psup_list_foreach_safe(q, tmp, &s->workers)
+            fn(rt, PSUP_CONTAINER(q, struct psup_worker, link), now);
+    }
+}
+
+static void terminate_one(struct psup_runtime *rt, struct psup_worker *w, uint64_t now)
+{
+    if (w->state == PSUP_WORKER_BUSY)
+        terminate(rt, w, now);
+    else if (!is_busy(w))
+        signal_group(w, SIGKILL); /* an idle worker that did not retire */
+}
+
+void psup_runtime_terminate_all(struct psup_runtime *rt, uint64_t now)
+{
+    rt->closing = true;
+    for_each_worker(rt, terminate_one, now);
+}
+
+static void kill_one(struct psup_runtime *rt, struct psup_worker *w, uint64_t now)
+{
+    (void)rt;
+    (void)now;
+    signal_group(w, SIGKILL);
+    if (w->state == PSUP_WORKER_BUSY || w->state == PSUP_WORKER_TERMINATING)
+        set_state(w, PSUP_WORKER_KILLING);
+}
+
+void psup_runtime_kill_all(struct psup_runtime *rt)
+{
+    rt->accepting = false;
+    rt->closing = true;
+    close_listeners(rt);
+    for_each_worker(rt, kill_one, 0);
+}
+
+void psup_runtime_free(struct psup_runtime *rt)
+{
+    struct psup_list *p, *tmp;
+
+    psup_list_foreach_safe(p, tmp, &rt->services) {
+        struct psup_service *s = PSUP_CONTAINER(p, struct psup_service, link);
+        if (s->current)
+            psup_runtime_switch_generation(rt, s, NULL, 0);
+        psup_service_free(s);
+    }
+    close_listeners(rt);
+    for (size_t i = 0; i < rt->n_stack_cache; i++)
+        psup_stack_unmap(&rt->stack_cache[i]);
+    free(rt->table);
+    if (rt->config)
+        psup_config_unref(rt->config);
+    memset(rt, 0, sizeof(*rt));
+}

@@ -1,0 +1,233 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * The supervisor's model of what runs: services, their generations (one per
+ * configuration that defined them), their workers, and the listeners. It
+ * starts, retires and signals workers, answers their messages, accounts for
+ * their exits and logs per-connection events, but owns no event loop: the
+ * supervisor (supervisor.c) feeds it messages, exits and the time.
+ *
+ * spec/pool.md is the reference for the states and transitions.
+ */
+#ifndef PSUP_RUNTIME_H
+#define PSUP_RUNTIME_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+#include "policy/backoff.h"
+#include "config/config.h"
+#include "base/list.h"
+#include "net/listen.h"
+#include "policy/rate.h"
+#include "policy/sources.h"
+#include "spawn/spawn.h"
+
+enum psup_worker_state {
+    PSUP_WORKER_IDLE,        /* waiting for a connection */
+    PSUP_WORKER_RETIRING,    /* idle, asked to leave with the retire signal */
+    PSUP_WORKER_STOPPED,     /* idle, stopped by a signal (SIGSTOP) */
+    PSUP_WORKER_BUSY,        /* took a connection; runs (or becomes) the handler */
+    PSUP_WORKER_TERMINATING, /* busy; its group was sent SIGTERM */
+    PSUP_WORKER_KILLING,     /* busy; its group was sent SIGKILL */
+};
+
+struct psup_runtime;
+struct psup_service;
+
+/* One generation of a service: the plan its workers read, kept alive by
+ * them. A reload that changes a service makes a new generation; the old one
+ * lives on while its handlers finish. */
+struct psup_generation {
+    struct psup_plan plan;
+    struct psup_service *service;
+    struct psup_config *config; /* holds plan.svc */
+    char **env_base;
+    struct psup_plan_listener *listeners;
+    unsigned refs;              /* workers, plus one while current */
+};
+
+/* What psup counts per service (reported at shutdown, and later by the
+ * metrics endpoint). */
+struct psup_counters {
+    unsigned long long accepted;   /* connections given to a handler */
+    unsigned long long denied;     /* refused by allow/deny */
+    unsigned long long per_source; /* refused by max_per_source */
+    unsigned long long rate;       /* refused by rate */
+    unsigned long long overload;   /* refused at max_workers (on_overload reject) */
+    unsigned long long failed;     /* worker failures (setup or exec) */
+    unsigned long long timed_out;  /* handlers stopped by timeout */
+};
+
+/* What a log limiter counts, per service. */
+enum psup_limit_reason {
+    PSUP_LIMIT_DENIED,
+    PSUP_LIMIT_PER_SOURCE,
+    PSUP_LIMIT_RATE,
+    PSUP_LIMIT_OVERLOAD,
+    PSUP_LIMIT_ACCEPT,
+    PSUP_LIMIT_STDERR,
+    PSUP_LIMIT_COUNT,
+};
+
+/* Per-reason log limiter: a few lines, then one a second with a count. */
+struct psup_log_limit {
+    struct psup_rate bucket; /* 5 at once, then 1 a second */
+    unsigned long long suppressed;
+};
+
+struct psup_service {
+    char name[72];
+    struct psup_list link;           /* runtime->services */
+    struct psup_generation *current; /* NULL once removed: draining */
+    struct psup_list workers;        /* every live worker, all generations */
+    unsigned idle, busy, retiring, stopped;
+    struct psup_backoff backoff;
+    struct psup_sources sources;     /* survives reloads */
+    struct psup_tally tally;         /* shared with its workers: TCPCONNNUM */
+    struct psup_rate rate;
+    struct psup_counters counters;
+    struct psup_log_limit limits[PSUP_LIMIT_COUNT];
+    bool saturated;
+    bool seen;                       /* apply: named by the new configuration */
+    uint64_t saturated_since;
+    uint64_t below_limit_since;      /* saturated, but a slot is free since */
+    int last_error;                  /* the last failure's errno and step */
+    uint32_t last_step;
+    uint32_t logged_steps;           /* steps already logged in this streak */
+};
+
+struct psup_errlog;
+
+struct psup_worker {
+    pid_t pid;
+    enum psup_worker_state state;
+    struct psup_service *service;
+    struct psup_generation *gen;
+    struct psup_list link;       /* service->workers */
+    struct psup_list timer_link; /* runtime->timed while a deadline is set */
+    struct psup_worker *hash_next;
+    uint64_t started;            /* ms */
+    uint64_t busy_since;
+    uint64_t deadline;           /* timeout, or SIGKILL after SIGTERM */
+    struct psup_peer peer;
+    uint32_t listener;
+    uint32_t seq;                /* of the BUSY being answered */
+    struct psup_source source;
+    bool counted;                /* holds a per-source count */
+    bool exec_failed;
+    bool timed_out;
+    bool signalled;              /* psup sent it TERM or KILL */
+    int error;                   /* from SETUP_FAILED / EXEC_FAILED */
+    uint32_t step;
+    struct psup_errlog *errlog;  /* stderr capture ("log" mode) */
+    struct psup_stack stack;
+    struct psup_child child;
+    char *envp[];                /* the worker fills it before execve */
+};
+
+/* Hooks into the supervisor's event loop. */
+struct psup_runtime_hooks {
+    /* A handler's stderr pipe arrived: follow it, storing the capture in
+     * *slot (cleared when it ends). Returns false if it cannot. */
+    bool (*stderr_pipe)(void *arg, int fd, const char *service, unsigned long long conn,
+                        pid_t pid, struct psup_errlog **slot);
+    /* The worker is gone: read what is left and stop following its pid. */
+    void (*stderr_done)(void *arg, struct psup_errlog *log);
+    void *arg;
+};
+
+struct psup_runtime {
+    struct psup_list services;
+    struct psup_worker **table; /* pid hash, chained */
+    size_t table_size;
+    size_t live;                /* workers in the table */
+    struct psup_listener **listeners;
+    size_t n_listeners;
+    struct psup_list timed;     /* workers with a deadline, earliest first */
+    int channel_fd;             /* the workers' end */
+    pid_t self;
+    uid_t uid;
+    int verdict_signal;
+    int verdict_timeout_ms;     /* PSUP_VERDICT_TIMEOUT_MS, or the test knob */
+    int reset_signals[64];
+    size_t n_reset_signals;
+    bool share_memory;
+    bool handler_sessions;           /* psup has a controlling terminal */
+    bool accepting;             /* false once shutdown began */
+    bool closing;               /* handlers are being stopped: refuse new ones */
+    unsigned long long next_conn_id;
+    struct psup_stack stack_cache[32];
+    size_t n_stack_cache;
+    uint64_t spawn_blocked_until; /* no worker may be started before */
+    uint64_t spawn_delay;       /* after clone failed (EAGAIN, ENOMEM) */
+    uint64_t spawn_last_failure;
+    bool spawn_failing;         /* processes are scarce (runtime.c) */
+    unsigned long nproc_limit;  /* RLIMIT_NPROC, 0 for none */
+    struct psup_config *config; /* the current configuration */
+    struct psup_runtime_hooks hooks;
+};
+
+/* Results of applying a configuration, for the reload log line. */
+struct psup_apply_report {
+    char added[256], removed[256], changed[256];
+    unsigned unchanged;
+    unsigned listeners_opened, listeners_closed;
+};
+
+int psup_runtime_init(struct psup_runtime *rt, int channel_fd, bool share_memory);
+void psup_runtime_free(struct psup_runtime *rt);
+
+/* Apply a configuration: bind new listeners, create or update services,
+ * retire what went away. On error (a listener that cannot be bound) nothing
+ * changes, and -errno is returned after logging the address and reason.
+ * Takes its own reference to cfg. */
+int psup_runtime_apply(struct psup_runtime *rt, struct psup_config *cfg, uint64_t now,
+                       struct psup_apply_report *report);
+
+/* Make gen (NULL for a removed service) the service's current generation,
+ * taking over the caller's reference: start the new workers first, then
+ * retire the old idle ones. */
+void psup_runtime_switch_generation(struct psup_runtime *rt, struct psup_service *s,
+                                    struct psup_generation *gen, uint64_t now);
+
+/* End a failure streak now (a reload), logging the recovery if starts were
+ * being delayed. */
+void psup_runtime_end_backoff(struct psup_service *s, uint64_t now);
+
+/* Log one line per bound listener (event=listening). */
+void psup_runtime_log_listeners(const struct psup_runtime *rt);
+
+/* A message from a worker; passed_fd is the descriptor that came with it
+ * or -1 (the runtime owns it). */
+void psup_runtime_on_message(struct psup_runtime *rt, const struct psup_msg *m, int passed_fd,
+                             uint64_t now);
+
+/* waitpid reported pid: exited or killed (status), or stopped/continued.
+ * Returns false for a pid that is not a worker (a reaped orphan). */
+bool psup_runtime_on_exit(struct psup_runtime *rt, pid_t pid, int status, uint64_t now);
+void psup_runtime_on_stop(struct psup_runtime *rt, pid_t pid, bool stopped);
+
+/* Start and retire workers to bring every pool within its bounds. */
+void psup_runtime_maintain(struct psup_runtime *rt, uint64_t now);
+
+/* Enforce timeouts and TERM -> KILL escalations due by now. */
+void psup_runtime_expire(struct psup_runtime *rt, uint64_t now);
+
+/* The earliest time after now that maintain or expire has work, or 0. */
+uint64_t psup_runtime_next_deadline(const struct psup_runtime *rt, uint64_t now);
+
+/* Shutdown: stop accepting (close listeners, retire idle workers). */
+void psup_runtime_stop_accepting(struct psup_runtime *rt);
+/* SIGTERM every handler's group (KILL follows after kill_grace); SIGKILL
+ * every worker still idle. */
+void psup_runtime_terminate_all(struct psup_runtime *rt, uint64_t now);
+/* SIGKILL every worker's group at once. */
+void psup_runtime_kill_all(struct psup_runtime *rt);
+/* Log the state of every pool (event=status, on SIGUSR1). */
+void psup_runtime_log_status(const struct psup_runtime *rt);
+/* Log the counters of every service (event=summary). */
+void psup_runtime_log_summary(const struct psup_runtime *rt);
+
+#endif
