@@ -600,6 +600,10 @@ static int wait_readable(int fd, const struct timespec *deadline)
     }
 }
 
+/* raw holds any window below: need never exceeds PSUP_PROXY_MAX (the
+ * parser's contract), nor does a v1 line. */
+_Static_assert(PSUP_PROXY_V1_MAX <= PSUP_PROXY_MAX, "a v1 line fits in raw");
+
 /* How many bytes to look at with MSG_PEEK: for v1 (or before the version
  * is known, if v1 is accepted) a whole line's worth, since its end can
  * only be found by looking; for v2 exactly what the header still needs. */
@@ -611,8 +615,6 @@ static size_t peek_window(const struct psup_proxy_header *h, unsigned accept, si
     if (h->version != 2 && (accept & PSUP_PROXY_V1) && have < PSUP_PROXY_V1_MAX &&
         PSUP_PROXY_V1_MAX - have > window)
         window = PSUP_PROXY_V1_MAX - have;
-    if (window > sizeof(h->raw) - have)
-        window = sizeof(h->raw) - have;
     return window;
 }
 

@@ -68,7 +68,8 @@ struct psup_proxy_header {
     uint16_t authority_len;
     uint16_t unique_id_off;
     uint16_t unique_id_len;
-    /* psup_proxy_read's buffer: the header's bytes, exactly as read.
+    /* psup_proxy_read's buffer: raw[0..length) are the header's bytes
+     * (what follows may be bytes it only peeked at, left on the socket).
      * Last, so that the parser can reset the fields above without it. */
     uint8_t raw[PSUP_PROXY_MAX];
 };

@@ -18,6 +18,7 @@
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <pthread.h>
+#include <stdbool.h>
 #include <string.h>
 #include <sys/socket.h>
 #include <time.h>
@@ -843,51 +844,49 @@ static void test_read_trickle_does_not_extend(void **state)
     close(fds[1]);
 }
 
-static void test_read_early_close(void **state)
+/* Send bytes on a fresh pair (then shut the sending side, or not), and
+ * read a header from the other side. */
+static int read_sent(const void *bytes, size_t n, bool shut, unsigned accept)
 {
     static struct psup_proxy_header h;
     int fds[2];
+
+    make_pair(fds);
+    if (n)
+        send_all(fds[1], bytes, n);
+    if (shut)
+        shutdown(fds[1], SHUT_WR);
+    int r = psup_proxy_read(fds[0], accept, 5000, &h);
+    close(fds[0]);
+    close(fds[1]);
+    return r;
+}
+
+static void test_read_early_close(void **state)
+{
     (void)state;
 
-    make_pair(fds);
-    close(fds[1]);
-    assert_int_equal(psup_proxy_read(fds[0], PSUP_PROXY_ANY, 5000, &h), -ECONNRESET);
-    close(fds[0]);
-
-    make_pair(fds);
-    send_all(fds[1], "PROXY TCP4 1.2.3.4 5.6.7.8", 26);
-    shutdown(fds[1], SHUT_WR);
-    assert_int_equal(psup_proxy_read(fds[0], PSUP_PROXY_ANY, 5000, &h), -ECONNRESET);
-    close(fds[0]);
-    close(fds[1]);
+    assert_int_equal(read_sent("", 0, true, PSUP_PROXY_ANY), -ECONNRESET);
+    assert_int_equal(read_sent("PROXY TCP4 1.2.3.4 5.6.7.8", 26, true, PSUP_PROXY_ANY),
+                     -ECONNRESET);
+    assert_int_equal(read_sent("\r\n\r\n\0\r\nQUIT\n\x21\x11\x00\x0c\x01", 17, true,
+                               PSUP_PROXY_ANY), -ECONNRESET);
 }
 
 static void test_read_refusals(void **state)
 {
     static struct psup_proxy_header h;
-    int fds[2];
+    char line[110];
     (void)state;
 
-    make_pair(fds);
-    send_all(fds[1], payload, sizeof(payload) - 1);
-    assert_int_equal(psup_proxy_read(fds[0], PSUP_PROXY_ANY, 5000, &h), -EPROTO);
-    close(fds[0]);
-    close(fds[1]);
-
-    make_pair(fds);
-    send_all(fds[1], "PROXY UNKNOWN\r\n", 15);
-    assert_int_equal(psup_proxy_read(fds[0], PSUP_PROXY_V2, 5000, &h), -EPROTONOSUPPORT);
-    assert_int_equal(psup_proxy_read(fds[0], PSUP_PROXY_ANY, 0, &h), -EINVAL);
-    close(fds[0]);
-    close(fds[1]);
-
+    assert_int_equal(read_sent(payload, sizeof(payload) - 1, false, PSUP_PROXY_ANY), -EPROTO);
+    assert_int_equal(read_sent("PROXY UNKNOWN\r\n", 15, false, PSUP_PROXY_V2),
+                     -EPROTONOSUPPORT);
     /* No LF in 107 bytes: refused, not waited on. */
-    make_pair(fds);
-    for (int i = 0; i < 11; i++)
-        send_all(fds[1], i ? "0123456789" : "PROXY UNKN", 10);
-    assert_int_equal(psup_proxy_read(fds[0], PSUP_PROXY_ANY, 5000, &h), -EMSGSIZE);
-    close(fds[0]);
-    close(fds[1]);
+    memset(line, 'x', sizeof(line));
+    memcpy(line, "PROXY UNKNOWN ", 14);
+    assert_int_equal(read_sent(line, sizeof(line), false, PSUP_PROXY_ANY), -EMSGSIZE);
+    assert_int_equal(psup_proxy_read(0, PSUP_PROXY_ANY, 0, &h), -EINVAL);
 }
 
 /* Over TCP on loopback, with the header in two segments. */
