@@ -345,17 +345,31 @@ static bool authority_is_clean(const uint8_t *s, size_t n)
     return true;
 }
 
+/* The TLV types that may appear once, as bits of tlv_walk.seen. */
+#define SEEN_AUTHORITY 1u
+#define SEEN_UNIQUE_ID 2u
+#define SEEN_CRC32C 4u
+
 /* What the TLV walk found besides the exposed fields. */
 struct tlv_walk {
-    unsigned seen; /* bit per TLV type that may appear once */
+    unsigned seen;
     size_t crc_off; /* offset of the CRC32C value, if seen */
 };
+
+static unsigned seen_bit(uint8_t type)
+{
+    switch (type) {
+    case TLV_AUTHORITY: return SEEN_AUTHORITY;
+    case TLV_UNIQUE_ID: return SEEN_UNIQUE_ID;
+    case TLV_CRC32C: return SEEN_CRC32C;
+    default: return 0;
+    }
+}
 
 static int take_tlv(uint8_t type, size_t off, size_t n, const uint8_t *buf,
                     struct tlv_walk *w, struct psup_proxy_header *out)
 {
-    unsigned bit = type == TLV_AUTHORITY ? 1u : type == TLV_UNIQUE_ID ? 2u
-                 : type == TLV_CRC32C ? 4u : 0u;
+    unsigned bit = seen_bit(type);
 
     if (w->seen & bit)
         return -EPROTO; /* which of two would be the one? */
@@ -401,7 +415,7 @@ static int walk_tlvs(const uint8_t *buf, size_t pos, size_t end, struct psup_pro
             return r;
         pos = value + n;
     }
-    if ((w.seen & 4u) && header_crc32c(buf, end, w.crc_off) != be32(buf + w.crc_off))
+    if ((w.seen & SEEN_CRC32C) && header_crc32c(buf, end, w.crc_off) != be32(buf + w.crc_off))
         return -EPROTO;
     return 0;
 }
