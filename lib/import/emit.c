@@ -183,8 +183,8 @@ static void process(struct object *o, const struct psup_import_service *s)
     if (s->nice_set)
         key_long(o, "nice", s->nice);
     if (s->umask >= 0) {
-        char text[8];
-        snprintf(text, sizeof(text), "%03o", (unsigned)s->umask);
+        char text[16];
+        snprintf(text, sizeof(text), "%03o", (unsigned)s->umask & 0777u);
         key_string(o, "umask", text);
     }
     rlimits(o, s);

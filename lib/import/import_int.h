@@ -84,6 +84,9 @@ int psup_import_internal_command(struct psup_import_service *s, const char *name
  * narrows it ("0.0.0.0", "[::]"), 0 is both. NULL: ENOMEM. */
 char *psup_import_listen_address(const char *host, int family, int port, bool udp);
 
+/* Whether the address has port 0, which two services may both use. */
+bool psup_import_listen_ephemeral(const char *address);
+
 /* A user or group as written in the input ("65534" becomes a number). */
 int psup_import_set_id(struct psup_import_id *id, const char *text);
 

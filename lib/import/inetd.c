@@ -60,6 +60,13 @@ struct entry {
     const char *server;
 };
 
+/* One of the six fields every entry has (import_entry checks). */
+static const char *field(const struct entry *e, size_t i)
+{
+    return e->line->words.items[i];
+}
+
+/* An argument after them, or NULL. */
 static const char *word(const struct entry *e, size_t i)
 {
     return i < e->line->words.count ? e->line->words.items[i] : NULL;
@@ -93,7 +100,7 @@ static int refuse(struct entry *e, const char *fmt, ...)
 /* [HOST:]SERVICE; HOST may be [V6]. */
 static int host_and_service(struct entry *e)
 {
-    const char *first = word(e, 0);
+    const char *first = field(e, 0);
     const char *colon = strrchr(first, ':');
 
     e->service = colon ? colon + 1 : first;
@@ -116,10 +123,10 @@ static int host_and_service(struct entry *e)
 
 static int socket_and_protocol(struct entry *e)
 {
-    const char *type = word(e, 1);
+    const char *type = field(e, 1);
     char proto[32];
 
-    snprintf(proto, sizeof(proto), "%s", word(e, 2));
+    snprintf(proto, sizeof(proto), "%s", field(e, 2));
     char *comma = strchr(proto, ',');
     if (comma) {
         *comma = '\0';
@@ -168,7 +175,7 @@ static int host_address(struct entry *e)
     else if (inet_pton(AF_INET6, e->host, &in6) == 1 && e->family != 4)
         inet_ntop(AF_INET6, &in6, text, sizeof(text));
     else if (inet_pton(AF_INET, e->host, &in) == 1 || inet_pton(AF_INET6, e->host, &in6) == 1)
-        return refuse(e, "host %s does not match protocol %s", e->host, word(e, 2));
+        return refuse(e, "host %s does not match protocol %s", e->host, field(e, 2));
     else
         return refuse(e, "host %s: psup binds addresses, not names; write its address", e->host);
     free(e->host);
@@ -253,22 +260,22 @@ static int freebsd_limits(struct entry *e, char *limits)
 
 static int wait_field(struct entry *e)
 {
-    char field[64];
+    char text[64];
 
-    snprintf(field, sizeof(field), "%s", word(e, 3));
-    char *freebsd = strchr(field, '/');
-    char *max = freebsd ? NULL : strpbrk(field, ".:");
+    snprintf(text, sizeof(text), "%s", field(e, 3));
+    char *freebsd = strchr(text, '/');
+    char *max = freebsd ? NULL : strpbrk(text, ".:");
     if (freebsd)
         *freebsd++ = '\0';
     if (max)
         *max++ = '\0';
-    if (!is(field, "wait") && !is(field, "nowait"))
-        return refuse(e, "expected wait or nowait, got %s", word(e, 3));
+    if (!is(text, "wait") && !is(text, "nowait"))
+        return refuse(e, "expected wait or nowait, got %s", field(e, 3));
     bool internal = is(e->server, "internal");
-    bool wait = is(field, "wait") || (e->dgram && !internal);
+    bool wait = is(text, "wait") || (e->dgram && !internal);
     e->s->mode = wait && !internal ? PSUP_IMPORT_MODE_WAIT : PSUP_IMPORT_MODE_DEFAULT;
     int rc = 0;
-    if (e->dgram && !internal && is(field, "nowait"))
+    if (e->dgram && !internal && is(text, "nowait"))
         rc = psup_import_note(e->in->r, &e->line->where, "wait",
                               "nowait on a datagram socket: inetd gives the server the socket "
                               "whenever it is readable; psup's wait mode runs one server at a "
@@ -283,7 +290,7 @@ static int wait_field(struct entry *e)
 /* USER[:GROUP] or USER[.GROUP], then FreeBSD's /LOGIN-CLASS. */
 static int user_field(struct entry *e)
 {
-    char *user = strdup(word(e, 4));
+    char *user = strdup(field(e, 4));
 
     if (!user)
         return -ENOMEM;
@@ -369,7 +376,7 @@ static int name_of(struct entry *e)
     const char *base = e->unix_socket ? psup_import_basename(e->service) : e->service;
     char *name = psup_import_service_name(base);
 
-    for (size_t i = 0; name && i < r->n_services; i++)
+    for (size_t i = 0; name && i < r->n_services && !psup_import_listen_ephemeral(e->s->listen.items[0]); i++)
         if (psup_import_strv_find(&r->services[i]->listen, e->s->listen.items[0]) >= 0) {
             free(name);
             return refuse(e, "%s is already the address of %s", e->s->listen.items[0],
@@ -378,8 +385,8 @@ static int name_of(struct entry *e)
     /* The same service over another protocol: "echo-udp"; then numbers. */
     for (int n = 1; name && psup_import_name_taken(r, name); n++) {
         char *other = NULL;
-        int len = n == 1 ? asprintf(&other, "%.50s-%s", base, word(e, 2))
-                         : asprintf(&other, "%.50s-%s-%d", base, word(e, 2), n);
+        int len = n == 1 ? asprintf(&other, "%.50s-%s", base, field(e, 2))
+                         : asprintf(&other, "%.50s-%s-%d", base, field(e, 2), n);
         free(name);
         name = len < 0 ? NULL : psup_import_service_name(other);
         free(other);

@@ -31,6 +31,14 @@ char *psup_import_listen_address(const char *host, int family, int port, bool ud
     return n < 0 ? NULL : out;
 }
 
+bool psup_import_listen_ephemeral(const char *address)
+{
+    size_t n = strlen(address);
+
+    /* Port 0: each such address is a socket of its own (spec/config.md 4.1). */
+    return n >= 2 && strcmp(address + n - 2, ":0") == 0;
+}
+
 long psup_import_number(const char *text, long max)
 {
     long value = 0;

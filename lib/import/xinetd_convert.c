@@ -204,9 +204,9 @@ static int v6only(struct xinetd_conv *v, int family, const char *host, bool *onl
 
 static int listener(struct xinetd_conv *v, int port)
 {
-    char host[64];
-    int family;
-    bool only;
+    char host[64] = "";
+    int family = 0;
+    bool only = false;
     int rc = bind_host(v, &family, host, sizeof(host));
 
     if (rc == 0)
@@ -339,7 +339,7 @@ static int name_and_address(struct xinetd_conv *v)
 
     if (!name)
         return -ENOMEM;
-    for (size_t i = 0; i < r->n_services; i++)
+    for (size_t i = 0; i < r->n_services && !psup_import_listen_ephemeral(v->s->listen.items[0]); i++)
         if (psup_import_strv_find(&r->services[i]->listen, v->s->listen.items[0]) >= 0) {
             free(name);
             return refuse(v, "%s is already the address of %s: xinetd cannot bind it twice",
@@ -369,8 +369,8 @@ static int name_and_address(struct xinetd_conv *v)
 
 static int steps(struct xinetd_conv *v)
 {
-    const char *proto;
-    int port;
+    const char *proto = NULL;
+    int port = 0;
     int rc = kind(v);
 
     if (rc == 0)

@@ -141,6 +141,10 @@ static int cps(struct xinetd_conv *v)
 
     if (!a || count(a, MAX_RATE) == 0)
         return 0;
+    /* The defaults' cps hardly applies to a server started once: only the
+     * service's own is worth a line. */
+    if (v->waits && !v->c->attr[XA_CPS])
+        return 0;
     if (v->waits)
         return psup_import_lost(result(v), &a->where, "cps",
                                 "a wait-mode server is started once and restarted with psup's "

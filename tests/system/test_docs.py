@@ -346,6 +346,32 @@ def test_every_help_option_is_in_psup_1(psup_bin):
     assert not missing, f"options of psup --help without an entry in OPTIONS of docs/psup.1: {missing}"
 
 
+def import_help_options(psup_bin):
+    out = subprocess.run([psup_bin, "import", "--help"], capture_output=True, text=True, timeout=10)
+    assert out.returncode == 0, out.stderr
+    options = set()
+    for line in out.stdout.splitlines():
+        m = re.match(r"^\s+(?:(-\w),\s+)?(--[a-z][\w-]*)", line)
+        if m:
+            options.update(o for o in m.groups() if o)
+    assert {"--help", "--services", "--include-disabled"} <= options, out.stdout
+    return options
+
+
+def test_every_import_option_is_in_psup_1(psup_bin):
+    documented = tag_words(section(MAN1, "IMPORT"))
+    missing = sorted(import_help_options(psup_bin) - documented)
+    assert not missing, f"options of psup import --help without an entry in IMPORT of docs/psup.1: {missing}"
+
+
+def test_every_import_exit_status_is_in_psup_1():
+    code = (ROOT / "cmd" / "psup" / "import.c").read_text()
+    statuses = set(re.findall(r"\bIMPORT_[A-Z_]+ = (\d+)", code))
+    assert statuses == {"0", "1", "2"}, statuses
+    documented = {t for t in tags(section(MAN1, "IMPORT")) if t.isdigit()}
+    assert documented == statuses, f"IMPORT in docs/psup.1 lists {sorted(documented)}, the code {sorted(statuses)}"
+
+
 def spec_exit_statuses():
     text = SIGNALS_MD.read_text()
     part = text.split("## Exit status of psup", 1)
