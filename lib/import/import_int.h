@@ -6,6 +6,8 @@
 #ifndef PSUP_IMPORT_INT_H
 #define PSUP_IMPORT_INT_H
 
+#include <stdarg.h>
+
 #include "import.h"
 
 /* Where a setting was read. file_seq orders files as they were read, so
@@ -28,6 +30,9 @@ struct psup_import_message {
 int psup_import_lost(struct psup_import_result *r, const struct psup_import_where *w,
                      const char *name, const char *fmt, ...)
     __attribute__((format(printf, 4, 5)));
+int psup_import_lostv(struct psup_import_result *r, const struct psup_import_where *w,
+                      const char *name, const char *fmt, va_list ap)
+    __attribute__((format(printf, 4, 0)));
 
 /* "FILE:LINE: NAME: note: TEXT": carried over, with a difference worth
  * knowing; does not change the exit status. */
@@ -78,6 +83,20 @@ const char *psup_import_services_path(const struct psup_import_services_db *db);
 /* The command that replaces xinetd's or inetd's built-in service NAME:
  * 0, -ENOENT when there is none, -ENOMEM. */
 int psup_import_internal_command(struct psup_import_service *s, const char *name, bool dgram);
+
+/* A program and its arguments, argv[0] first, with where to report. */
+struct psup_import_argv0 {
+    struct psup_import_result *r;
+    const struct psup_import_where *where;
+    const char *name; /* the NAME of its messages */
+    const char *server;
+    char *const *argv;
+    size_t argc;
+};
+
+/* Append its command to s (argv0.c says how); -ENOENT for tcpd without
+ * the program it runs. */
+int psup_import_argv0_command(const struct psup_import_argv0 *a, struct psup_import_service *s);
 
 /* A listen address: "HOST:PORT", "[V6]:PORT", "*:PORT", with "udp://" in
  * front for UDP. host NULL or "*" means every address; family 4 or 6

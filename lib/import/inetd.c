@@ -66,12 +66,6 @@ static const char *field(const struct entry *e, size_t i)
     return e->line->words.items[i];
 }
 
-/* An argument after them, or NULL. */
-static const char *word(const struct entry *e, size_t i)
-{
-    return i < e->line->words.count ? e->line->words.items[i] : NULL;
-}
-
 static bool is(const char *value, const char *text)
 {
     return value && strcmp(value, text) == 0;
@@ -82,15 +76,10 @@ static int refuse(struct entry *e, const char *fmt, ...) __attribute__((format(p
 static int refuse(struct entry *e, const char *fmt, ...)
 {
     va_list ap;
-    char *why = NULL;
 
     va_start(ap, fmt);
-    int n = vasprintf(&why, fmt, ap);
+    int rc = psup_import_lostv(e->in->r, &e->line->where, e->what, fmt, ap);
     va_end(ap);
-    if (n < 0)
-        return -ENOMEM;
-    int rc = psup_import_lost(e->in->r, &e->line->where, e->what, "%s", why);
-    free(why);
     return rc < 0 ? rc : REFUSED;
 }
 
@@ -315,57 +304,26 @@ static int user_field(struct entry *e)
 /* ------------------------------------------------------------------------ */
 /* The program: the arguments start with argv[0]. */
 
-static int unwrap_tcpd(struct entry *e)
-{
-    const char *program = word(e, 6);
-    char *path = NULL;
-
-    if (!program)
-        return refuse(e, "tcpd without the program it runs");
-    if (strchr(program, '/'))
-        path = strdup(program);
-    else if (asprintf(&path, "/usr/sbin/%s", program) < 0)
-        path = NULL;
-    int rc = psup_import_strv_push_owned(&e->s->command, path);
-    for (size_t i = 7; rc == 0 && word(e, i); i++)
-        rc = psup_import_strv_push(&e->s->command, word(e, i));
-    if (rc == 0)
-        rc = psup_import_lost(e->in->r, &e->line->where, "server",
-                              "tcpd is left out and %s run directly: the rules of "
-                              "/etc/hosts.allow and /etc/hosts.deny are not carried over (write "
-                              "them as allow and deny)", program);
-    return rc;
-}
-
 static int program(struct entry *e)
 {
-    const char *server = e->server;
-    const char *argv0 = word(e, 6);
-    const char *base = psup_import_basename(server);
+    const struct psup_import_strv *words = &e->line->words;
 
-    if (is(server, "internal")) {
+    if (is(e->server, "internal")) {
         int rc = psup_import_internal_command(e->s, e->service, e->dgram);
         return rc == -ENOENT ? refuse(e, "inetd's internal %s/%s has no psup equivalent",
                                       e->service, e->dgram ? "dgram" : "stream")
                              : rc;
     }
-    if (is(base, "tcpd"))
-        return unwrap_tcpd(e);
-    bool same = !argv0 || is(argv0, server) || is(argv0, base);
-    bool busybox = !same && is(base, "busybox");
-    int rc = psup_import_strv_push(&e->s->command, server);
-    if (rc == 0 && busybox)
-        rc = psup_import_strv_push(&e->s->command, argv0);
-    for (size_t i = 7; rc == 0 && word(e, i); i++)
-        rc = psup_import_strv_push(&e->s->command, word(e, i));
-    if (rc == 0 && busybox)
-        rc = psup_import_note(e->in->r, &e->line->where, "argv[0]",
-                              "%s: run as \"busybox %s\", which busybox reads the same", argv0,
-                              argv0);
-    else if (rc == 0 && !same)
-        rc = psup_import_lost(e->in->r, &e->line->where, "argv[0]",
-                              "%s: psup runs %s with its own path as argv[0]", argv0, server);
-    return rc;
+    struct psup_import_argv0 a = {
+        .r = e->in->r,
+        .where = &e->line->where,
+        .name = "server",
+        .server = e->server,
+        .argv = words->items + 6,
+        .argc = words->count - 6,
+    };
+    int rc = psup_import_argv0_command(&a, e->s);
+    return rc == -ENOENT ? refuse(e, "tcpd without the program it runs") : rc;
 }
 
 /* ------------------------------------------------------------------------ */

@@ -62,6 +62,10 @@ static int add_message(struct psup_import_result *r, size_t file_seq, int line, 
 
 static int add_setting_message(struct psup_import_result *r, const struct psup_import_where *w,
                                const char *name, const char *kind, const char *fmt, va_list ap)
+    __attribute__((format(printf, 5, 0)));
+
+static int add_setting_message(struct psup_import_result *r, const struct psup_import_where *w,
+                               const char *name, const char *kind, const char *fmt, va_list ap)
 {
     char *reason = NULL;
     char *text = NULL;
@@ -76,14 +80,20 @@ static int add_setting_message(struct psup_import_result *r, const struct psup_i
     return add_message(r, w->file_seq, w->line, text);
 }
 
+int psup_import_lostv(struct psup_import_result *r, const struct psup_import_where *w,
+                      const char *name, const char *fmt, va_list ap)
+{
+    r->lost = true;
+    return add_setting_message(r, w, name, "not imported", fmt, ap);
+}
+
 int psup_import_lost(struct psup_import_result *r, const struct psup_import_where *w,
                      const char *name, const char *fmt, ...)
 {
     va_list ap;
 
-    r->lost = true;
     va_start(ap, fmt);
-    int rc = add_setting_message(r, w, name, "not imported", fmt, ap);
+    int rc = psup_import_lostv(r, w, name, fmt, ap);
     va_end(ap);
     return rc;
 }

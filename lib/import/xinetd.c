@@ -40,6 +40,15 @@ struct attr_def {
     check_fn check;
 };
 
+/* The names of xinetd's service types and flags (src/nvlists.c), in the
+ * order of the XT_ and XF_ bits. */
+static const char *const type_names[] = {"RPC",    "INTERNAL",   "UNLISTED", "SPECIAL",
+                                          "TCPMUX", "TCPMUXPLUS", NULL};
+static const char *const flag_names[] = {"REUSE",     "INTERCEPT", "NORETRY",   "IDONLY",
+                                         "NAMEINARGS", "NODELAY",  "KEEPALIVE", "NOLIBWRAP",
+                                         "SENSOR",    "IPv4",      "IPv6",      "LABELED",
+                                         NULL};
+
 /* ------------------------------------------------------------------------ */
 /* Value checks: NULL, or why xinetd refuses the value. */
 
@@ -126,17 +135,12 @@ static const char *check_env(const struct xinetd_attr *a)
 
 static const char *check_flags(const struct xinetd_attr *a)
 {
-    static const char *const names[] = {"REUSE",  "INTERCEPT", "NORETRY", "IDONLY",
-                                        "NAMEINARGS", "NODELAY", "KEEPALIVE", "NOLIBWRAP",
-                                        "SENSOR", "IPv4",      "IPv6",    "LABELED", NULL};
-    return all_of(a, names, "unknown flag");
+    return all_of(a, flag_names, "unknown flag");
 }
 
 static const char *check_type(const struct xinetd_attr *a)
 {
-    static const char *const names[] = {"RPC",    "INTERNAL",   "UNLISTED", "SPECIAL",
-                                        "TCPMUX", "TCPMUXPLUS", NULL};
-    return all_of(a, names, "unknown type");
+    return all_of(a, type_names, "unknown type");
 }
 
 static const char *check_log_success(const struct xinetd_attr *a)
@@ -374,12 +378,6 @@ static int apply_ids(struct psup_import_strv *ids, const struct xinetd_attr *a)
 static int store(struct xinetd_conf *c, const struct attr_def *def, const struct xinetd_attr *a,
                  bool in_defaults, const char **why)
 {
-    static const char *const types[] = {"RPC",    "INTERNAL",   "UNLISTED", "SPECIAL",
-                                        "TCPMUX", "TCPMUXPLUS", NULL};
-    static const char *const flags[] = {"REUSE",  "INTERCEPT", "NORETRY", "IDONLY",
-                                        "NAMEINARGS", "NODELAY", "KEEPALIVE", "NOLIBWRAP",
-                                        "SENSOR", "IPv4",      "IPv6",    "LABELED", NULL};
-
     c->attr[def->id] = a;
     switch (def->id) {
     case XA_ONLY_FROM: return psup_import_xinetd_access_apply(&c->only_from, a, in_defaults, why);
@@ -388,8 +386,8 @@ static int store(struct xinetd_conf *c, const struct attr_def *def, const struct
     case XA_ENV: return apply_env(c, a);
     case XA_DISABLED: return apply_ids(&c->disabled_ids, a);
     case XA_ENABLED: c->enabled_present = true; return apply_ids(&c->enabled_ids, a);
-    case XA_TYPE: c->types |= bits_of(a, types); return 0;
-    case XA_FLAGS: c->flags |= bits_of(a, flags); return 0;
+    case XA_TYPE: c->types |= bits_of(a, type_names); return 0;
+    case XA_FLAGS: c->flags |= bits_of(a, flag_names); return 0;
     case XA_DISABLE: c->disabled = strcmp(first(a), "yes") == 0; return 0;
     default: return 0;
     }

@@ -19,15 +19,10 @@
 int psup_import_xinetd_refuse(struct xinetd_conv *v, const char *fmt, ...)
 {
     va_list ap;
-    char *why = NULL;
 
     va_start(ap, fmt);
-    int n = vasprintf(&why, fmt, ap);
+    int rc = psup_import_lostv(v->ctx->r, &v->c->entry->where, v->what, fmt, ap);
     va_end(ap);
-    if (n < 0)
-        return -ENOMEM;
-    int rc = psup_import_lost(v->ctx->r, &v->c->entry->where, v->what, "%s", why);
-    free(why);
     return rc < 0 ? rc : XINETD_REFUSED;
 }
 
@@ -238,55 +233,19 @@ static int internal_command(struct xinetd_conv *v)
                   v->dgram ? "dgram" : "stream");
 }
 
-/* tcpd's argv[0] is the program it runs, in /usr/sbin (Debian's
- * REAL_DAEMON_DIR) when it has no slash. */
-static int unwrap_tcpd(struct xinetd_conv *v, const struct psup_import_strv *args)
+/* NAMEINARGS: server_args start with argv[0]. */
+static int name_in_args(struct xinetd_conv *v, const char *server, const struct xinetd_attr *args)
 {
-    const char *program = args->items[0];
-    char *path = NULL;
-
-    if (strchr(program, '/'))
-        path = strdup(program);
-    else if (asprintf(&path, "/usr/sbin/%s", program) < 0)
-        path = NULL;
-    int rc = psup_import_strv_push_owned(&v->s->command, path);
-    for (size_t i = 1; rc == 0 && i < args->count; i++)
-        rc = psup_import_strv_push(&v->s->command, args->items[i]);
-    if (rc == 0)
-        rc = psup_import_lost(v->ctx->r, &attr(v, XA_SERVER)->where, "server",
-                              "tcpd is left out and %s run directly: the rules of "
-                              "/etc/hosts.allow and /etc/hosts.deny are not carried over (write "
-                              "them as allow and deny)", program);
-    return rc;
-}
-
-/* NAMEINARGS: server_args start with argv[0], which psup cannot set
- * apart from the program (command[0] is both). */
-static int name_in_args(struct xinetd_conv *v, const char *server, const struct psup_import_strv *args)
-{
-    const char *argv0 = args->items[0];
-    int rc;
-
-    if (is(psup_import_basename(server), "tcpd"))
-        return unwrap_tcpd(v, args);
-    rc = psup_import_strv_push(&v->s->command, server);
-    bool same = is(argv0, server) || is(argv0, psup_import_basename(server));
-    /* busybox also takes the applet's name as its first argument. */
-    bool busybox = !same && is(psup_import_basename(server), "busybox");
-    if (rc == 0 && busybox)
-        rc = psup_import_strv_push(&v->s->command, argv0);
-    for (size_t i = 1; rc == 0 && i < args->count; i++)
-        rc = psup_import_strv_push(&v->s->command, args->items[i]);
-    const struct psup_import_where *w = &attr(v, XA_SERVER_ARGS)->where;
-    if (rc == 0 && busybox)
-        rc = psup_import_note(v->ctx->r, w, "server_args",
-                              "argv[0] \"%s\": run as \"busybox %s\", which busybox reads the same",
-                              argv0, argv0);
-    else if (rc == 0 && !same)
-        rc = psup_import_lost(v->ctx->r, w, "server_args",
-                              "argv[0] \"%s\": psup runs %s with its own path as argv[0]", argv0,
-                              server);
-    return rc;
+    bool tcpd = strcmp(psup_import_basename(server), "tcpd") == 0;
+    struct psup_import_argv0 a = {
+        .r = v->ctx->r,
+        .where = &attr(v, tcpd ? XA_SERVER : XA_SERVER_ARGS)->where,
+        .name = tcpd ? "server" : "server_args",
+        .server = server,
+        .argv = args->values.items,
+        .argc = args->values.count,
+    };
+    return psup_import_argv0_command(&a, v->s);
 }
 
 static int command(struct xinetd_conv *v)
@@ -303,7 +262,7 @@ static int command(struct xinetd_conv *v)
     if (v->c->flags & XF_NAMEINARGS) {
         if (!args)
             return refuse(v, "flags NAMEINARGS without server_args: xinetd refuses it");
-        return name_in_args(v, server, &args->values);
+        return name_in_args(v, server, args);
     }
     int rc = psup_import_strv_push(&v->s->command, server);
     for (size_t i = 0; rc == 0 && args && i < args->values.count; i++)

@@ -106,31 +106,34 @@ static long count(const struct xinetd_attr *a, long max)
     return n > max ? max : n;
 }
 
-static int instances(struct xinetd_conv *v)
+/* instances or per_source: UNLIMITED writes nothing, 0 refuses everyone.
+ * A wait-mode server is one process: neither applies. */
+static int concurrency(struct xinetd_conv *v, enum xinetd_attr_id id, long max, long *out)
 {
-    const struct xinetd_attr *a = psup_import_xinetd_filled(v, XA_INSTANCES);
+    const struct xinetd_attr *a = psup_import_xinetd_filled(v, id);
 
-    /* A wait-mode server is one process: instances does not apply. */
     if (!a || v->waits || is(value_of(a), "UNLIMITED"))
         return 0;
-    if (count(a, MAX_WORKERS) == 0)
-        return psup_import_xinetd_refuse(v, "instances = 0: xinetd refuses every connection");
-    /* xinetd refuses a connection over the limit, it does not queue it. */
-    v->s->max_workers = count(a, MAX_WORKERS);
-    v->s->reject_overload = true;
+    if (count(a, max) == 0)
+        return psup_import_xinetd_refuse(v, "%s = 0: xinetd refuses every %s", a->name,
+                                         id == XA_INSTANCES ? "connection" : "client");
+    *out = count(a, max);
     return 0;
+}
+
+static int instances(struct xinetd_conv *v)
+{
+    int rc = concurrency(v, XA_INSTANCES, MAX_WORKERS, &v->s->max_workers);
+
+    /* xinetd refuses a connection over the limit, it does not queue it; a
+     * datagram waits in the socket's buffer either way. */
+    v->s->reject_overload = rc == 0 && v->s->max_workers > 0 && !v->dgram;
+    return rc;
 }
 
 static int per_source(struct xinetd_conv *v)
 {
-    const struct xinetd_attr *a = psup_import_xinetd_filled(v, XA_PER_SOURCE);
-
-    if (!a || v->waits || is(value_of(a), "UNLIMITED"))
-        return 0;
-    if (count(a, MAX_PER_SOURCE) == 0)
-        return psup_import_xinetd_refuse(v, "per_source = 0: xinetd refuses every client");
-    v->s->max_per_source = count(a, MAX_PER_SOURCE);
-    return 0;
+    return concurrency(v, XA_PER_SOURCE, MAX_PER_SOURCE, &v->s->max_per_source);
 }
 
 /* Only a cps written in the file: xinetd's built-in 50 10 is not carried

@@ -290,9 +290,10 @@ service check_mk
     out = nc("127.0.0.1", port)
     assert out.decode().splitlines() == ["<<<check_mk>>>", "Version: 2.2.0", "AgentOS: linux",
                                          "RemoteHost: 127.0.0.1"]
+    p.wait_event("conn_end", service="check_mk")
     # ::1 is not in only_from: refused, and nothing runs for it.
     assert nc("::1", port) == b""
-    p.wait_event("denied", service="check_mk")
+    p.wait_event("denied", service="check_mk", remote_ip="::1")
     assert len(p.events("conn_end", service="check_mk")) == 1
     assert p.stop() == 0
 

@@ -175,10 +175,10 @@ static void test_programs_and_argv0(void **state)
                  "inetd.conf:2: server: not imported: tcpd is left out and /usr/lib/telnetd run "
                  "directly: the rules of /etc/hosts.allow and /etc/hosts.deny are not carried "
                  "over (write them as allow and deny)",
-                 "inetd.conf:3: argv[0]: note: fingerd: run as \"busybox fingerd\", which busybox "
-                 "reads the same",
-                 "inetd.conf:4: argv[0]: not imported: other: psup runs /usr/bin/prog with its own "
-                 "path as argv[0]",
+                 "inetd.conf:3: server: note: argv[0] \"fingerd\": run as \"busybox fingerd\", "
+                 "which busybox reads the same",
+                 "inetd.conf:4: server: not imported: argv[0] \"other\": psup runs /usr/bin/prog "
+                 "with its own path as argv[0]",
                  "inetd.conf:6: service discard: not imported: tcpd without the program it runs"));
     done(&run);
 }
