@@ -9,6 +9,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "cmd.h"
 #include "config/config.h"
 #include "base/fd.h"
 #include "base/log.h"
@@ -16,6 +17,7 @@
 
 static const char usage_text[] =
     "Usage: psup [OPTIONS] CONFIG.json\n"
+    "       psup import xinetd|inetd ...  (see psup import --help)\n"
     "\n"
     "Serve every service of CONFIG.json from pools of pre-forked workers:\n"
     "each connection runs the service's command with the socket on stdin\n"
@@ -123,7 +125,9 @@ int main(int argc, char **argv)
     if (psup_fd_ensure_stdio() < 0)
         return PSUP_EXIT_START;
 
-    /* 2. Arguments. */
+    /* 2. Arguments; "psup import" is a command of its own. */
+    if (argc > 1 && strcmp(argv[1], "import") == 0)
+        return psup_cmd_import(argc - 1, argv + 1);
     int rc = parse_args(argc, argv, &cli);
     if (rc >= 0)
         return rc;

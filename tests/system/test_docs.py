@@ -328,22 +328,40 @@ def test_handler_variables_of_the_spec_are_in_psup_json_5():
 # The command line, signals, exit status, logs.
 
 
-def help_options(psup_bin):
-    out = subprocess.run([psup_bin, "--help"], capture_output=True, text=True, timeout=10)
+def help_options(psup_bin, *command):
+    """The options a --help lists, one per line that starts with one."""
+    out = subprocess.run([psup_bin, *command, "--help"], capture_output=True, text=True, timeout=10)
     assert out.returncode == 0, out.stderr
     options = set()
     for line in out.stdout.splitlines():
         m = re.match(r"^\s+(?:(-\w),\s+)?(--[a-z][\w-]*)", line)
         if m:
             options.update(o for o in m.groups() if o)
-    assert {"--help", "--check", "-c"} <= options, out.stdout
     return options
 
 
 def test_every_help_option_is_in_psup_1(psup_bin):
     documented = tag_words(section(MAN1, "OPTIONS"))
-    missing = sorted(help_options(psup_bin) - documented)
+    options = help_options(psup_bin)
+    assert {"--help", "--check", "-c"} <= options, options
+    missing = sorted(options - documented)
     assert not missing, f"options of psup --help without an entry in OPTIONS of docs/psup.1: {missing}"
+
+
+def test_every_import_option_is_in_psup_1(psup_bin):
+    documented = tag_words(section(MAN1, "IMPORT"))
+    options = help_options(psup_bin, "import")
+    assert {"--help", "--services", "--include-disabled"} <= options, options
+    missing = sorted(options - documented)
+    assert not missing, f"options of psup import --help without an entry in IMPORT of docs/psup.1: {missing}"
+
+
+def test_every_import_exit_status_is_in_psup_1():
+    code = (ROOT / "cmd" / "psup" / "import.c").read_text()
+    statuses = set(re.findall(r"\bIMPORT_[A-Z_]+ = (\d+)", code))
+    assert statuses == {"0", "1", "2"}, statuses
+    documented = {t for t in tags(section(MAN1, "IMPORT")) if t.isdigit()}
+    assert documented == statuses, f"IMPORT in docs/psup.1 lists {sorted(documented)}, the code {sorted(statuses)}"
 
 
 def spec_exit_statuses():
