@@ -188,8 +188,13 @@ void relay_script_finish(struct relay *r, int64_t deadline_ms)
     reaped(r, 0);
 }
 
+/* A script that answered with a local redirect is done: once its output
+ * is closed it gets kill_grace to exit before it is stopped, so a script
+ * that lingers cannot hold the request after it answered. */
 void relay_script_discard(struct relay *r)
 {
-    relay_script_finish(r, r->deadline_ms);
+    int64_t grace = relay_now_ms() + r->opt.kill_grace_ms;
+
+    relay_script_finish(r, grace < r->deadline_ms ? grace : r->deadline_ms);
     r->script = 0;
 }
