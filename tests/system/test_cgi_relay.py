@@ -439,28 +439,9 @@ def test_wsgi_app_through_cgihandler(cgi, listen):
     assert curl("-g", url).stdout == b"Hallo Welt!"
 
 
-def test_graceful_sigterm_lets_a_slow_request_finish(cgi, tmp_path):
-    started = tmp_path / "started"
-    p = cgi(f"#!/bin/sh\n: > {started}\nsleep 1\nprintf 'Content-Type: text/plain\\n\\nfinished\\n'\n")
-    result = {}
-
-    def client():
-        result["response"] = raw(p.addr("cgi"), b"GET / HTTP/1.1\r\nHost: h\r\n\r\n")
-
-    t = threading.Thread(target=client)
-    t.start()
-    wait_for(started.exists, 10, "the slow script to start")
-    p.send(signal.SIGTERM)
-    t.join(15)
-    assert not t.is_alive()
-    assert status_of(result["response"]) == 200
-    assert result["response"].endswith(b"finished\n\r\n0\r\n\r\n")
-    assert p.wait_exit() == 0
-
-
-def test_sigterm_at_shutdown_timeout_reaches_the_script_and_gives_503(cgi, tmp_path):
-    started = tmp_path / "started"
-    p = cgi(f"#!/bin/sh\n: > {started}\nexec sleep 60\n", top={"shutdown_timeout": 0.5})
+def request_across_sigterm(p, started):
+    """A request on a thread; once the script has started, psup gets
+    SIGTERM. Returns the response, psup's exit status."""
     result = {}
 
     def client():
@@ -472,5 +453,23 @@ def test_sigterm_at_shutdown_timeout_reaches_the_script_and_gives_503(cgi, tmp_p
     p.send(signal.SIGTERM)
     t.join(15)
     assert not t.is_alive()
-    assert status_of(result["response"]) == 503
-    assert p.wait_exit() == 0
+    return result["response"], p.wait_exit()
+
+
+def test_graceful_sigterm_lets_a_slow_request_finish(cgi, tmp_path):
+    started = tmp_path / "started"
+    p = cgi(f"#!/bin/sh\n: > {started}\nsleep 1\nprintf 'Content-Type: text/plain\\n\\nfinished\\n'\n")
+    response, status = request_across_sigterm(p, started)
+    assert status_of(response) == 200
+    assert response.endswith(b"finished\n\r\n0\r\n\r\n")
+    assert status == 0
+
+
+def test_sigterm_at_shutdown_timeout_reaches_the_script_and_gives_503(cgi, tmp_path):
+    started = tmp_path / "started"
+    p = cgi(f"#!/bin/sh\n: > {started}\nexec sleep 60\n", top={"shutdown_timeout": 0.5})
+    response, status = request_across_sigterm(p, started)
+    assert status_of(response) == 503
+    assert status == 0
+    end = p.wait_event("conn_end", service="cgi")[0]
+    assert end["status"] == 128 + signal.SIGTERM
