@@ -92,6 +92,20 @@ def raw(addr, data, half_close=True, timeout=10.0):
         return read_all(s)
 
 
+def dechunk(body):
+    """The content of a complete chunked body."""
+    out = b""
+    while True:
+        size, _, body = body.partition(b"\r\n")
+        n = int(size, 16)
+        if n == 0:
+            assert body == b"\r\n", body
+            return out
+        out += body[:n]
+        assert body[n:n + 2] == b"\r\n"
+        body = body[n + 2:]
+
+
 def status_of(response):
     line = response.split(b"\r\n", 1)[0]
     assert line.startswith(b"HTTP/1.1 "), response[:200]
@@ -167,6 +181,15 @@ def test_get_with_query_sets_every_meta_variable(cgi, family):
     assert rest == b""
     end = p.wait_event("conn_end", service="cgi")[0]
     assert end["status"] == 0
+
+
+def test_unix_socket_request_names_the_host_it_asked_for(cgi, tmp_path):
+    p = cgi(listen=[f"unix:{tmp_path}/cgi.sock"])
+    response = raw(p.addr("cgi"), b"GET /u HTTP/1.1\r\nHost: app.example:8443\r\n\r\n")
+    assert status_of(response) == 200
+    env, _ = parse_env(dechunk(response.split(b"\r\n\r\n", 1)[1]))
+    assert (env["SERVER_NAME"], env["SERVER_PORT"], env["PROTO"]) == ("app.example", "8443", "UNIX")
+    assert "REMOTE_ADDR" not in env and "TCPLOCALPORT" not in env
 
 
 def test_post_body_by_length_reaches_stdin(cgi):
