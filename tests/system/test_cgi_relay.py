@@ -9,6 +9,7 @@ scripts that print garbage, nothing, or sleep past the timeout, response
 translation (Status, redirects), stderr kept from the client, the seeds'
 WSGI app through wsgiref's CGIHandler on IPv4 and IPv6, and SIGTERM."""
 
+import concurrent.futures
 import http.client
 import os
 import pathlib
@@ -204,6 +205,22 @@ def test_post_body_by_length_reaches_stdin(cgi):
     assert env["CONTENT_TYPE"] == "application/x-test"
     assert "HTTP_CONTENT_TYPE" not in env and "HTTP_CONTENT_LENGTH" not in env
     assert rest == payload
+
+
+def test_concurrent_posts_each_get_their_own_body(cgi):
+    p = cgi("#!/bin/sh\nprintf 'Content-Type: text/plain\\n\\n'\ncat\n")
+
+    def one_client(n):
+        for i in range(8):
+            payload = f"client {n} request {i} ".encode() * (1 + 97 * i)
+            resp, body, _ = request(p.addr("cgi"), "POST", "/", body=payload)
+            assert (resp.status, body) == (200, payload)
+        return 8
+
+    with concurrent.futures.ThreadPoolExecutor(6) as pool:
+        assert sum(pool.map(one_client, range(6))) == 48
+    ends = p.wait_event("conn_end", count=48, service="cgi")
+    assert all(e["status"] == 0 for e in ends)
 
 
 def test_chunked_post_is_decoded_with_its_length(cgi):
