@@ -59,7 +59,7 @@ static const char usage_text[] =
     "                             [the local address]\n";
 
 /* ------------------------------------------------------------------------
- * Options. */
+ * Options: parse_options returns 0, 1 after --help, or -1. */
 
 static int parse_size(const char *s, uint64_t min, uint64_t max, uint64_t *out)
 {
@@ -131,10 +131,10 @@ static int parse_options(int argc, char **argv, struct options *o)
         {"timeout", required_argument, NULL, 't'},
         {"kill-grace", required_argument, NULL, 'k'},
         {"server-name", required_argument, NULL, 'n'},
-        {"help", no_argument, NULL, '?'},
+        {"help", no_argument, NULL, 'u'},
         {NULL, 0, NULL, 0},
     };
-    int id;
+    int id, index = 0;
 
     *o = (struct options){
         .limits = {.max_head = 8192, .max_fields = 100, .max_body = 1 << 20},
@@ -144,11 +144,21 @@ static int parse_options(int argc, char **argv, struct options *o)
         .kill_grace_ms = 2000,
     };
     opterr = 0;
-    while ((id = getopt_long(argc, argv, "+", longs, NULL)) != -1)
-        if (id == '?' || set_option(o, id, optarg) < 0) {
-            fprintf(stderr, "psup-cgi: invalid option %s\n%s", argv[optind - 1], usage_text);
+    while ((id = getopt_long(argc, argv, "+", longs, &index)) != -1) {
+        if (id == 'u') {
+            fputs(usage_text, stdout);
+            return 1;
+        }
+        if (id == '?') {
+            fprintf(stderr, "psup-cgi: unknown option %s\n%s", argv[optind - 1], usage_text);
             return -1;
         }
+        if (set_option(o, id, optarg) < 0) {
+            fprintf(stderr, "psup-cgi: invalid value for --%s: %s\n%s", longs[index].name, optarg,
+                    usage_text);
+            return -1;
+        }
+    }
     if (optind >= argc) {
         fprintf(stderr, "psup-cgi: no PROGRAM\n%s", usage_text);
         return -1;
@@ -524,6 +534,7 @@ static int run(struct relay *r, struct output *o, char **target_copy)
     if (rc < 0) {
         relay_log("setup: %s", strerror(-rc));
         relay_send_error(r, 500);
+        relay_close_client(r, true);
         return EXIT_INTERNAL;
     }
     rc = read_head(r);
@@ -539,11 +550,14 @@ int main(int argc, char **argv)
     static struct output out;
     struct relay r = {.sigfd = -1, .body_fd = -1, .script_out = -1};
     char *target_copy = NULL;
-    int status;
+    int status = parse_options(argc, argv, &r.opt);
 
-    if (parse_options(argc, argv, &r.opt) < 0) {
+    if (status > 0)
+        return 0;
+    if (status < 0) {
         snprintf(r.server, sizeof r.server, "psup/%s", PSUP_VERSION);
         relay_send_error(&r, 500);
+        relay_close_client(&r, true);
         return EXIT_USAGE;
     }
     status = run(&r, &out, &target_copy);

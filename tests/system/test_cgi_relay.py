@@ -361,6 +361,14 @@ def test_slow_body_is_408_after_the_idle_timeout(cgi):
     assert 0.8 < elapsed < 5, elapsed
 
 
+def test_invalid_relay_options_are_500_and_status_2(cgi):
+    p = cgi(relay_args=["--max-head", "1"], stderr="log")
+    assert status_of(raw(p.addr("cgi"), b"GET / HTTP/1.1\r\nHost: h\r\n\r\n")) == 500
+    assert p.wait_event("conn_end", service="cgi")[0]["status"] == 2
+    assert p.wait_event("stderr", service="cgi")[0]["line"] == "psup-cgi: invalid value for --max-head: 1"
+    assert not p.marker.exists()
+
+
 def test_client_that_connects_and_leaves_gets_nothing(cgi):
     p = cgi()
     with connect(p.addr("cgi")) as s:
