@@ -21,6 +21,7 @@
  * (any compiler, the seed corpus only), with the code under test:
  *
  * fuzz-sources: lib/child/proxy.c
+ * fuzz-max-len: 2300
  */
 #include <arpa/inet.h>
 #include <errno.h>

@@ -36,6 +36,7 @@ if [ ! -f "$harness" ]; then
     echo "$0: no $harness" >&2
     exit 2
 fi
+maxlen=$(sed -n 's/^.*fuzz-max-len: *//p' "$harness")
 sources=
 for s in $(sed -n 's/^.*fuzz-sources: *//p' "$harness"); do
     sources="$sources $root/$s"
@@ -58,10 +59,10 @@ dict=
 if [ -f "$here/$target.dict" ]; then
     dict=-dict=$here/$target.dict
 fi
-# The first corpus directory receives new inputs. -max_len 2300: the
-# longest header psup takes (2064 bytes) and some bytes after it; inputs
-# stay small for the other targets too.
+# The first corpus directory receives new inputs. A harness may bound the
+# input size on a "fuzz-max-len:" line (the PROXY reader: its longest
+# header and some bytes after it).
 # shellcheck disable=SC2086 # an empty $dict must vanish
-"$binary" -max_total_time="$seconds" -max_len=2300 -timeout=10 \
+"$binary" -max_total_time="$seconds" -max_len="${maxlen:-16384}" -timeout=10 \
     -error_exitcode=1 -timeout_exitcode=1 -print_final_stats=1 \
     -artifact_prefix="$out/$target-" $dict "$@" "$scratch" "$here/corpus/$target"
