@@ -25,13 +25,13 @@ struct pool_case {
 
 static const struct pool_case cases[] = {
     /* Spares within bounds: nothing to do. */
-    {"the smallest pool, empty", {0, 0, 0, 0}, {1, 1, 1, false}, 1},
     {"at min_spare", {4, 0, 0, 0}, {4, 16, 256, false}, 0},
     {"between min and max", {10, 3, 0, 0}, {4, 16, 256, false}, 0},
     {"at max_spare", {16, 0, 0, 0}, {4, 16, 256, false}, 0},
 
     /* Below min_spare: start the difference, at once. */
     {"start: empty pool fills to min_spare", {0, 0, 0, 0}, {4, 16, 256, false}, 4},
+    {"start: the smallest pool", {0, 0, 0, 0}, {1, 1, 1, false}, 1},
     {"start: a spare went busy", {3, 1, 0, 0}, {4, 16, 256, false}, 1},
     {"start: all spares went busy", {0, 4, 0, 0}, {4, 16, 256, false}, 4},
     {"start: min_spare the largest allowed", {0, 0, 0, 0}, {65536, 65536, 65536, false}, 65536},
@@ -50,7 +50,7 @@ static const struct pool_case cases[] = {
     {"busy at max_workers: none", {0, 256, 0, 0}, {4, 16, 256, false}, 0},
     {"max_workers 1, busy", {0, 1, 0, 0}, {1, 1, 1, false}, 0},
     {"max_workers 2, one busy", {0, 1, 0, 0}, {2, 2, 2, false}, 1},
-    {"over the limit (reload lowered it): none, no underflow", {0, 300, 0, 0}, {4, 16, 256, false}, 0},
+    {"over the limit (a reload lowered it)", {0, 300, 0, 0}, {4, 16, 256, false}, 0},
     {"over the limit with spares missing", {1, 5, 2, 1}, {4, 4, 4, false}, 0},
 
     /* on_overload "reject": one spare more, to answer "overloaded". */
