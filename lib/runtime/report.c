@@ -11,6 +11,7 @@
 #include <sys/wait.h>
 
 #include "base/log.h"
+#include "runtime/stats.h"
 
 
 static void log_identity(struct psup_log *l, const struct psup_worker *w)
@@ -253,41 +254,45 @@ void psup_report_timeout(const struct psup_worker *w)
     psup_log_end(&l);
 }
 
+static void log_summary(void *arg, const struct psup_service_stats *s)
+{
+    struct psup_log l;
+
+    (void)arg;
+    psup_log_begin(&l, PSUP_LOG_INFO, "summary");
+    psup_log_str(&l, "service", s->name);
+    psup_log_uint(&l, "accepted", s->counters.accepted);
+    psup_log_uint(&l, "denied", s->counters.denied);
+    psup_log_uint(&l, "limited_per_source", s->counters.per_source);
+    psup_log_uint(&l, "limited_rate", s->counters.rate);
+    psup_log_uint(&l, "limited_overload", s->counters.overload);
+    psup_log_uint(&l, "failed", s->counters.failed);
+    psup_log_uint(&l, "timed_out", s->counters.timed_out);
+    psup_log_end(&l);
+}
+
 void psup_runtime_log_summary(const struct psup_runtime *rt)
 {
-    const struct psup_list *p;
+    psup_runtime_stats(rt, NULL, log_summary, NULL);
+}
 
-    for (p = rt->services.next; p != &rt->services; p = p->next) {
-        const struct psup_service *s = PSUP_CONTAINER(p, struct psup_service, link);
-        struct psup_log l;
-        psup_log_begin(&l, PSUP_LOG_INFO, "summary");
-        psup_log_str(&l, "service", s->name);
-        psup_log_uint(&l, "accepted", s->counters.accepted);
-        psup_log_uint(&l, "denied", s->counters.denied);
-        psup_log_uint(&l, "limited_per_source", s->counters.per_source);
-        psup_log_uint(&l, "limited_rate", s->counters.rate);
-        psup_log_uint(&l, "limited_overload", s->counters.overload);
-        psup_log_uint(&l, "failed", s->counters.failed);
-        psup_log_uint(&l, "timed_out", s->counters.timed_out);
-        psup_log_end(&l);
-    }
+static void log_pool_status(void *arg, const struct psup_service_stats *s)
+{
+    struct psup_log l;
+
+    (void)arg;
+    psup_log_begin(&l, PSUP_LOG_INFO, "status");
+    psup_log_str(&l, "service", s->name);
+    psup_log_str(&l, "state", psup_service_state_name(s->state));
+    psup_log_uint(&l, "idle", s->pool.idle);
+    psup_log_uint(&l, "busy", s->pool.busy);
+    psup_log_uint(&l, "retiring", s->pool.retiring);
+    psup_log_uint(&l, "stopped", s->pool.stopped);
+    psup_log_uint(&l, "accepted", s->counters.accepted);
+    psup_log_end(&l);
 }
 
 void psup_runtime_log_status(const struct psup_runtime *rt)
 {
-    for (const struct psup_list *p = rt->services.next; p != &rt->services; p = p->next) {
-        const struct psup_service *s = PSUP_CONTAINER(p, struct psup_service, link);
-        struct psup_log l;
-        psup_log_begin(&l, PSUP_LOG_INFO, "status");
-        psup_log_str(&l, "service", s->name);
-        psup_log_str(&l, "state", !s->current ? "draining"
-                                  : s->backoff.delay_ms ? "backoff"
-                                  : s->saturated ? "saturated" : "serving");
-        psup_log_uint(&l, "idle", s->idle);
-        psup_log_uint(&l, "busy", s->busy);
-        psup_log_uint(&l, "retiring", s->retiring);
-        psup_log_uint(&l, "stopped", s->stopped);
-        psup_log_uint(&l, "accepted", s->counters.accepted);
-        psup_log_end(&l);
-    }
+    psup_runtime_stats(rt, NULL, log_pool_status, NULL);
 }

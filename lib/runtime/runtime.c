@@ -76,6 +76,57 @@ static void table_remove(struct psup_runtime *rt, struct psup_worker *w)
 }
 
 /* ------------------------------------------------------------------------ */
+/* The real operations on processes (struct psup_runtime_ops); arg is the
+ * runtime. */
+
+static int real_stack_map(void *arg, struct psup_stack *stack)
+{
+    (void)arg;
+    return psup_stack_map(stack);
+}
+
+static void real_stack_unmap(void *arg, struct psup_stack *stack)
+{
+    (void)arg;
+    psup_stack_unmap(stack);
+}
+
+static pid_t real_spawn(void *arg, struct psup_child *child, const struct psup_stack *stack)
+{
+    const struct psup_runtime *rt = arg;
+
+    return psup_worker_spawn(child, stack, rt->share_memory);
+}
+
+static int real_signal(void *arg, pid_t pid, int sig)
+{
+    (void)arg;
+    return kill(pid, sig) < 0 ? -errno : 0;
+}
+
+/* sigqueue() without glibc's getpid() and getuid() on every call: the
+ * verdict is on the client's path. */
+static int real_verdict(void *arg, pid_t pid, uint64_t value)
+{
+    const struct psup_runtime *rt = arg;
+    siginfo_t info;
+
+    memset(&info, 0, sizeof(info));
+    info.si_signo = rt->verdict_signal;
+    info.si_code = SI_QUEUE;
+    info.si_pid = rt->self;
+    info.si_uid = rt->uid;
+    info.si_value.sival_ptr = (void *)(uintptr_t)value;
+    return syscall(SYS_rt_sigqueueinfo, pid, rt->verdict_signal, &info) < 0 ? -errno : 0;
+}
+
+static int real_probe(void *arg, const struct psup_stack *stack)
+{
+    (void)arg;
+    return psup_probe_slot(stack);
+}
+
+/* ------------------------------------------------------------------------ */
 /* Life of the runtime. */
 
 /* PSUP_TEST_VERDICT_TIMEOUT_MS shortens the workers' wait for a verdict,
@@ -101,6 +152,8 @@ int psup_runtime_init(struct psup_runtime *rt, int channel_fd, bool share_memory
     /* Sharing memory needs the raw system calls (rawsys.h). */
     rt->share_memory = share_memory && PSUP_RAW_SYSCALLS;
     rt->accepting = true;
+    rt->ops = (struct psup_runtime_ops){real_stack_map, real_stack_unmap, real_spawn,
+                                        real_signal, real_verdict, real_probe, rt};
     struct rlimit nproc;
     if (getrlimit(RLIMIT_NPROC, &nproc) == 0 && nproc.rlim_cur != RLIM_INFINITY)
         rt->nproc_limit = nproc.rlim_cur;
@@ -151,7 +204,7 @@ static void stack_release(struct psup_runtime *rt, struct psup_stack *stack)
     if (rt->n_stack_cache < sizeof(rt->stack_cache) / sizeof(rt->stack_cache[0]))
         rt->stack_cache[rt->n_stack_cache++] = *stack;
     else
-        psup_stack_unmap(stack);
+        rt->ops.stack_unmap(rt->ops.arg, stack);
 }
 
 static int stack_acquire(struct psup_runtime *rt, struct psup_stack *stack)
@@ -161,7 +214,7 @@ static int stack_acquire(struct psup_runtime *rt, struct psup_stack *stack)
         *stack = rt->stack_cache[--rt->n_stack_cache];
         return 0;
     }
-    return psup_stack_map(stack);
+    return rt->ops.stack_map(rt->ops.arg, stack);
 }
 
 static void worker_free(struct psup_runtime *rt, struct psup_worker *w)
@@ -176,12 +229,17 @@ static void worker_free(struct psup_runtime *rt, struct psup_worker *w)
     free(w);
 }
 
+static int send_signal(const struct psup_runtime *rt, pid_t pid, int sig)
+{
+    return rt->ops.signal(rt->ops.arg, pid, sig);
+}
+
 /* Signal a worker's process group: the handler and everything it started
  * (its own group since the worker's setsid). */
-static void signal_group(struct psup_worker *w, int sig)
+static void signal_group(const struct psup_runtime *rt, struct psup_worker *w, int sig)
 {
-    if (kill(-w->pid, sig) < 0 && errno == ESRCH)
-        kill(w->pid, sig); /* the group is gone but the process may not be */
+    if (send_signal(rt, -w->pid, sig) == -ESRCH)
+        send_signal(rt, w->pid, sig); /* the group is gone but the process may not be */
     w->signalled = true;
 }
 
@@ -212,19 +270,10 @@ static void track_saturation(struct psup_service *s, unsigned max_workers, uint6
     }
 }
 
-/* sigqueue() without glibc's getpid() and getuid() on every call: the
- * verdict is on the client's path. Returns 0 or -1 with errno set. */
+/* Returns 0 or -errno. */
 static int send_verdict(const struct psup_runtime *rt, pid_t pid, uint64_t value)
 {
-    siginfo_t info;
-
-    memset(&info, 0, sizeof(info));
-    info.si_signo = rt->verdict_signal;
-    info.si_code = SI_QUEUE;
-    info.si_pid = rt->self;
-    info.si_uid = rt->uid;
-    info.si_value.sival_ptr = (void *)(uintptr_t)value;
-    return (int)syscall(SYS_rt_sigqueueinfo, pid, rt->verdict_signal, &info);
+    return rt->ops.verdict(rt->ops.arg, pid, value);
 }
 
 /* ------------------------------------------------------------------------ */
@@ -292,7 +341,7 @@ static int spawn_one(struct psup_runtime *rt, struct psup_service *s, uint64_t n
     w->child.envp = w->envp;
     w->child.hold = hold;
     w->child.tally_slot = psup_tally_claim(&s->tally);
-    pid_t pid = psup_worker_spawn(&w->child, &w->stack, rt->share_memory);
+    pid_t pid = rt->ops.spawn(rt->ops.arg, &w->child, &w->stack);
     if (pid < 0) {
         rc = pid;
         psup_tally_release(&s->tally, w->child.tally_slot);
@@ -343,33 +392,33 @@ static int start_with_headroom(struct psup_runtime *rt, struct psup_service *s, 
     struct psup_stack probe;
     rc = stack_acquire(rt, &probe);
     if (rc == 0) {
-        rc = psup_probe_slot(&probe);
+        rc = rt->ops.probe(rt->ops.arg, &probe);
         stack_release(rt, &probe);
     }
     if (rc < 0) {
-        kill(w->pid, SIGKILL);
+        send_signal(rt, w->pid, SIGKILL);
         w->signalled = true; /* not a failure of the service */
         return rc;
     }
     return send_verdict(rt, w->pid, psup_verdict_encode(PSUP_VERDICT_RUN, 0, 0, 0));
 }
 
-static void retire(struct psup_worker *w)
+static void retire(const struct psup_runtime *rt, struct psup_worker *w)
 {
     /* The worker leaves if it is waiting; if it just took a connection the
      * signal stays blocked and is discarded before exec (spec/pool.md). */
-    kill(w->pid, PSUP_SIG_RETIRE);
+    send_signal(rt, w->pid, PSUP_SIG_RETIRE);
     set_state(w, PSUP_WORKER_RETIRING);
 }
 
 /* Retire up to n idle workers, newest first: with EPOLLEXCLUSIVE the oldest
  * waiter is woken first, so the newest are the least likely to be busy. */
-static void retire_idle(struct psup_service *s, unsigned n)
+static void retire_idle(const struct psup_runtime *rt, struct psup_service *s, unsigned n)
 {
     for (struct psup_list *p = s->workers.prev; p != &s->workers && n; p = p->prev) {
         struct psup_worker *w = PSUP_CONTAINER(p, struct psup_worker, link);
         if (w->state == PSUP_WORKER_IDLE) {
-            retire(w);
+            retire(rt, w);
             n--;
         }
     }
@@ -395,7 +444,7 @@ static void maintain_service(struct psup_runtime *rt, struct psup_service *s, ui
     if (s->saturated && s->current)
         track_saturation(s, s->current->plan.svc->max_workers, now);
     if (!rt->accepting || !s->current) {
-        retire_idle(s, s->idle);
+        retire_idle(rt, s, s->idle);
         return;
     }
     const struct psup_service_config *cfg = s->current->plan.svc;
@@ -406,7 +455,7 @@ static void maintain_service(struct psup_runtime *rt, struct psup_service *s, ui
         limits.min_spare = limits.max_spare = 1; /* leave slots to handlers */
     int n = psup_pool_adjust(&counts, &limits);
     if (n < 0) {
-        retire_idle(s, (unsigned)-n);
+        retire_idle(rt, s, (unsigned)-n);
         return;
     }
     if (n == 0 || now < rt->spawn_blocked_until)
@@ -442,7 +491,7 @@ void psup_runtime_switch_generation(struct psup_runtime *rt, struct psup_service
     for (p = s->workers.next; p != &s->workers; p = p->next) {
         struct psup_worker *w = PSUP_CONTAINER(p, struct psup_worker, link);
         if (w->state == PSUP_WORKER_RETIRING && w->gen == old)
-            kill(w->pid, PSUP_SIG_RETIRE);
+            send_signal(rt, w->pid, PSUP_SIG_RETIRE);
     }
     if (old)
         psup_generation_unref(old);
@@ -609,7 +658,7 @@ static void on_gave_up(struct psup_runtime *rt, struct psup_worker *w,
     s->counters.accepted--;
     set_state(w, PSUP_WORKER_IDLE);
     if (w->gen != s->current || !rt->accepting)
-        retire(w); /* its configuration is gone meanwhile */
+        retire(rt, w); /* its configuration is gone meanwhile */
     if (s->current)
         track_saturation(s, s->current->plan.svc->max_workers, now);
 }
@@ -754,7 +803,7 @@ void psup_runtime_on_stop(struct psup_runtime *rt, pid_t pid, bool stopped)
     } else if (!stopped && w->state == PSUP_WORKER_STOPPED) {
         set_state(w, PSUP_WORKER_IDLE);
         if (w->gen != w->service->current || !rt->accepting)
-            retire(w); /* it belongs to a configuration that is gone */
+            retire(rt, w); /* it belongs to a configuration that is gone */
     }
 }
 
@@ -768,7 +817,7 @@ static uint64_t kill_grace_ms(const struct psup_runtime *rt)
 
 static void terminate(struct psup_runtime *rt, struct psup_worker *w, uint64_t now)
 {
-    signal_group(w, SIGTERM);
+    signal_group(rt, w, SIGTERM);
     set_state(w, PSUP_WORKER_TERMINATING);
     set_deadline(rt, w, now + kill_grace_ms(rt));
 }
@@ -786,7 +835,7 @@ void psup_runtime_expire(struct psup_runtime *rt, uint64_t now)
             psup_report_timeout(w);
             terminate(rt, w, now);
         } else if (w->state == PSUP_WORKER_TERMINATING) {
-            signal_group(w, SIGKILL);
+            signal_group(rt, w, SIGKILL);
             set_state(w, PSUP_WORKER_KILLING);
         }
     }
@@ -846,7 +895,7 @@ void psup_runtime_stop_accepting(struct psup_runtime *rt)
     close_listeners(rt);
     for (p = rt->services.next; p != &rt->services; p = p->next) {
         struct psup_service *s = PSUP_CONTAINER(p, struct psup_service, link);
-        retire_idle(s, s->idle);
+        retire_idle(rt, s, s->idle);
     }
 }
 
@@ -868,7 +917,7 @@ static void terminate_one(struct psup_runtime *rt, struct psup_worker *w, uint64
     if (w->state == PSUP_WORKER_BUSY)
         terminate(rt, w, now);
     else if (!is_busy(w))
-        signal_group(w, SIGKILL); /* an idle worker that did not retire */
+        signal_group(rt, w, SIGKILL); /* an idle worker that did not retire */
 }
 
 void psup_runtime_terminate_all(struct psup_runtime *rt, uint64_t now)
@@ -879,9 +928,8 @@ void psup_runtime_terminate_all(struct psup_runtime *rt, uint64_t now)
 
 static void kill_one(struct psup_runtime *rt, struct psup_worker *w, uint64_t now)
 {
-    (void)rt;
     (void)now;
-    signal_group(w, SIGKILL);
+    signal_group(rt, w, SIGKILL);
     if (w->state == PSUP_WORKER_BUSY || w->state == PSUP_WORKER_TERMINATING)
         set_state(w, PSUP_WORKER_KILLING);
 }
@@ -906,7 +954,7 @@ void psup_runtime_free(struct psup_runtime *rt)
     }
     close_listeners(rt);
     for (size_t i = 0; i < rt->n_stack_cache; i++)
-        psup_stack_unmap(&rt->stack_cache[i]);
+        rt->ops.stack_unmap(rt->ops.arg, &rt->stack_cache[i]);
     free(rt->table);
     if (rt->config)
         psup_config_unref(rt->config);

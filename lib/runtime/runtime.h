@@ -138,6 +138,26 @@ struct psup_runtime_hooks {
     void *arg;
 };
 
+/* How the runtime acts on processes: creating workers (and their stacks),
+ * signalling them, answering them with a verdict, probing for a free
+ * process slot. psup_runtime_init sets the real system calls (arg is the
+ * runtime); tests/unit/test_runtime.c sets fakes, so that spec/pool.md's
+ * transitions are tested without processes. Each returns 0 or -errno, spawn
+ * the new pid or -errno. */
+struct psup_runtime_ops {
+    int (*stack_map)(void *arg, struct psup_stack *stack);
+    void (*stack_unmap)(void *arg, struct psup_stack *stack);
+    /* Start a worker that runs child on stack (psup_worker_spawn). */
+    pid_t (*spawn)(void *arg, struct psup_child *child, const struct psup_stack *stack);
+    /* kill(2): pid, or -pid for its process group. */
+    int (*signal)(void *arg, pid_t pid, int sig);
+    /* The verdict signal carrying value (sigqueue). */
+    int (*verdict)(void *arg, pid_t pid, uint64_t value);
+    /* Whether one more process can be created now (psup_probe_slot). */
+    int (*probe)(void *arg, const struct psup_stack *stack);
+    void *arg;
+};
+
 struct psup_runtime {
     struct psup_list services;
     struct psup_worker **table; /* pid hash, chained */
@@ -167,6 +187,7 @@ struct psup_runtime {
     unsigned long nproc_limit;  /* RLIMIT_NPROC, 0 for none */
     struct psup_config *config; /* the current configuration */
     struct psup_runtime_hooks hooks;
+    struct psup_runtime_ops ops;
 };
 
 /* Results of applying a configuration, for the reload log line. */
