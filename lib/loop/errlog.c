@@ -106,6 +106,9 @@ static void consume(struct psup_errlog *e, const char *data, size_t n)
     for (size_t i = 0; i < n; i++) {
         unsigned char c = (unsigned char)data[i];
         if (c == '\n') {
+            /* A CRLF line is logged without its CR. */
+            if (e->len && e->buf[e->len - 1] == '\r')
+                e->len--;
             emit(e, e->len, true);
             e->len = e->width = 0;
             continue;

@@ -76,3 +76,11 @@ def test_background_writer_on_a_logged_pipe_does_not_freeze_psup(psup):
         tail.close()
         p.log_path.unlink()  # hundreds of megabytes
 
+
+def test_crlf_lines_are_logged_without_the_carriage_return(psup):
+    p = psup(config(service("lg", command="printf 'dos line\\r\\nbare cr\\rinside\\r\\n\\r\\nunix\\n' >&2",
+                            stderr="log")))
+    assert talk(p.addr("lg")) == b""
+    end = p.wait_event("conn_end", service="lg")[0]
+    lines = [r["line"] for r in p.events("stderr", conn=end["conn"])]
+    assert lines == ["dos line", "bare cr\rinside", "", "unix"]
