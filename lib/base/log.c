@@ -342,6 +342,15 @@ void psup_log_wait_status(struct psup_log *l, int status)
     }
 }
 
+void psup_log_exit(int status)
+{
+    struct psup_log l;
+
+    psup_log_begin(&l, PSUP_LOG_INFO, "exit");
+    psup_log_int(&l, "status", status);
+    psup_log_end(&l);
+}
+
 void psup_log_problems(const char *event, const struct psup_diag *diag)
 {
     for (size_t i = 0; i < diag->count; i++) {

@@ -84,3 +84,135 @@ def test_crlf_lines_are_logged_without_the_carriage_return(psup):
     end = p.wait_event("conn_end", service="lg")[0]
     lines = [r["line"] for r in p.events("stderr", conn=end["conn"])]
     assert lines == ["dos line", "bare cr\rinside", "", "unix"]
+
+
+# --------------------------------------------------------------------------
+# 4. A failed start, and the exit record of every exit.
+
+
+def test_failed_start_does_not_wait_for_children_psup_did_not_make(psup, tmp_path):
+    """`sh -c 'sleep ... & exec psup cfg'`: the sleep is psup's child too
+    (exec keeps children), and must not hold up exit 3."""
+    holder = socket.socket()
+    holder.bind(("127.0.0.1", 0))
+    holder.listen()
+    pidfile = tmp_path / "sleeper"
+    wrapper = ["sh", "-c", f'sleep 1000 & echo $! > {pidfile}; exec "$0" "$@"']
+    sleeper = None
+    try:
+        begin = time.monotonic()
+        p = psup(config(service(listen=[f"127.0.0.1:{holder.getsockname()[1]}"])), wait=False,
+                 wrapper=wrapper)
+        p.expect_errors = True
+        sleeper = int(wait_for(lambda: pidfile.exists() and pidfile.read_text().strip(), 5, "sleep's pid"))
+        assert p.wait_exit(10) == 3
+        assert time.monotonic() - begin < 5
+        assert alive(sleeper), "psup leaves a child it did not make alone"
+        assert p.events("bind_failed")
+        assert p.events("exit", status=3), "the last record says how psup exits"
+    finally:
+        holder.close()
+        if sleeper:
+            os.kill(sleeper, signal.SIGKILL)
+
+
+def test_invalid_configuration_logs_an_exit_record(psup_bin, tmp_path):
+    cfg = tmp_path / "bad.json"
+    cfg.write_text('{"services": [{"name": "x"}]}')
+    run = subprocess.run([psup_bin, "--log-format", "json", str(cfg)], capture_output=True, timeout=10)
+    assert run.returncode == 1
+    records = [json.loads(line) for line in run.stderr.decode().splitlines()]
+    assert records[0]["event"] == "config_invalid"
+    assert records[-1]["event"] == "exit" and records[-1]["status"] == 1
+
+
+# --------------------------------------------------------------------------
+# Orphans at shutdown: an immediate stop, and a kernel without the children
+# file.
+
+
+def test_immediate_stop_kills_an_orphan_that_comes_back_after_it(psup, tmp_path):
+    """An escaped process is not psup's child yet when SIGQUIT arrives: it
+    comes back when its parent (here a process in a session of its own,
+    which outlives the handler by up to a second) exits. It must be killed
+    then, not waited for, and the summary logged."""
+    pidfile = tmp_path / "escaped"
+    chain = f"setsid sh -c 'sleep 1000 & echo $! > {pidfile}; sleep 1' </dev/null >/dev/null 2>&1 &"
+    p = psup(config(service(command=f"{chain} echo ok; sleep 1000")))
+    s = connect(p.addr("svc"))
+    assert s.recv(16) == b"ok\n"
+    escaped = int(wait_for(lambda: pidfile.exists() and pidfile.read_text().strip(), 5, "pid"))
+    try:
+        assert p.stop(signal.SIGQUIT, timeout=5) == 128 + signal.SIGQUIT
+        assert not alive(escaped)
+        assert p.events("summary", service="svc")
+        assert p.events("exit", status=128 + signal.SIGQUIT)
+    finally:
+        s.close()
+        if alive(escaped):
+            os.kill(escaped, signal.SIGKILL)
+
+
+PID1 = ["unshare", "--pid", "--fork", "--mount", "--mount-proc", "--kill-child"]
+
+
+def unshare_mount_available():
+    try:
+        return subprocess.run(PID1 + ["sh", "-c", "mount -t tmpfs none /proc/1/task"],
+                              capture_output=True, timeout=10).returncode == 0
+    except (OSError, subprocess.TimeoutExpired):
+        return False
+
+
+needs_namespaces = pytest.mark.skipif(not unshare_mount_available(),
+                                      reason="needs PID and mount namespaces (root)")
+
+
+def hide_in_proc(p, path):
+    """Mount a tmpfs over path in psup's mount namespace, once it runs (the
+    sanitizers read /proc at start): /proc/1/task without its children
+    file, as on a kernel without CONFIG_PROC_CHILDREN; /proc, no /proc."""
+    subprocess.run(["nsenter", "-t", str(p.pid), "-m", "mount", "-t", "tmpfs", "none", path],
+                   check=True, timeout=10)
+
+
+def without_leak_check():
+    """LeakSanitizer lists psup's threads in /proc/self/task, hidden here."""
+    env = dict(os.environ)
+    env["ASAN_OPTIONS"] = ":".join(filter(None, [env.get("ASAN_OPTIONS"), "detect_leaks=0"]))
+    return env
+
+
+def escaping_service(tmp_path):
+    return service(command=f"setsid sleep 1000 </dev/null >/dev/null 2>&1 & echo $! > {tmp_path / 'escaped'}; "
+                           "echo ok")
+
+
+def start_hidden(psup, tmp_path, hide):
+    """psup as PID 1 with an orphan that left its handler's group."""
+    p = psup(config(escaping_service(tmp_path), kill_grace=0.5), wrapper=PID1, env=without_leak_check())
+    hide_in_proc(p, hide)
+    assert talk(p.addr("svc")) == b"ok\n"
+    wait_for(lambda: (tmp_path / "escaped").exists(), 5, "the orphan's pid")
+    return p
+
+
+@needs_namespaces
+def test_orphans_are_found_without_the_children_file(psup, tmp_path):
+    p = start_hidden(psup, tmp_path, "/proc/1/task")
+    begin = time.monotonic()
+    assert p.stop(timeout=10) == 0
+    assert time.monotonic() - begin < 5
+    assert p.events("exit", status=0)
+    assert not p.events("orphans_left"), "the orphan was found in /proc/PID/stat"
+
+
+@needs_namespaces
+def test_orphans_psup_cannot_list_are_waited_for_kill_grace(psup, tmp_path):
+    p = start_hidden(psup, tmp_path, "/proc")
+    begin = time.monotonic()
+    assert p.stop(timeout=10) == 0
+    elapsed = time.monotonic() - begin
+    assert 0.4 < elapsed < 5, elapsed
+    assert p.events("orphans_left")
+    assert p.events("exit", status=0)
