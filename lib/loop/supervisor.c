@@ -30,6 +30,7 @@
 #include "loop/errlog.h"
 #include "base/fd.h"
 #include "base/log.h"
+#include "runtime/report.h"
 #include "runtime/runtime.h"
 
 enum phase {
@@ -260,6 +261,7 @@ static void make_progress(struct psup_supervisor *sup)
     uint64_t now = now_ms(sup);
 
     psup_runtime_expire(&sup->rt, now);
+    psup_report_flush(&sup->rt, now, false);
     if (sup->phase == PHASE_RUNNING) {
         psup_runtime_maintain(&sup->rt, now);
     } else if (sup->phase == PHASE_DRAINING && sup->rt.live && now >= sup->phase_deadline) {
@@ -290,6 +292,12 @@ static void timer_cb(uv_timer_t *t)
 static void schedule(struct psup_supervisor *sup, uint64_t now)
 {
     uint64_t next = psup_runtime_next_deadline(&sup->rt, now);
+    uint64_t flush = psup_report_next_flush(&sup->rt);
+
+    /* The end of a burst of refusals, to log its last suppressed count
+     * (due now if a message arrived since make_progress). */
+    if (flush && (!next || flush < next))
+        next = flush;
 
     /* The drain deadline, or the orphans' grace; orphans exiting wake the
      * loop through SIGCHLD. */
@@ -683,6 +691,7 @@ int psup_supervisor_run(struct psup_config *cfg, const struct psup_supervisor_op
     int rc = setup(sup, cfg);
     if (rc == 0) {
         uv_run(&sup->loop, UV_RUN_DEFAULT);
+        psup_report_flush(&sup->rt, 0, true);
         psup_runtime_log_summary(&sup->rt);
     } else {
         if (sup->rt.services.next) /* the runtime was set up */

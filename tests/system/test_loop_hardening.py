@@ -216,3 +216,50 @@ def test_orphans_psup_cannot_list_are_waited_for_kill_grace(psup, tmp_path):
     assert 0.4 < elapsed < 5, elapsed
     assert p.events("orphans_left")
     assert p.events("exit", status=0)
+
+
+# --------------------------------------------------------------------------
+# 18. The suppressed count of the last burst of refusals.
+
+
+def logged_plus_suppressed(records):
+    return len(records) + sum(r.get("suppressed", 0) for r in records)
+
+
+def refuse(addr, n):
+    for _ in range(n):
+        assert talk(addr, timeout=5) == b""
+
+
+def test_the_last_burst_of_denials_reports_its_suppressed_count(psup):
+    p = psup(config(service(deny=["127.0.0.1"])))
+    refuse(p.addr("svc"), 60)
+    # Logged a few at once; the rest when the burst is over (a second later).
+    wait_for(lambda: logged_plus_suppressed(p.events("denied")) == 60, 5,
+             "denied lines and suppressed counts adding up to 60")
+    denied = p.events("denied")
+    assert len(denied) < 60 and denied[-1].get("suppressed")
+    for d in denied:
+        assert d["remote_ip"] == "127.0.0.1" and d["pid"] > 0
+    assert p.stop() == 0
+    assert logged_plus_suppressed(p.events("denied")) == 60, "no line twice"
+    assert p.events("summary")[0]["denied"] == 60
+
+
+def test_the_last_burst_of_rate_refusals_reports_its_suppressed_count(psup):
+    p = psup(config(service(command="echo served", rate=0.1, rate_burst=1)))
+    addr = p.addr("svc")
+    assert talk(addr) == b"served\n"
+    refuse(addr, 40)
+    wait_for(lambda: logged_plus_suppressed(p.events("limited", reason="rate")) == 40, 5,
+             "limited lines and suppressed counts adding up to 40")
+    assert p.stop() == 0
+    assert p.events("summary")[0]["limited_rate"] == 40
+
+
+def test_suppressed_refusals_are_reported_at_exit(psup):
+    p = psup(config(service(deny=["127.0.0.1"]), kill_grace=0.5))
+    refuse(p.addr("svc"), 60)
+    wait_for(lambda: p.events("denied"), 5, "the first denied lines")
+    assert p.stop() == 0  # at once: before the burst's second is over
+    assert logged_plus_suppressed(p.events("denied")) == 60
