@@ -123,20 +123,24 @@ static void put_escaped_char(struct psup_log *l, unsigned char c, bool json)
 }
 
 /* Copy a value with escapes: control characters, quotes and backslashes
- * always; invalid UTF-8 becomes U+FFFD so JSON consumers never choke. */
+ * always; a byte that is not valid UTF-8 becomes U+FFFD in JSON (which can
+ * only carry characters, so consumers never choke) and \xNN in text, which
+ * keeps the byte. */
 static void put_escaped(struct psup_log *l, const char *s, size_t n, bool json)
 {
     const unsigned char *p = (const unsigned char *)s;
 
     for (size_t i = 0; i < n && !l->truncated;) {
-        if (p[i] < 0x20 || p[i] == '"' || p[i] == '\\' || p[i] == 0x7f) {
-            put_escaped_char(l, p[i], json);
+        size_t len = p[i] < 0x20 || p[i] == '"' || p[i] == '\\' || p[i] == 0x7f
+                         ? 0
+                         : utf8_len(p + i, n - i);
+        if (len == 0 && json && p[i] >= 0x80) {
+            put(l, "\\ufffd", 6);
             i++;
             continue;
         }
-        size_t len = utf8_len(p + i, n - i);
         if (len == 0) {
-            put(l, "\\ufffd", 6);
+            put_escaped_char(l, p[i], json);
             i++;
             continue;
         }
