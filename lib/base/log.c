@@ -8,6 +8,7 @@
 #include "base/log.h"
 
 #include <errno.h>
+#include <poll.h>
 #include <signal.h>
 #include <stdio.h>
 #include <string.h>
@@ -305,6 +306,71 @@ void psup_log_begin(struct psup_log *l, enum psup_log_level level, const char *e
     psup_log_str(l, "event", event);
 }
 
+/* Writing to a non-blocking stderr. psup's log writes block (a log reader
+ * that stops reading stops psup, docs/design.md), but fd 2 may be
+ * O_NONBLOCK: set by a parent, or by another process sharing its open file
+ * description, so psup cannot clear it without changing theirs. There a
+ * full pipe says EAGAIN: psup waits up to LOG_WAIT_MS for room, and after
+ * that drops records, counting them, without waiting again until one gets
+ * through; that one is followed by event=log_dropped. */
+#define LOG_WAIT_MS 1000
+
+static struct {
+    unsigned long long records;
+    bool dropping; /* the last record was dropped: do not wait again */
+} dropped;
+
+static bool wait_writable(int fd, int ms)
+{
+    struct pollfd p = {.fd = fd, .events = POLLOUT};
+    int n;
+
+    while ((n = poll(&p, 1, ms)) < 0 && errno == EINTR)
+        ;
+    return n > 0;
+}
+
+/* One write; retry on EINTR and finish a short write (a pipe reader never
+ * sees a torn record, as it is at most PIPE_BUF bytes). Returns whether
+ * the record was written. */
+static bool write_record(const char *buf, size_t len)
+{
+    size_t off = 0;
+
+    while (off < len) {
+        ssize_t w = write(sink.fd, buf + off, len - off);
+        if (w >= 0) {
+            off += (size_t)w;
+            continue;
+        }
+        if (errno == EINTR)
+            continue;
+        /* Part of a record out: finish it whatever the wait, or the
+         * reader gets a torn line. */
+        if ((errno == EAGAIN || errno == EWOULDBLOCK) &&
+            (off || !dropped.dropping) && wait_writable(sink.fd, LOG_WAIT_MS))
+            continue;
+        dropped.records++;
+        dropped.dropping = true;
+        return false; /* nowhere left to report it but the count */
+    }
+    dropped.dropping = false;
+    return true;
+}
+
+static void report_dropped(void)
+{
+    struct psup_log l;
+
+    if (!dropped.records)
+        return;
+    unsigned long long n = dropped.records;
+    dropped.records = 0;
+    psup_log_begin(&l, PSUP_LOG_WARN, "log_dropped");
+    psup_log_uint(&l, "records", n);
+    psup_log_end(&l);
+}
+
 void psup_log_end(struct psup_log *l)
 {
     if (l->skip)
@@ -319,18 +385,8 @@ void psup_log_end(struct psup_log *l)
         put_tail(l, "}", 1);
     put_tail(l, "\n", 1);
 
-    /* One write; retry on EINTR and finish a short write (a pipe reader
-     * never sees a torn record, as it is at most PIPE_BUF bytes). */
-    size_t off = 0;
-    while (off < l->len) {
-        ssize_t w = write(sink.fd, l->buf + off, l->len - off);
-        if (w < 0) {
-            if (errno == EINTR)
-                continue;
-            return; /* nowhere left to report it */
-        }
-        off += (size_t)w;
-    }
+    if (write_record(l->buf, l->len))
+        report_dropped();
 }
 
 void psup_log_wait_status(struct psup_log *l, int status)

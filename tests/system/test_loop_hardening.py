@@ -6,14 +6,16 @@ suppressed count; psup logs an exit record on every exit path."""
 
 import json
 import os
+import select
 import signal
 import socket
 import subprocess
+import threading
 import time
 
 import pytest
 
-from conftest import Psup, alive, config, connect, read_all, service, talk, wait_for
+from conftest import alive, config, connect, read_all, service, talk, wait_for
 
 
 class Tail:
@@ -263,3 +265,114 @@ def test_suppressed_refusals_are_reported_at_exit(psup):
     wait_for(lambda: p.events("denied"), 5, "the first denied lines")
     assert p.stop() == 0  # at once: before the burst's second is over
     assert logged_plus_suppressed(p.events("denied")) == 60
+
+
+# --------------------------------------------------------------------------
+# A non-blocking stderr: psup's records are not dropped silently.
+
+
+def start_on_nonblocking_pipe(psup_bin, tmp_path, cfg):
+    """psup with its stderr a pipe whose write end is O_NONBLOCK (as a
+    parent sharing it may have set it). Returns (process, read end)."""
+    import fcntl
+    path = tmp_path / "cfg.json"
+    path.write_text(json.dumps(cfg))
+    r, w = os.pipe()
+
+    def nonblocking_stderr():
+        fcntl.fcntl(2, fcntl.F_SETFL, fcntl.fcntl(2, fcntl.F_GETFL) | os.O_NONBLOCK)
+
+    proc = subprocess.Popen([psup_bin, "--log-format", "json", str(path)], stdin=subprocess.DEVNULL,
+                            stdout=subprocess.DEVNULL, stderr=w, preexec_fn=nonblocking_stderr)
+    os.close(w)
+    return proc, r
+
+
+class PipeLog:
+    """Reads the records of a pipe in a thread, all the time but while
+    stalled."""
+
+    def __init__(self, fd):
+        self.fd, self.partial, self.records = fd, b"", []
+        self.reading = threading.Event()
+        self.reading.set()
+        self.done = threading.Event()
+        self.lock = threading.Lock()
+        self.thread = threading.Thread(target=self.run, daemon=True)
+        self.thread.start()
+
+    def run(self):
+        while not self.done.is_set():
+            if not self.reading.wait(0.05):
+                continue
+            ready, _, _ = select.select([self.fd], [], [], 0.05)
+            if not ready:
+                continue
+            data = os.read(self.fd, 1 << 16)
+            if not data:
+                return
+            with self.lock:
+                *lines, self.partial = (self.partial + data).split(b"\n")
+                self.records.extend(json.loads(line) for line in lines)
+
+    def events(self, event):
+        with self.lock:
+            return [r for r in self.records if r.get("event") == event]
+
+    def stall(self, seconds):
+        self.reading.clear()
+        time.sleep(seconds)  # the stalled reader is what is tested
+        self.reading.set()
+
+    def close(self):
+        self.done.set()
+        self.thread.join(5)
+        os.close(self.fd)
+
+
+LINES = 2000
+FLOOD = f"head -c {LINES * 100} /dev/zero | tr '\\0' x | fold -w 100 >&2"
+
+
+def run_stalled(psup_bin, tmp_path, stall):
+    """A handler writes LINES lines of stderr (far more than a pipe holds)
+    while the reader of psup's stderr stops reading for `stall` seconds."""
+    proc, r = start_on_nonblocking_pipe(
+        psup_bin, tmp_path, config(service("flood", command=FLOOD, stderr="log")))
+    log = PipeLog(r)
+    try:
+        addr = ("127.0.0.1", int(wait_for(lambda: log.events("listening"), 10, "listening")[0]["addr"]
+                                 .rpartition(":")[2]))
+        wait_for(lambda: log.events("ready"), 10, "ready")
+        log.reading.clear()
+        s = connect(addr)
+        s.shutdown(socket.SHUT_WR)
+        log.stall(stall)
+        assert read_all(s) == b""  # the handler is done
+        s.close()
+        if stall < 1:
+            wait_for(lambda: log.events("conn_end"), 15, "the conn_end record")
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(10) == 0
+        wait_for(lambda: log.events("exit"), 5, "the exit record")
+        return log
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait(10)
+        log.close()
+
+
+def test_a_short_stall_of_a_nonblocking_stderr_loses_no_record(psup_bin, tmp_path):
+    log = run_stalled(psup_bin, tmp_path, 0.3)
+    assert len(log.events("stderr")) == LINES
+    assert not log.events("log_dropped")
+    assert log.events("exit")
+
+
+def test_records_dropped_on_a_long_stall_are_counted(psup_bin, tmp_path):
+    log = run_stalled(psup_bin, tmp_path, 2.5)
+    dropped = log.events("log_dropped")
+    assert dropped, "the records that could not be written are reported (at the latest at exit)"
+    assert len(log.events("stderr")) + sum(d["records"] for d in dropped) >= LINES
+    assert log.events("exit")
