@@ -345,10 +345,11 @@ static bool write_record(const char *buf, size_t len)
         }
         if (errno == EINTR)
             continue;
-        /* Part of a record out: finish it whatever the wait, or the
-         * reader gets a torn line. */
-        if ((errno == EAGAIN || errno == EWOULDBLOCK) &&
-            (off || !dropped.dropping) && wait_writable(sink.fd, LOG_WAIT_MS))
+        /* Part of a record out (not on a pipe: up to PIPE_BUF a write
+         * there is whole or nothing): finish it whatever the wait, as a
+         * blocking write would, or the reader gets a torn line. */
+        if ((errno == EAGAIN || errno == EWOULDBLOCK) && (off || !dropped.dropping) &&
+            wait_writable(sink.fd, off ? -1 : LOG_WAIT_MS))
             continue;
         dropped.records++;
         dropped.dropping = true;
