@@ -282,6 +282,11 @@ static void apply_services(struct psup_runtime *rt, struct psup_config *cfg,
             s = fresh[i];
             psup_list_append(&rt->services, &s->link);
             append_name(rep->added, sizeof(rep->added), name);
+        } else if (!s->current) {
+            /* Removed by an earlier reload and still draining: the
+             * configuration adds it again. Its handlers, counts and
+             * counters carry on. */
+            append_name(rep->added, sizeof(rep->added), name);
         } else if (gens[i]) {
             append_name(rep->changed, sizeof(rep->changed), name);
         } else {

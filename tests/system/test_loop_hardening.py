@@ -376,3 +376,27 @@ def test_records_dropped_on_a_long_stall_are_counted(psup_bin, tmp_path):
     assert dropped, "the records that could not be written are reported (at the latest at exit)"
     assert len(log.events("stderr")) + sum(d["records"] for d in dropped) >= LINES
     assert log.events("exit")
+
+
+# --------------------------------------------------------------------------
+# Reload reports.
+
+
+def test_a_draining_service_that_comes_back_is_reported_as_added(psup):
+    keep = service("keep")
+    back = service("back", command="echo started; sleep 1000")
+    p = psup(config(keep, back))
+    s = connect(p.addr("back"))
+    assert s.recv(16) == b"started\n"
+    p.write_config(config(keep))
+    p.send(signal.SIGHUP)
+    first = p.wait_event("reloaded")[0]
+    assert (first["removed"], first["added"], first["changed"]) == ("back", "", "")
+    p.send(signal.SIGUSR1)
+    assert p.wait_event("status", service="back")[0]["state"] == "draining"
+    p.write_config(config(keep, back))
+    p.send(signal.SIGHUP)
+    second = p.wait_event("reloaded", 2)[1]
+    assert (second["added"], second["changed"], second["removed"]) == ("back", "", "")
+    assert second["unchanged"] == 1
+    s.close()
