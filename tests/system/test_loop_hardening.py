@@ -63,12 +63,15 @@ def test_background_writer_on_a_logged_pipe_does_not_freeze_psup(psup):
         wait_for(lambda: tail.events("conn_end", service="bg"), 10, "the handler's conn_end")
         wait_for(lambda: os.path.getsize(p.log_path) > 1 << 20, 10, "the background flood in the log")
         rtts = []
-        for i in range(5):
+        for i in range(10):
             start = time.monotonic()
             assert talk(echo, f"ping {i}".encode(), timeout=5) == f"ping {i}".encode()
             rtts.append(time.monotonic() - start)
-        # A shared machine may make one round trip slow; a stalled loop makes all.
-        assert sorted(rtts)[len(rtts) // 2] < 0.1, f"round trips {rtts}"
+        # A shared machine may make some round trips slow; a loop that is
+        # stalled, or turns slowly (64 KiB of "y" lines a turn took 0.4 s),
+        # makes every one slow.
+        assert min(rtts) < 0.1, f"round trips {rtts}"
+        assert sorted(rtts)[len(rtts) // 2] < 0.5, f"round trips {rtts}"
         p.send(signal.SIGUSR1)
         wait_for(lambda: tail.events("status", service="echo"), 5, "status on SIGUSR1")
         p.send(signal.SIGTERM)
