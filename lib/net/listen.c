@@ -264,6 +264,15 @@ static int bind_unix_file(struct psup_listener *l, const struct psup_socket_perm
     return rc;
 }
 
+/* The file at the listener's name is still the one psup made. */
+static bool file_in_place(const struct psup_listener *l)
+{
+    struct stat st;
+
+    return fstatat(l->dir_fd, l->name, &st, AT_SYMLINK_NOFOLLOW) == 0 && st.st_dev == l->dev &&
+           st.st_ino == l->ino;
+}
+
 /* Remove psup's socket file if it is still the one at its name. Without a
  * private directory (psup cannot create one any more) the file stays: the
  * next start takes it over as a stale socket. */
@@ -271,6 +280,11 @@ static void remove_unix_file(struct psup_listener *l)
 {
     struct private_dir priv = {.fd = -1};
 
+    /* Someone else's (a new socket bound after this one was deleted): not
+     * even moved aside for a moment, which would refuse its clients. The
+     * check is only a shortcut: take_out checks again where it counts. */
+    if (!file_in_place(l))
+        return;
     if (make_private(l->dir_fd, &priv) == 0) {
         take_out(l->dir_fd, l->name, priv.fd, l->dev, l->ino);
         drop_private(l->dir_fd, &priv);
@@ -380,15 +394,6 @@ int psup_listener_set_perms(struct psup_listener *l, const struct psup_socket_pe
     if (l->file_fd < 0)
         return 0; /* TCP, or an abstract unix socket: no file */
     return apply_perms(-1, NULL, l->file_fd, perms, what);
-}
-
-/* The file at the listener's name is still the one psup made. */
-static bool file_in_place(const struct psup_listener *l)
-{
-    struct stat st;
-
-    return fstatat(l->dir_fd, l->name, &st, AT_SYMLINK_NOFOLLOW) == 0 && st.st_dev == l->dev &&
-           st.st_ino == l->ino;
 }
 
 bool psup_listener_matches(const struct psup_listener *l, const struct psup_addr *addr,
