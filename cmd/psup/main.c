@@ -138,8 +138,11 @@ int main(int argc, char **argv)
     struct psup_config *cfg = psup_config_load(cli.config, &diag);
     report_problems(&cli, &diag);
     psup_diag_free(&diag);
-    if (!cfg)
+    if (!cfg) {
+        if (!cli.check)
+            psup_log_exit(PSUP_EXIT_CONFIG);
         return PSUP_EXIT_CONFIG;
+    }
     if (cli.check) {
         rc = check_only(cfg, cli.config);
         psup_config_unref(cfg);

@@ -8,6 +8,7 @@
 #include "base/log.h"
 
 #include <errno.h>
+#include <poll.h>
 #include <signal.h>
 #include <stdio.h>
 #include <string.h>
@@ -123,20 +124,24 @@ static void put_escaped_char(struct psup_log *l, unsigned char c, bool json)
 }
 
 /* Copy a value with escapes: control characters, quotes and backslashes
- * always; invalid UTF-8 becomes U+FFFD so JSON consumers never choke. */
+ * always; a byte that is not valid UTF-8 becomes U+FFFD in JSON (which can
+ * only carry characters, so consumers never choke) and \xNN in text, which
+ * keeps the byte. */
 static void put_escaped(struct psup_log *l, const char *s, size_t n, bool json)
 {
     const unsigned char *p = (const unsigned char *)s;
 
     for (size_t i = 0; i < n && !l->truncated;) {
-        if (p[i] < 0x20 || p[i] == '"' || p[i] == '\\' || p[i] == 0x7f) {
-            put_escaped_char(l, p[i], json);
+        size_t len = p[i] < 0x20 || p[i] == '"' || p[i] == '\\' || p[i] == 0x7f
+                         ? 0
+                         : utf8_len(p + i, n - i);
+        if (len == 0 && json && p[i] >= 0x80) {
+            put(l, "\\ufffd", 6);
             i++;
             continue;
         }
-        size_t len = utf8_len(p + i, n - i);
         if (len == 0) {
-            put(l, "\\ufffd", 6);
+            put_escaped_char(l, p[i], json);
             i++;
             continue;
         }
@@ -301,6 +306,72 @@ void psup_log_begin(struct psup_log *l, enum psup_log_level level, const char *e
     psup_log_str(l, "event", event);
 }
 
+/* Writing to a non-blocking stderr. psup's log writes block (a log reader
+ * that stops reading stops psup, docs/design.md), but fd 2 may be
+ * O_NONBLOCK: set by a parent, or by another process sharing its open file
+ * description, so psup cannot clear it without changing theirs. There a
+ * full pipe says EAGAIN: psup waits up to LOG_WAIT_MS for room, and after
+ * that drops records, counting them, without waiting again until one gets
+ * through; that one is followed by event=log_dropped. */
+#define LOG_WAIT_MS 1000
+
+static struct {
+    unsigned long long records;
+    bool dropping; /* the last record was dropped: do not wait again */
+} dropped;
+
+static bool wait_writable(int fd, int ms)
+{
+    struct pollfd p = {.fd = fd, .events = POLLOUT};
+    int n;
+
+    while ((n = poll(&p, 1, ms)) < 0 && errno == EINTR)
+        ;
+    return n > 0;
+}
+
+/* One write; retry on EINTR and finish a short write (a pipe reader never
+ * sees a torn record, as it is at most PIPE_BUF bytes). Returns whether
+ * the record was written. */
+static bool write_record(const char *buf, size_t len)
+{
+    size_t off = 0;
+
+    while (off < len) {
+        ssize_t w = write(sink.fd, buf + off, len - off);
+        if (w >= 0) {
+            off += (size_t)w;
+            continue;
+        }
+        if (errno == EINTR)
+            continue;
+        /* Part of a record out (not on a pipe: up to PIPE_BUF a write
+         * there is whole or nothing): finish it whatever the wait, as a
+         * blocking write would, or the reader gets a torn line. */
+        if ((errno == EAGAIN || errno == EWOULDBLOCK) && (off || !dropped.dropping) &&
+            wait_writable(sink.fd, off ? -1 : LOG_WAIT_MS))
+            continue;
+        dropped.records++;
+        dropped.dropping = true;
+        return false; /* nowhere left to report it but the count */
+    }
+    dropped.dropping = false;
+    return true;
+}
+
+static void report_dropped(void)
+{
+    struct psup_log l;
+
+    if (!dropped.records)
+        return;
+    unsigned long long n = dropped.records;
+    dropped.records = 0;
+    psup_log_begin(&l, PSUP_LOG_WARN, "log_dropped");
+    psup_log_uint(&l, "records", n);
+    psup_log_end(&l);
+}
+
 void psup_log_end(struct psup_log *l)
 {
     if (l->skip)
@@ -315,18 +386,8 @@ void psup_log_end(struct psup_log *l)
         put_tail(l, "}", 1);
     put_tail(l, "\n", 1);
 
-    /* One write; retry on EINTR and finish a short write (a pipe reader
-     * never sees a torn record, as it is at most PIPE_BUF bytes). */
-    size_t off = 0;
-    while (off < l->len) {
-        ssize_t w = write(sink.fd, l->buf + off, l->len - off);
-        if (w < 0) {
-            if (errno == EINTR)
-                continue;
-            return; /* nowhere left to report it */
-        }
-        off += (size_t)w;
-    }
+    if (write_record(l->buf, l->len))
+        report_dropped();
 }
 
 void psup_log_wait_status(struct psup_log *l, int status)
@@ -340,6 +401,15 @@ void psup_log_wait_status(struct psup_log *l, int status)
         if (WCOREDUMP(status))
             psup_log_str(l, "core", "dumped");
     }
+}
+
+void psup_log_exit(int status)
+{
+    struct psup_log l;
+
+    psup_log_begin(&l, PSUP_LOG_INFO, "exit");
+    psup_log_int(&l, "status", status);
+    psup_log_end(&l);
 }
 
 void psup_log_problems(const char *event, const struct psup_diag *diag)

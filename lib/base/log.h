@@ -64,6 +64,9 @@ void psup_log_end(struct psup_log *l);
  * with core=dumped when there is a core. */
 void psup_log_wait_status(struct psup_log *l, int status);
 
+/* The last record of a run: event=exit status=N. */
+void psup_log_exit(int status);
+
 /* One record per problem of a configuration that did not load. */
 void psup_log_problems(const char *event, const struct psup_diag *diag);
 

@@ -103,6 +103,12 @@ struct psup_service_config {
     enum psup_overload on_overload;
     char *overload_message;
     double timeout;             /* seconds a handler may run; 0: no limit */
+
+    /* The files of unix:/path listeners: mode, owner and group, or -1,
+     * (uid_t)-1, (gid_t)-1 to leave them as bind makes them. */
+    int socket_mode;
+    uid_t socket_uid;
+    gid_t socket_gid;
 };
 
 struct psup_config {

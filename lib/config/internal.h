@@ -17,7 +17,7 @@
 #include "config/config.h"
 
 #define MAX_DEPTH 8 /* levels of the JSON path that keep their position */
-#define MAX_KEYS 32 /* members one struct fields can hold */
+#define MAX_KEYS 64 /* members one struct fields can hold */
 
 struct problem;
 

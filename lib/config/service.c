@@ -23,7 +23,7 @@ enum {
     S_CWD, S_USER, S_GROUP, S_SUPP_GROUPS, S_UMASK, S_NICE, S_RLIMITS, S_STDERR,
     S_ALLOW, S_DENY, S_DENY_MESSAGE, S_MAX_PER_SOURCE, S_PER_SOURCE_V6,
     S_PER_SOURCE_MESSAGE, S_RATE, S_RATE_BURST, S_RATE_MESSAGE, S_ON_OVERLOAD,
-    S_OVERLOAD_MESSAGE, S_TIMEOUT,
+    S_OVERLOAD_MESSAGE, S_TIMEOUT, S_SOCKET_MODE, S_SOCKET_USER, S_SOCKET_GROUP,
 };
 
 static const char *const service_keys[] = {
@@ -31,7 +31,7 @@ static const char *const service_keys[] = {
     "cwd", "user", "group", "supplementary_groups", "umask", "nice", "rlimits", "stderr",
     "allow", "deny", "deny_message", "max_per_source", "per_source_ipv6_prefix",
     "per_source_message", "rate", "rate_burst", "rate_message", "on_overload",
-    "overload_message", "timeout", NULL,
+    "overload_message", "timeout", "socket_mode", "socket_user", "socket_group", NULL,
 };
 
 _Static_assert(sizeof(service_keys) / sizeof(service_keys[0]) <= MAX_KEYS + 1,
@@ -429,15 +429,17 @@ static void parse_ids(struct ctx *c, const struct fields *f, struct psup_service
 
 /* ---- process settings ------------------------------------------------- */
 
-static void parse_umask(struct ctx *c, const cJSON *v, struct psup_service_config *svc)
+/* A mode or mask as a string of octal digits (a number would be read as
+ * decimal: 022 is 22). */
+static void parse_octal(struct ctx *c, const cJSON *v, const char *example, int *out)
 {
     char num[40];
     const char *s;
     int m = 0;
 
     if (cJSON_IsNumber(v)) {
-        cfg_fail(c, "expected a string of octal digits such as \"022\", got a number; quote it: "
-                "\"%s\"", cfg_fmt_number(v->valuedouble, num));
+        cfg_fail(c, "expected a string of octal digits such as \"%s\", got a number; quote it: "
+                "\"%s\"", example, cfg_fmt_number(v->valuedouble, num));
         return;
     }
     if (!cfg_want_string(c, v, false, &s))
@@ -450,11 +452,11 @@ static void parse_umask(struct ctx *c, const cJSON *v, struct psup_service_confi
         m = m * 8 + (s[i] - '0');
     }
     if (!octal)
-        cfg_fail(c, "expected 1 to 4 octal digits such as \"022\", got \"%s\"", s);
+        cfg_fail(c, "expected 1 to 4 octal digits such as \"%s\", got \"%s\"", example, s);
     else if (m > 0777)
         cfg_fail(c, "must be at most \"0777\", got \"%s\"", s);
     else
-        svc->umask = m;
+        *out = m;
 }
 
 static void parse_process(struct ctx *c, const struct fields *f, struct psup_service_config *svc)
@@ -470,7 +472,7 @@ static void parse_process(struct ctx *c, const struct fields *f, struct psup_ser
         cfg_path_pop(c);
     }
     if ((v = cfg_enter(c, f, S_UMASK))) {
-        parse_umask(c, v, svc);
+        parse_octal(c, v, "022", &svc->umask);
         cfg_path_pop(c);
     }
     if ((v = cfg_enter(c, f, S_NICE))) {
@@ -603,10 +605,82 @@ static void parse_limits(struct ctx *c, const struct fields *f, struct psup_serv
     }
 }
 
+/* ---- unix socket files ------------------------------------------------ */
+
+/* Whether a listener has a socket file (or may have: an entry with a
+ * problem is zeroed, and says nothing either way). */
+static bool has_unix_file(const struct psup_service_config *svc)
+{
+    for (size_t i = 0; i < svc->n_listen; i++) {
+        const struct psup_addr *a = &svc->listen[i];
+        if (a->u.sa.sa_family == AF_UNSPEC ||
+            (a->u.sa.sa_family == AF_UNIX && a->u.un.sun_path[0]))
+            return true;
+    }
+    return false;
+}
+
+static bool in_own_groups(const struct ctx *c, gid_t gid)
+{
+    for (size_t i = 0; i < c->n_own_groups; i++)
+        if (c->own_groups[i] == gid)
+            return true;
+    return gid == c->egid;
+}
+
+static void parse_socket_owner(struct ctx *c, const struct fields *f,
+                               struct psup_service_config *svc)
+{
+    char label[96];
+    const cJSON *v;
+
+    if ((v = cfg_enter(c, f, S_SOCKET_USER))) {
+        /* Only the uid is used: the name and home the look-up copies into
+         * its service go to a scratch one. */
+        struct psup_service_config scratch = {0};
+        struct who w;
+        if (cfg_resolve_user(c, v, &scratch, &w)) {
+            svc->socket_uid = w.uid;
+            if (w.uid != c->euid && c->euid != 0)
+                cfg_fail(c, "psup runs as uid %u and cannot give a socket file to another user; "
+                        "run psup as root or remove socket_user", (unsigned)c->euid);
+        }
+        free(scratch.user_name);
+        free(scratch.user_home);
+        cfg_path_pop(c);
+    }
+    if ((v = cfg_enter(c, f, S_SOCKET_GROUP))) {
+        if (cfg_resolve_group(c, v, &svc->socket_gid) && c->euid != 0 &&
+            !in_own_groups(c, svc->socket_gid))
+            cfg_fail(c, "psup is not a member of %s and cannot give a socket file to it; run "
+                    "psup as root or remove socket_group", cfg_group_label(svc->socket_gid, label));
+        cfg_path_pop(c);
+    }
+}
+
+static void parse_socket_file(struct ctx *c, const struct fields *f,
+                              struct psup_service_config *svc)
+{
+    static const int keys[] = {S_SOCKET_MODE, S_SOCKET_USER, S_SOCKET_GROUP};
+    const cJSON *v;
+
+    if ((v = cfg_enter(c, f, S_SOCKET_MODE))) {
+        parse_octal(c, v, "0660", &svc->socket_mode);
+        cfg_path_pop(c);
+    }
+    parse_socket_owner(c, f, svc);
+    for (size_t i = 0; i < sizeof(keys) / sizeof(keys[0]); i++)
+        if (f->item[keys[i]] && svc->listen && !has_unix_file(svc))
+            cfg_fail_at(c, f, keys[i], "has no effect without a unix:/path listener");
+}
+
 static void service_defaults(struct ctx *c, struct psup_service_config *svc)
 {
     svc->backlog = c->somaxconn;
     svc->umask = -1;
+    svc->socket_mode = -1;
+    svc->socket_uid = (uid_t)-1;
+    svc->socket_gid = (gid_t)-1;
     svc->uid = c->euid;
     svc->gid = c->egid;
     svc->per_source_ipv6_prefix = 128;
@@ -637,4 +711,5 @@ void cfg_parse_service(struct ctx *c, const cJSON *obj, size_t index)
     parse_process(c, &f, svc);
     parse_access(c, &f, svc);
     parse_limits(c, &f, svc);
+    parse_socket_file(c, &f, svc);
 }

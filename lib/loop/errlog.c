@@ -1,8 +1,10 @@
 /* SPDX-License-Identifier: MIT */
 /*
  * Reading handlers' stderr pipes and turning bytes into log records. Each
- * capture reads at most READ_BUDGET bytes per wake-up, so one flooding
- * handler cannot starve the loop.
+ * capture reads at most READ_BUDGET bytes and logs about RECORD_BUDGET
+ * records per wake-up, so one flooding handler, or a process it left
+ * behind, cannot starve the loop: every read is bounded, none loops until
+ * the pipe is empty (a writer that never stops would keep it full).
  */
 #include "loop/errlog.h"
 
@@ -10,12 +12,19 @@
 #include <stdbool.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/ioctl.h>
 #include <unistd.h>
 
 #include "base/fd.h"
 #include "base/log.h"
 
 #define READ_BUDGET (64 * 1024)
+/* Writing a record costs far more than reading its bytes: "y\n" lines
+ * would make 32768 records of one READ_BUDGET. A wake-up stops reading once
+ * this many records were logged, so it logs at most RECORD_BUDGET +
+ * READ_CHUNK - 1 of them (one byte can end at most one line). */
+#define RECORD_BUDGET 256
+#define READ_CHUNK 1024
 
 struct psup_errlog {
     uv_poll_t poll;
@@ -29,6 +38,7 @@ struct psup_errlog {
     unsigned part;           /* parts of the current line already logged */
     size_t len;              /* bytes of the current line in buf */
     size_t width;            /* their size once escaped */
+    unsigned records;        /* logged in the current wake-up */
     char buf[PSUP_ERRLOG_LINE];
 };
 
@@ -62,6 +72,7 @@ static void emit(struct psup_errlog *e, size_t len, bool complete)
         psup_log_bool(&l, "continued", true);
     psup_log_end(&l);
     e->part = complete ? 0 : e->part + 1;
+    e->records++;
 }
 
 /* Where to cut a part: never inside a UTF-8 sequence, whose bytes would
@@ -95,6 +106,9 @@ static void consume(struct psup_errlog *e, const char *data, size_t n)
     for (size_t i = 0; i < n; i++) {
         unsigned char c = (unsigned char)data[i];
         if (c == '\n') {
+            /* A CRLF line is logged without its CR. */
+            if (e->len && e->buf[e->len - 1] == '\r')
+                e->len--;
             emit(e, e->len, true);
             e->len = e->width = 0;
             continue;
@@ -131,14 +145,17 @@ static void finish(struct psup_errlog *e)
 
 enum drained { DRAINED_AGAIN, DRAINED_BUDGET, DRAINED_END };
 
-/* Read until the pipe is empty, at EOF, or the budget is used. */
-static enum drained drain(struct psup_errlog *e)
+/* Read until the pipe is empty, at EOF, after max_bytes, or (with
+ * max_records) once that many records were logged. */
+static enum drained drain(struct psup_errlog *e, size_t max_bytes, unsigned max_records)
 {
-    char chunk[8192];
+    char chunk[READ_CHUNK];
     size_t total = 0;
 
-    while (total < READ_BUDGET) {
-        ssize_t n = read(e->fd, chunk, sizeof(chunk));
+    e->records = 0;
+    while (total < max_bytes && (!max_records || e->records < max_records)) {
+        size_t want = max_bytes - total < sizeof(chunk) ? max_bytes - total : sizeof(chunk);
+        ssize_t n = read(e->fd, chunk, want);
         if (n > 0) {
             consume(e, chunk, (size_t)n);
             total += (size_t)n;
@@ -158,7 +175,7 @@ static void readable_cb(uv_poll_t *h, int status, int events)
     struct psup_errlog *e = h->data;
 
     (void)events;
-    if (status < 0 || drain(e) == DRAINED_END)
+    if (status < 0 || drain(e, READ_BUDGET, RECORD_BUDGET) == DRAINED_END)
         finish(e);
 }
 
@@ -184,24 +201,39 @@ bool psup_errlog_open(uv_loop_t *loop, struct psup_list *all, int fd, const char
     return true;
 }
 
+/* What the pipe holds now, at most one READ_BUDGET (the default capacity
+ * of a pipe: everything a handler that did not enlarge its pipe wrote). */
+static size_t held_bytes(const struct psup_errlog *e)
+{
+    int held = 0;
+
+    if (ioctl(e->fd, FIONREAD, &held) < 0 || held < 0)
+        return READ_BUDGET;
+    return (size_t)held < READ_BUDGET ? (size_t)held : READ_BUDGET;
+}
+
 void psup_errlog_handler_gone(struct psup_errlog *e)
 {
-    /* Log what the handler wrote before its conn_end line; the pipe stays
-     * watched if a background child of it still holds the write end. */
+    /* Log what the handler wrote before its conn_end line: what the pipe
+     * holds now, and no more. A process it left behind may hold the write
+     * end and never stop writing, so reading "until empty" could last for
+     * ever; what it writes from now on is logged by the watcher, a budget
+     * per loop turn, until EOF (spec/logging.md). */
     e->slot = NULL;
-    enum drained d;
-    while ((d = drain(e)) == DRAINED_BUDGET)
-        ;
-    if (d == DRAINED_END)
+    /* One byte more than it holds: at EOF (nobody else holds the write
+     * end) the read returns 0, and a last line without a newline is logged
+     * now, before conn_end, rather than at the next loop turn. */
+    if (drain(e, held_bytes(e) + 1, 0) == DRAINED_END)
         finish(e);
 }
 
 void psup_errlog_close_all(struct psup_list *all)
 {
+    /* At exit every child is gone, but a process outside psup's tree (one
+     * the write end was passed to) may still write: one budget each. */
     while (!psup_list_empty(all)) {
         struct psup_errlog *e = PSUP_CONTAINER(all->next, struct psup_errlog, link);
-        while (drain(e) == DRAINED_BUDGET)
-            ;
+        drain(e, READ_BUDGET, 0);
         finish(e);
     }
 }

@@ -12,6 +12,7 @@
  */
 #include "loop/supervisor.h"
 
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <signal.h>
@@ -22,12 +23,14 @@
 #include <sys/socket.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
+#include <time.h>
 #include <unistd.h>
 #include <uv.h>
 
 #include "loop/errlog.h"
 #include "base/fd.h"
 #include "base/log.h"
+#include "runtime/report.h"
 #include "runtime/runtime.h"
 
 enum phase {
@@ -37,12 +40,13 @@ enum phase {
     PHASE_REAPING,
 };
 
-enum { SIG_CHLD, SIG_TERM, SIG_INT, SIG_QUIT, SIG_HUP, SIG_USR1, N_SIGNALS };
-static const int watched_signals[N_SIGNALS] = {SIGCHLD, SIGTERM, SIGINT, SIGQUIT, SIGHUP, SIGUSR1};
+/* SIG_ and SIG[A-Z] names are reserved by POSIX (<signal.h>). */
+static const int watched_signals[] = {SIGCHLD, SIGTERM, SIGINT, SIGQUIT, SIGHUP, SIGUSR1};
+#define N_WATCHED (sizeof(watched_signals) / sizeof(watched_signals[0]))
 
 struct psup_supervisor {
     uv_loop_t loop;
-    uv_signal_t signals[N_SIGNALS];
+    uv_signal_t signals[N_WATCHED];
     uv_poll_t channel_poll;
     uv_timer_t timer;
     int channel[2]; /* [0] the supervisor's end, [1] the workers' */
@@ -55,6 +59,7 @@ struct psup_supervisor {
     uint64_t phase_deadline;  /* end of draining, or of the orphans' grace */
     bool orphans_signalled;
     bool orphans_killed;
+    bool orphans_unseen;      /* psup cannot list its children */
 };
 
 static uint64_t now_ms(struct psup_supervisor *sup)
@@ -75,20 +80,78 @@ static bool have_children(void)
     return waitid(P_ALL, 0, &info, WEXITED | WNOHANG | WNOWAIT) == 0;
 }
 
-/* Signal every child of psup: the kernel lists them in
- * /proc/self/task/TID/children (psup has a single thread). */
-static void signal_children(int sig)
+/* Signal every child listed in /proc/self/task/TID/children (psup has a
+ * single thread). Returns 0, or -errno if the file cannot be read: the
+ * kernel lists children there only with CONFIG_PROC_CHILDREN. */
+static int signal_listed_children(int sig)
 {
     char path[64];
     snprintf(path, sizeof(path), "/proc/self/task/%d/children", getpid());
     FILE *f = fopen(path, "re");
 
     if (!f)
-        return;
+        return -errno;
     long pid;
     while (fscanf(f, "%ld", &pid) == 1)
         kill((pid_t)pid, sig);
     fclose(f);
+    return 0;
+}
+
+/* The parent named by /proc/PID/stat ("PID (COMM) STATE PPID ..."; COMM
+ * may hold spaces and parentheses, so read after the last ')'), or -1. */
+static long parent_of(int proc, const char *pid)
+{
+    char buf[512];
+    int fd = openat(proc, pid, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+
+    if (fd < 0)
+        return -1;
+    int stat = openat(fd, "stat", O_RDONLY | O_CLOEXEC);
+    close(fd);
+    if (stat < 0)
+        return -1;
+    ssize_t n = read(stat, buf, sizeof(buf) - 1);
+    close(stat);
+    if (n <= 0)
+        return -1;
+    buf[n] = '\0';
+    const char *end = strrchr(buf, ')');
+    long ppid;
+    return end && sscanf(end + 1, " %*c %ld", &ppid) == 1 ? ppid : -1;
+}
+
+/* Without the children file: every process names its parent in
+ * /proc/PID/stat. Returns 0, or -ENOENT if /proc is not there (no entry
+ * for psup itself: not mounted, or something else mounted there). */
+static int signal_children_by_scan(int sig)
+{
+    DIR *dir = opendir("/proc");
+
+    if (!dir)
+        return -errno;
+    long self = getpid();
+    bool seen_self = false;
+    struct dirent *d;
+    while ((d = readdir(dir))) {
+        if (d->d_name[0] < '1' || d->d_name[0] > '9')
+            continue;
+        long pid = strtol(d->d_name, NULL, 10);
+        seen_self |= pid == self;
+        if (parent_of(dirfd(dir), d->d_name) == self)
+            kill((pid_t)pid, sig);
+    }
+    closedir(dir);
+    return seen_self ? 0 : -ENOENT;
+}
+
+/* Signal every child of psup (workers, handlers, and the orphans that came
+ * back to it). Returns 0, or -errno if psup cannot list its children. */
+static int signal_children(int sig)
+{
+    int rc = signal_listed_children(sig);
+
+    return rc == -ENOENT ? signal_children_by_scan(sig) : rc;
 }
 
 static void log_orphan(pid_t pid, int status)
@@ -138,21 +201,56 @@ static void read_channel(struct psup_supervisor *sup)
 /* ------------------------------------------------------------------------ */
 /* Progress of everything time-driven, after any event. */
 
+static uint64_t kill_grace_ms(const struct psup_supervisor *sup)
+{
+    return (uint64_t)(sup->rt.config->kill_grace * 1000.0);
+}
+
+/* Signal the orphans; if psup cannot list its children (no /proc), it can
+ * neither signal nor know them: it waits kill_grace for them, then leaves
+ * them to whoever reaps above it. */
+static void signal_orphans(struct psup_supervisor *sup, int sig, uint64_t now)
+{
+    if (signal_children(sig) < 0 && !sup->orphans_unseen) {
+        sup->orphans_unseen = true;
+        sup->phase_deadline = now + kill_grace_ms(sup);
+    }
+}
+
+static void log_orphans_left(void)
+{
+    struct psup_log l;
+
+    psup_log_begin(&l, PSUP_LOG_WARN, "orphans_left");
+    psup_log_str(&l, "reason", "cannot list children (/proc)");
+    psup_log_end(&l);
+}
+
 static void handle_orphans(struct psup_supervisor *sup, uint64_t now)
 {
     if (!have_children()) {
         uv_stop(&sup->loop);
         return;
     }
+    if (sup->orphans_unseen) {
+        if (now >= sup->phase_deadline) {
+            log_orphans_left();
+            uv_stop(&sup->loop);
+        }
+        return;
+    }
     /* Handlers' descendants that left their group (setsid, double fork)
      * came back to psup; shutdown waits for them too (tini#180). */
     if (!sup->orphans_signalled) {
         sup->orphans_signalled = true;
-        sup->phase_deadline = now + (uint64_t)(sup->rt.config->kill_grace * 1000.0);
-        signal_children(SIGTERM);
-    } else if (!sup->orphans_killed && now >= sup->phase_deadline) {
+        sup->phase_deadline = now + kill_grace_ms(sup);
+        signal_orphans(sup, SIGTERM, now);
+    } else if (sup->orphans_killed || now >= sup->phase_deadline) {
+        /* Again at every wake-up once it is time: an orphan's own children
+         * come back to psup when it dies (a SIGCHLD wakes us), and one
+         * whose parent outlived the first SIGKILL comes back later. */
         sup->orphans_killed = true;
-        signal_children(SIGKILL);
+        signal_orphans(sup, SIGKILL, now);
     }
 }
 
@@ -163,6 +261,7 @@ static void make_progress(struct psup_supervisor *sup)
     uint64_t now = now_ms(sup);
 
     psup_runtime_expire(&sup->rt, now);
+    psup_report_flush(&sup->rt, now, false);
     if (sup->phase == PHASE_RUNNING) {
         psup_runtime_maintain(&sup->rt, now);
     } else if (sup->phase == PHASE_DRAINING && sup->rt.live && now >= sup->phase_deadline) {
@@ -193,10 +292,16 @@ static void timer_cb(uv_timer_t *t)
 static void schedule(struct psup_supervisor *sup, uint64_t now)
 {
     uint64_t next = psup_runtime_next_deadline(&sup->rt, now);
+    uint64_t flush = psup_report_next_flush(&sup->rt);
+
+    /* The end of a burst of refusals, to log its last suppressed count
+     * (due now if a message arrived since make_progress). */
+    if (flush && (!next || flush < next))
+        next = flush;
 
     /* The drain deadline, or the orphans' grace; orphans exiting wake the
      * loop through SIGCHLD. */
-    if (sup->phase != PHASE_RUNNING && sup->phase_deadline && !sup->orphans_killed &&
+    if (sup->phase != PHASE_RUNNING && sup->phase_deadline > now &&
         (!next || sup->phase_deadline < next))
         next = sup->phase_deadline;
     if (!next) {
@@ -264,9 +369,10 @@ static void stop_now(struct psup_supervisor *sup, int sig)
     log_shutdown(sup, sig, false);
     sup->exit_code = 128 + sig;
     psup_runtime_kill_all(&sup->rt);
-    signal_children(SIGKILL);
     sup->phase = PHASE_REAPING;
+    sup->phase_deadline = 0;
     sup->orphans_signalled = sup->orphans_killed = true;
+    signal_orphans(sup, SIGKILL, now_ms(sup));
 }
 
 static void log_reload_result(const struct psup_apply_report *rep)
@@ -401,7 +507,7 @@ static void find_changed_signals(struct psup_runtime *rt)
 
 static int start_signals(struct psup_supervisor *sup)
 {
-    for (int i = 0; i < N_SIGNALS; i++) {
+    for (size_t i = 0; i < N_WATCHED; i++) {
         int rc = uv_signal_init(&sup->loop, &sup->signals[i]);
         if (rc == 0)
             rc = uv_signal_start(&sup->signals[i], signal_cb, watched_signals[i]);
@@ -551,33 +657,50 @@ static void teardown(struct psup_supervisor *sup)
     psup_fd_close(sup->channel[1]);
 }
 
+/* Could not start: stop the workers psup made and wait for them, by pid
+ * and for at most a second (they were sent SIGKILL). Never waitpid(-1):
+ * psup may have inherited children it did not make ("sh -c 'sleep 15 &
+ * exec psup cfg.json'"), and must not wait for those. */
+static void abandon_start(struct psup_supervisor *sup)
+{
+    const struct timespec nap = {.tv_nsec = 5 * 1000 * 1000};
+    uint64_t deadline = now_ms(sup) + 1000;
+
+    psup_runtime_kill_all(&sup->rt);
+    for (struct psup_list *p = sup->rt.services.next; p != &sup->rt.services; p = p->next) {
+        struct psup_service *s = PSUP_CONTAINER(p, struct psup_service, link);
+        for (struct psup_list *q = s->workers.next; q != &s->workers; q = q->next) {
+            pid_t pid = PSUP_CONTAINER(q, struct psup_worker, link)->pid;
+            while (waitpid(pid, NULL, WNOHANG) == 0 && now_ms(sup) < deadline)
+                nanosleep(&nap, NULL);
+        }
+    }
+}
+
 int psup_supervisor_run(struct psup_config *cfg, const struct psup_supervisor_options *opts)
 {
     struct psup_supervisor *sup = calloc(1, sizeof(*sup));
-    struct psup_log l;
 
-    if (!sup)
+    if (!sup) {
+        psup_log_exit(PSUP_EXIT_START);
         return PSUP_EXIT_START;
+    }
     sup->opts = opts;
     sup->channel[0] = sup->channel[1] = -1;
     psup_list_init(&sup->errlogs);
     int rc = setup(sup, cfg);
     if (rc == 0) {
         uv_run(&sup->loop, UV_RUN_DEFAULT);
+        psup_report_flush(&sup->rt, 0, true);
         psup_runtime_log_summary(&sup->rt);
-        psup_log_begin(&l, PSUP_LOG_INFO, "exit");
-        psup_log_int(&l, "status", sup->exit_code);
-        psup_log_end(&l);
     } else {
-        /* Could not start: stop whatever workers began. */
-        if (sup->rt.services.next)
-            psup_runtime_kill_all(&sup->rt);
-        while (waitpid(-1, NULL, 0) > 0 || errno == EINTR)
-            ;
+        if (sup->rt.services.next) /* the runtime was set up */
+            abandon_start(sup);
         sup->exit_code = PSUP_EXIT_START;
     }
     teardown(sup);
     int code = sup->exit_code;
+    psup_log_exit(code);
     free(sup);
     return code;
 }

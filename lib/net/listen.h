@@ -4,6 +4,13 @@
  * unchanged, shared (never accepted on) by the supervisor with its workers.
  * Every socket is close-on-exec and non-blocking: workers accept after epoll
  * says a connection is there, and EAGAIN means another worker took it.
+ *
+ * A unix socket file is made in a private directory, given its mode and
+ * owner there, and only then moved to its path, so it never exists at its
+ * path with other permissions; every later step (taking over a stale
+ * socket, removing psup's own at exit) acts in the directory opened once at
+ * the start, and removes nothing it has not first moved where nobody else
+ * can reach it and checked there.
  */
 #ifndef PSUP_LISTEN_H
 #define PSUP_LISTEN_H
@@ -13,28 +20,49 @@
 
 #include "net/addr.h"
 
+/* What a unix socket file should look like. -1 (and (uid_t)-1, (gid_t)-1)
+ * leave it as bind makes it: mode 0777 & ~umask, psup's uid and gid. */
+struct psup_socket_perms {
+    int mode;
+    uid_t uid;
+    gid_t gid;
+};
+
 struct psup_listener {
     struct psup_addr addr; /* as configured */
     char owner[72];        /* the service that asked for it */
     int fd;
     int backlog;
     char bound[PSUP_ADDR_STRLEN]; /* as bound: the kernel's port for port 0 */
-    bool created_file;     /* a unix socket file psup made (to unlink) */
+    /* A unix socket file psup made: its directory, opened once; the file
+     * itself (O_PATH); its name in that directory; its identity. */
+    int dir_fd;
+    int file_fd;
+    char name[sizeof(((struct sockaddr_un *)0)->sun_path)];
     dev_t dev;
     ino_t ino;
 };
 
-/* Create, bind and listen. Returns 0, or -errno with *what naming the step
- * that failed ("socket", "bind", "listen", or a sentence such as "in use by
- * another process" for a live unix socket). */
+/* Create, bind and listen; a unix socket file gets perms (NULL: none).
+ * Returns 0, or -errno with *what naming the step that failed ("socket",
+ * "bind", "listen", or a sentence such as "in use by another process" for
+ * a live unix socket). */
 int psup_listener_open(struct psup_listener *l, const struct psup_addr *addr, int backlog,
-                       const char *owner, const char **what);
+                       const struct psup_socket_perms *perms, const char *owner,
+                       const char **what);
 
 /* Apply a new backlog to an open listener (listen() again). */
 int psup_listener_set_backlog(struct psup_listener *l, int backlog);
 
+/* Give a kept listener's socket file the settings perms asks for (those
+ * left at -1 are not changed). Returns 0, or -errno with *what the step. */
+int psup_listener_set_perms(struct psup_listener *l, const struct psup_socket_perms *perms,
+                            const char **what);
+
 /* Whether this listener serves addr for owner: the same address, and for a
- * port-0 address also the same service (each of those is its own socket). */
+ * port-0 address also the same service (each of those is its own socket);
+ * for a unix socket file, only while the file at its path is still the one
+ * psup made (deleted or replaced, a new socket must be bound). */
 bool psup_listener_matches(const struct psup_listener *l, const struct psup_addr *addr,
                            const char *owner);
 

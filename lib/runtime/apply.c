@@ -46,6 +46,25 @@ static void log_bind_failure(const char *service, const char *text, const char *
     psup_log_end(&l);
 }
 
+/* A kept listener could not take its new settings: it keeps the old ones.
+ * The reload goes on (it is past its commit point). */
+static void log_update_failure(const struct psup_listener *ls, const char *what, int err)
+{
+    struct psup_log l;
+
+    psup_log_begin(&l, PSUP_LOG_ERROR, "listener_update_failed");
+    psup_log_str(&l, "service", ls->owner);
+    psup_log_str(&l, "addr", ls->bound);
+    psup_log_str(&l, "step", what);
+    psup_log_errno(&l, -err);
+    psup_log_end(&l);
+}
+
+static struct psup_socket_perms socket_perms(const struct psup_service_config *svc)
+{
+    return (struct psup_socket_perms){svc->socket_mode, svc->socket_uid, svc->socket_gid};
+}
+
 static size_t count_addresses(const struct psup_config *cfg)
 {
     size_t n = 0;
@@ -100,8 +119,10 @@ static int plan_listeners(const struct psup_runtime *rt, const struct psup_confi
             struct psup_listener *l = find_listener(rt, lp->taken, &svc->listen[j], svc->name);
             const char *what = "socket";
             if (!l) {
+                struct psup_socket_perms perms = socket_perms(svc);
                 l = calloc(1, sizeof(*l));
-                rc = l ? psup_listener_open(l, &svc->listen[j], svc->backlog, svc->name, &what)
+                rc = l ? psup_listener_open(l, &svc->listen[j], svc->backlog, &perms, svc->name,
+                                            &what)
                        : -ENOMEM;
                 if (rc < 0) {
                     log_bind_failure(svc->name, svc->listen_text[j], what, rc);
@@ -118,8 +139,22 @@ static int plan_listeners(const struct psup_runtime *rt, const struct psup_confi
     return rc;
 }
 
+/* A kept listener takes the new configuration's backlog and socket file
+ * settings. */
+static void update_kept(struct psup_listener *l, const struct psup_service_config *svc)
+{
+    struct psup_socket_perms perms = socket_perms(svc);
+    const char *what = "listen";
+    int rc = psup_listener_set_backlog(l, svc->backlog);
+
+    if (rc < 0)
+        log_update_failure(l, what, rc);
+    if ((rc = psup_listener_set_perms(l, &perms, &what)) < 0)
+        log_update_failure(l, what, rc);
+}
+
 /* Make the planned set the runtime's: close what is no longer used, apply
- * backlog changes to what is kept. */
+ * backlog and socket file changes to what is kept. */
 static void commit_listeners(struct psup_runtime *rt, const struct psup_config *cfg,
                              struct listener_plan *lp, struct psup_apply_report *rep)
 {
@@ -136,11 +171,11 @@ static void commit_listeners(struct psup_runtime *rt, const struct psup_config *
         const struct psup_service_config *svc = &cfg->services[i];
         for (size_t j = 0; j < svc->n_listen; j++, k++) {
             struct psup_listener *l = lp->next[k];
+            snprintf(l->owner, sizeof(l->owner), "%s", svc->name);
             if (lp->fresh[k])
                 rep->listeners_opened++;
             else
-                psup_listener_set_backlog(l, svc->backlog);
-            snprintf(l->owner, sizeof(l->owner), "%s", svc->name);
+                update_kept(l, svc);
         }
     }
     free(rt->listeners);
@@ -184,18 +219,28 @@ static void free_generations(struct psup_generation **gens, size_t n)
             psup_generation_free(gens[i]);
 }
 
-/* Build the generations of every new or changed service; NULL for an
+/* Whether one of a service's listeners is new: its workers must get it. */
+static bool any_fresh(const bool *fresh, size_t n)
+{
+    for (size_t i = 0; i < n; i++)
+        if (fresh[i])
+            return true;
+    return false;
+}
+
+/* Build the generations of every new or changed service, and of one whose
+ * listener was bound anew (its socket file was deleted); NULL for an
  * unchanged one. Returns -ENOMEM (having freed what it built) or 0. */
 static int build_generations(const struct psup_runtime *rt, struct psup_config *cfg,
-                             struct psup_listener *const *next, struct psup_generation **gens)
+                             const struct listener_plan *lp, struct psup_generation **gens)
 {
     size_t k = 0;
 
     for (size_t i = 0; i < cfg->n_services; i++) {
         const struct psup_service_config *svc = &cfg->services[i];
         const struct psup_service *s = find_service(rt, svc->name);
-        if (!s || !unchanged(s, svc)) {
-            gens[i] = psup_generation_new(rt, cfg, svc, next + k);
+        if (!s || !unchanged(s, svc) || any_fresh(lp->fresh + k, svc->n_listen)) {
+            gens[i] = psup_generation_new(rt, cfg, svc, lp->next + k);
             if (!gens[i]) {
                 free_generations(gens, i);
                 return -ENOMEM;
@@ -237,6 +282,11 @@ static void apply_services(struct psup_runtime *rt, struct psup_config *cfg,
             s = fresh[i];
             psup_list_append(&rt->services, &s->link);
             append_name(rep->added, sizeof(rep->added), name);
+        } else if (!s->current) {
+            /* Removed by an earlier reload and still draining: the
+             * configuration adds it again. Its handlers, counts and
+             * counters carry on. */
+            append_name(rep->added, sizeof(rep->added), name);
         } else if (gens[i]) {
             append_name(rep->changed, sizeof(rep->changed), name);
         } else {
@@ -275,7 +325,7 @@ int psup_runtime_apply(struct psup_runtime *rt, struct psup_config *cfg, uint64_
     memset(rep, 0, sizeof(*rep));
     if (rc == 0) {
         /* Everything that can fail, before anything changes. */
-        rc = build_generations(rt, cfg, lp.next, gens);
+        rc = build_generations(rt, cfg, &lp, gens);
         if (rc == 0 && (rc = new_services(rt, cfg, fresh)) < 0)
             free_generations(gens, cfg->n_services);
         if (rc < 0)

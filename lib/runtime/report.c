@@ -56,47 +56,114 @@ static const char *step_name(uint32_t step)
     return step < sizeof(names) / sizeof(names[0]) && names[step] ? names[step] : "unknown";
 }
 
-/* Whether to log one more refusal of this kind: five at once, then one a
- * second, each carrying how many were not logged since the last. */
-static bool log_allowed(struct psup_log_limit *lim, uint64_t now)
+/* The rate-limited lines: refusals (one per reason), accept errors and
+ * stderr fallbacks, per service. Five at once, then one a second, the next
+ * line carrying how many were left out since the last. The last one left
+ * out is kept and logged once the burst is over (psup_report_flush). */
+
+static const char *const limit_reasons[] = {
+    [PSUP_LIMIT_PER_SOURCE] = "max_per_source",
+    [PSUP_LIMIT_RATE] = "rate",
+    [PSUP_LIMIT_OVERLOAD] = "overload",
+};
+
+/* A burst is over when nothing was left out for this long. */
+#define BURST_QUIET_MS 1000
+
+static void log_limited(const struct psup_service *s, enum psup_limit_reason reason,
+                        const struct psup_limited_event *ev, unsigned long long suppressed)
 {
-    if (psup_rate_take(&lim->bucket, 1.0, 5, now))
-        return true;
-    lim->suppressed++;
-    return false;
+    struct psup_log l;
+
+    switch (reason) {
+    case PSUP_LIMIT_ACCEPT:
+        psup_log_begin(&l, PSUP_LOG_ERROR, "accept_failed");
+        psup_log_str(&l, "service", s->name);
+        psup_log_int(&l, "pid", ev->pid);
+        psup_log_errno(&l, ev->err);
+        break;
+    case PSUP_LIMIT_STDERR:
+        psup_log_begin(&l, PSUP_LOG_WARN, "stderr_fallback");
+        psup_log_str(&l, "service", s->name);
+        psup_log_uint(&l, "conn", ev->conn);
+        psup_log_int(&l, "pid", ev->pid);
+        psup_log_str(&l, "stderr", "inherit");
+        break;
+    default:
+        psup_log_begin(&l, PSUP_LOG_WARN, reason == PSUP_LIMIT_DENIED ? "denied" : "limited");
+        psup_log_str(&l, "service", s->name);
+        if (reason != PSUP_LIMIT_DENIED)
+            psup_log_str(&l, "reason", limit_reasons[reason]);
+        psup_log_int(&l, "pid", ev->pid);
+        log_peer(&l, &ev->peer);
+        break;
+    }
+    if (suppressed)
+        psup_log_uint(&l, "suppressed", suppressed);
+    psup_log_end(&l);
 }
 
-/* The one line of a refusal or a resource error that the limiter lets
- * through carries how many were left out since the last. */
-static void put_suppressed(struct psup_log *l, struct psup_log_limit *lim)
+/* Log ev now if the limiter lets it through (with the count of those left
+ * out since the last line), or keep it as the burst's last. */
+static void report_limited(struct psup_service *s, enum psup_limit_reason reason,
+                           const struct psup_limited_event *ev, uint64_t now)
 {
-    if (lim->suppressed) {
-        psup_log_uint(l, "suppressed", lim->suppressed);
-        lim->suppressed = 0;
+    struct psup_log_limit *lim = &s->limits[reason];
+
+    if (!psup_rate_take(&lim->bucket, 1.0, 5, now)) {
+        lim->suppressed++;
+        lim->last_suppressed = now;
+        lim->last = *ev;
+        return;
     }
+    log_limited(s, reason, ev, lim->suppressed);
+    lim->suppressed = 0;
+}
+
+/* The kept line of a burst that is over, or of every burst (at exit). */
+static void flush_limit(struct psup_service *s, enum psup_limit_reason reason, uint64_t now,
+                        bool all)
+{
+    struct psup_log_limit *lim = &s->limits[reason];
+
+    if (!lim->suppressed || (!all && now < lim->last_suppressed + BURST_QUIET_MS))
+        return;
+    /* The kept event is one of those left out: its line counts the rest. */
+    log_limited(s, reason, &lim->last, lim->suppressed - 1);
+    lim->suppressed = 0;
+}
+
+void psup_report_flush(struct psup_runtime *rt, uint64_t now, bool all)
+{
+    for (struct psup_list *p = rt->services.next; p != &rt->services; p = p->next) {
+        struct psup_service *s = PSUP_CONTAINER(p, struct psup_service, link);
+        for (int r = 0; r < PSUP_LIMIT_COUNT; r++)
+            flush_limit(s, (enum psup_limit_reason)r, now, all);
+    }
+}
+
+uint64_t psup_report_next_flush(const struct psup_runtime *rt)
+{
+    uint64_t next = 0;
+
+    for (const struct psup_list *p = rt->services.next; p != &rt->services; p = p->next) {
+        const struct psup_service *s = PSUP_CONTAINER(p, struct psup_service, link);
+        for (int r = 0; r < PSUP_LIMIT_COUNT; r++) {
+            const struct psup_log_limit *lim = &s->limits[r];
+            uint64_t due = lim->last_suppressed + BURST_QUIET_MS;
+            if (lim->suppressed && (!next || due < next))
+                next = due;
+        }
+    }
+    return next;
 }
 
 void psup_report_refusal(struct psup_service *s, enum psup_limit_reason reason, pid_t pid,
                          const struct psup_peer *peer, uint64_t now)
 {
-    static const char *const names[] = {
-        [PSUP_LIMIT_PER_SOURCE] = "max_per_source",
-        [PSUP_LIMIT_RATE] = "rate",
-        [PSUP_LIMIT_OVERLOAD] = "overload",
-    };
-    struct psup_log_limit *lim = &s->limits[reason];
-    struct psup_log l;
+    struct psup_limited_event ev = {.pid = pid, .peer = *peer};
 
-    if (!log_allowed(lim, now))
-        return;
-    psup_log_begin(&l, PSUP_LOG_WARN, reason == PSUP_LIMIT_DENIED ? "denied" : "limited");
-    psup_log_str(&l, "service", s->name);
-    if (reason != PSUP_LIMIT_DENIED)
-        psup_log_str(&l, "reason", names[reason]);
-    psup_log_int(&l, "pid", pid);
-    log_peer(&l, peer);
-    put_suppressed(&l, lim);
-    psup_log_end(&l);
+    report_limited(s, reason, &ev, now);
 }
 
 void psup_report_gave_up(const struct psup_worker *w, const struct psup_msg *m)
@@ -112,33 +179,18 @@ void psup_report_gave_up(const struct psup_worker *w, const struct psup_msg *m)
 
 void psup_report_accept_failed(struct psup_worker *w, int err, uint64_t now)
 {
-    struct psup_log_limit *lim = &w->service->limits[PSUP_LIMIT_ACCEPT];
-    struct psup_log l;
+    struct psup_limited_event ev = {.pid = w->pid, .err = err};
 
-    if (!log_allowed(lim, now))
-        return;
-    psup_log_begin(&l, PSUP_LOG_ERROR, "accept_failed");
-    psup_log_str(&l, "service", w->service->name);
-    psup_log_int(&l, "pid", w->pid);
-    psup_log_errno(&l, err);
-    put_suppressed(&l, lim);
-    psup_log_end(&l);
+    report_limited(w->service, PSUP_LIMIT_ACCEPT, &ev, now);
 }
 
 /* stderr "log" could not be set up (psup out of descriptors): the handler
  * keeps psup's stderr. */
 void psup_report_stderr_fallback(struct psup_worker *w, uint64_t now)
 {
-    struct psup_log_limit *lim = &w->service->limits[PSUP_LIMIT_STDERR];
-    struct psup_log l;
+    struct psup_limited_event ev = {.pid = w->pid, .conn = w->child.conn_id};
 
-    if (!log_allowed(lim, now))
-        return;
-    psup_log_begin(&l, PSUP_LOG_WARN, "stderr_fallback");
-    log_identity(&l, w);
-    psup_log_str(&l, "stderr", "inherit");
-    put_suppressed(&l, lim);
-    psup_log_end(&l);
+    report_limited(w->service, PSUP_LIMIT_STDERR, &ev, now);
 }
 
 void psup_report_saturation(const struct psup_service *s, bool saturated, uint64_t duration_ms)

@@ -20,6 +20,13 @@ void psup_report_gave_up(const struct psup_worker *w, const struct psup_msg *m);
 void psup_report_accept_failed(struct psup_worker *w, int err, uint64_t now);
 void psup_report_stderr_fallback(struct psup_worker *w, uint64_t now);
 
+/* Log the kept last line of every burst of those (refusals, accept errors,
+ * stderr fallbacks) that is over: nothing left out for a second, or, with
+ * all, every one (at exit). */
+void psup_report_flush(struct psup_runtime *rt, uint64_t now, bool all);
+/* When the next burst will be over (ms), or 0 if none is pending. */
+uint64_t psup_report_next_flush(const struct psup_runtime *rt);
+
 /* saturated, or saturation_ended after duration_ms. */
 void psup_report_saturation(const struct psup_service *s, bool saturated, uint64_t duration_ms);
 

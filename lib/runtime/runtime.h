@@ -71,10 +71,22 @@ enum psup_limit_reason {
     PSUP_LIMIT_COUNT,
 };
 
-/* Per-reason log limiter: a few lines, then one a second with a count. */
+/* What a rate-limited line is about (report.c). */
+struct psup_limited_event {
+    pid_t pid;
+    unsigned long long conn;
+    int err;
+    struct psup_peer peer;
+};
+
+/* Per-reason log limiter: a few lines, then one a second with a count.
+ * The last line left out is kept: when no other was left out for a second
+ * (or at exit) it is logged, carrying the count of the others. */
 struct psup_log_limit {
     struct psup_rate bucket; /* 5 at once, then 1 a second */
     unsigned long long suppressed;
+    uint64_t last_suppressed;        /* ms */
+    struct psup_limited_event last;
 };
 
 struct psup_service {

@@ -29,6 +29,7 @@
 #include "config/config.h"
 
 #define BASE "'name': 't', 'listen': ['127.0.0.1:0'], 'command': ['/bin/true']"
+#define UNIX_BASE "'name': 't', 'listen': ['unix:/run/t.sock'], 'command': ['/bin/true']"
 
 /* ---- helpers ---------------------------------------------------------- */
 
@@ -606,6 +607,22 @@ static const struct {
     {BASE ", 'timeout': -1", "services[0].timeout: must be >= 0, got -1"},
     {BASE ", 'timeout': '30s'", "services[0].timeout: expected a number of seconds, got a string"},
     {BASE ", 'timeout': 1e9", "services[0].timeout: must be at most 31536000, got 1000000000"},
+
+    /* unix socket files */
+    {UNIX_BASE ", 'socket_mode': 660",
+     "services[0].socket_mode: expected a string of octal digits such as \"0660\", got a number; "
+     "quote it: \"660\""},
+    {UNIX_BASE ", 'socket_mode': '0866'",
+     "services[0].socket_mode: expected 1 to 4 octal digits such as \"0660\", got \"0866\""},
+    {UNIX_BASE ", 'socket_mode': '1777'", "services[0].socket_mode: must be at most \"0777\", got \"1777\""},
+    {UNIX_BASE ", 'socket_user': 'nosuchuser'", "services[0].socket_user: no such user \"nosuchuser\""},
+    {UNIX_BASE ", 'socket_group': 'nogrp'", "services[0].socket_group: no such group \"nogrp\""},
+    {UNIX_BASE ", 'socket_group': true",
+     "services[0].socket_group: expected a group name or a numeric gid, got a boolean"},
+    {BASE ", 'socket_mode': '0666'",
+     "services[0].socket_mode: has no effect without a unix:/path listener"},
+    {"'name': 't', 'listen': ['unix:@abstract'], 'command': ['/bin/true'], 'socket_group': 0",
+     "services[0].socket_group: has no effect without a unix:/path listener"},
 };
 
 static void test_service_errors(void **state)
@@ -851,6 +868,38 @@ static void test_umask_values(void **state)
         assert_int_equal(cfg->services[0].umask, cases[i].value);
         psup_config_unref(cfg);
     }
+}
+
+static void test_socket_file_settings(void **state)
+{
+    struct psup_config *cfg = must_load(UNIX_BASE);
+
+    (void)state;
+    assert_int_equal(cfg->services[0].socket_mode, -1);
+    assert_int_equal(cfg->services[0].socket_uid, (uid_t)-1);
+    assert_int_equal(cfg->services[0].socket_gid, (gid_t)-1);
+    psup_config_unref(cfg);
+
+    cfg = must_load(UNIX_BASE ", 'socket_mode': '660', 'socket_user': 0, 'socket_group': 0");
+    assert_int_equal(cfg->services[0].socket_mode, 0660);
+    if (geteuid() == 0) {
+        assert_int_equal(cfg->services[0].socket_uid, 0);
+        assert_int_equal(cfg->services[0].socket_gid, 0);
+    }
+    psup_config_unref(cfg);
+}
+
+static void test_socket_owner_needs_root(void **state)
+{
+    char want[200];
+
+    (void)state;
+    if (geteuid() == 0 || geteuid() == 65534)
+        skip();
+    snprintf(want, sizeof(want), "services[0].socket_user: psup runs as uid %u and cannot give a "
+             "socket file to another user; run psup as root or remove socket_user",
+             (unsigned)geteuid());
+    expect_service_error(UNIX_BASE ", 'socket_user': 65534", want);
 }
 
 static void test_shell_command(void **state)
@@ -1452,6 +1501,8 @@ int main(void)
         cmocka_unit_test(test_full_service_values),
         cmocka_unit_test(test_rate_burst),
         cmocka_unit_test(test_umask_values),
+        cmocka_unit_test(test_socket_file_settings),
+        cmocka_unit_test(test_socket_owner_needs_root),
         cmocka_unit_test(test_shell_command),
         cmocka_unit_test(test_relative_paths),
         cmocka_unit_test(test_path_lookup),

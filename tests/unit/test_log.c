@@ -83,11 +83,32 @@ static void the_timestamp_is_utc_with_milliseconds(void **state)
     regfree(&re);
 }
 
+static void bytes(struct psup_log *l)
+{
+    static const char line[] = "caf\xc3\xa9 \xff\xfe\xc3 \x01 end";
+
+    psup_log_bytes(l, "line", line, sizeof(line) - 1);
+}
+
+/* Invalid UTF-8: \xNN in text (as psup(1) says), U+FFFD in JSON (which has
+ * no escape for a byte); valid sequences pass unchanged in both. */
+static void invalid_utf8_is_escaped_per_format(void **state)
+{
+    char text[256];
+    (void)state;
+
+    record(PSUP_LOG_TEXT, bytes, text, sizeof(text));
+    assert_non_null(strstr(text, " line=\"caf\xc3\xa9 \\xff\\xfe\\xc3 \\x01 end\"\n"));
+    record(PSUP_LOG_JSON, bytes, text, sizeof(text));
+    assert_non_null(strstr(text, "\"line\":\"caf\xc3\xa9 \\ufffd\\ufffd\\ufffd \\u0001 end\"}"));
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(numbers_are_exact_at_their_limits),
         cmocka_unit_test(the_timestamp_is_utc_with_milliseconds),
+        cmocka_unit_test(invalid_utf8_is_escaped_per_format),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
