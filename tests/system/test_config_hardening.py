@@ -202,7 +202,7 @@ def test_check_quotes_a_shell_command_and_odd_arguments(psup_bin, tmp_path):
 def test_check_rejects_addresses_that_never_bind(psup_bin, tmp_path):
     port = free_port()
     cfg = config(service("a", listen=["unix:/", f"[::ffff:127.0.0.1]:{port}", "unix:@",
-                                      str(tmp_path)]),
+                                      f"unix:{tmp_path}/.."]),
                  service("b", listen=[f"*:{port + 1}", f"127.0.0.1:{port + 1}"]))
     r = check(psup_bin, tmp_path, json.dumps(cfg))
     assert r.returncode == 1
@@ -213,8 +213,8 @@ def test_check_rejects_addresses_that_never_bind(psup_bin, tmp_path):
         f'IPv4-mapped IPv6 address cannot be bound; write 127.0.0.1:{port}',
         'psup: services[0].listen[2]: invalid address "unix:@": the abstract socket name after '
         '@ is empty',
-        f'psup: services[0].listen[3]: invalid address "{tmp_path}": expected HOST:PORT, '
-        '[IPV6]:PORT, *:PORT or unix:/path',
+        f'psup: services[0].listen[3]: invalid address "unix:{tmp_path}/..": the path names a '
+        'directory, not a socket file',
         f'psup: services[1].listen[1]: 127.0.0.1:{port + 1} overlaps services[1].listen[0] '
         f'(*:{port + 1}): the kernel does not bind a wildcard address beside another of its '
         'family on the same port',
