@@ -104,15 +104,27 @@ static void report_problems(const struct cli *cli, const struct psup_diag *diag)
         fprintf(stderr, "psup: %s\n", diag->items[i]);
 }
 
+/* The summary of a valid file, with what may still fail when psup binds
+ * (warnings do not change the exit status: psup may run elsewhere, later,
+ * or with other privileges than --check). */
 static int check_only(const struct psup_config *cfg, const char *path)
 {
+    struct psup_diag warnings;
     char line[1024];
 
+    psup_diag_init(&warnings);
+    size_t n = psup_config_warn(cfg, &warnings);
+    for (size_t i = 0; i < warnings.count; i++)
+        fprintf(stderr, "psup: warning: %s\n", warnings.items[i]);
+    psup_diag_free(&warnings);
     for (size_t i = 0; i < cfg->n_services; i++) {
         psup_config_describe(&cfg->services[i], line, sizeof(line));
         printf("%s\n", line);
     }
-    printf("%s: OK, %zu service%s\n", path, cfg->n_services, cfg->n_services == 1 ? "" : "s");
+    printf("%s: OK, %zu service%s", path, cfg->n_services, cfg->n_services == 1 ? "" : "s");
+    if (n)
+        printf(", %zu warning%s", n, n == 1 ? "" : "s");
+    printf("\n");
     return PSUP_EXIT_OK;
 }
 

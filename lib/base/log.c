@@ -6,6 +6,7 @@
  * a handler writes arbitrary bytes to its stderr.
  */
 #include "base/log.h"
+#include "base/utf8.h"
 
 #include <errno.h>
 #include <poll.h>
@@ -67,36 +68,6 @@ static void put_tail(struct psup_log *l, const char *s, size_t n)
     l->len += n;
 }
 
-/* Length of the valid UTF-8 sequence at s (at most n bytes), or 0. */
-static size_t utf8_len(const unsigned char *s, size_t n)
-{
-    size_t len;
-    unsigned min;
-    unsigned cp;
-
-    if (s[0] < 0x80)
-        return 1;
-    if ((s[0] & 0xe0) == 0xc0) {
-        len = 2, min = 0x80, cp = s[0] & 0x1f;
-    } else if ((s[0] & 0xf0) == 0xe0) {
-        len = 3, min = 0x800, cp = s[0] & 0x0f;
-    } else if ((s[0] & 0xf8) == 0xf0) {
-        len = 4, min = 0x10000, cp = s[0] & 0x07;
-    } else {
-        return 0;
-    }
-    if (len > n)
-        return 0;
-    for (size_t i = 1; i < len; i++) {
-        if ((s[i] & 0xc0) != 0x80)
-            return 0;
-        cp = cp << 6 | (s[i] & 0x3f);
-    }
-    if (cp < min || cp > 0x10ffff || (cp >= 0xd800 && cp <= 0xdfff))
-        return 0;
-    return len;
-}
-
 static void put_escaped_char(struct psup_log *l, unsigned char c, bool json)
 {
     static const char hex[] = "0123456789abcdef";
@@ -134,7 +105,7 @@ static void put_escaped(struct psup_log *l, const char *s, size_t n, bool json)
     for (size_t i = 0; i < n && !l->truncated;) {
         size_t len = p[i] < 0x20 || p[i] == '"' || p[i] == '\\' || p[i] == 0x7f
                          ? 0
-                         : utf8_len(p + i, n - i);
+                         : psup_utf8_len(p + i, n - i);
         if (len == 0 && json && p[i] >= 0x80) {
             put(l, "\\ufffd", 6);
             i++;

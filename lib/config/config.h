@@ -136,6 +136,18 @@ struct psup_config *psup_config_parse(const char *text, size_t len, const char *
 struct psup_config *psup_config_ref(struct psup_config *cfg);
 void psup_config_unref(struct psup_config *cfg);
 
+/* Whether a reload may keep a service's workers: the same JSON, and the
+ * same settings resolved from it at load (program, ids, groups, home, cwd,
+ * backlog), which can change while the JSON does not. */
+bool psup_config_service_same(const struct psup_service_config *a,
+                              const struct psup_service_config *b);
+
+/* Problems psup --check can foresee but not be sure of, because they
+ * depend on when and how psup runs: a unix socket whose directory is
+ * missing or not writable, a privileged port without the capability to
+ * bind it. Appended to out as "JSONPATH: SENTENCE"; returns how many. */
+size_t psup_config_warn(const struct psup_config *cfg, struct psup_diag *out);
+
 /* A one-line human summary of a service for psup --check. */
 void psup_config_describe(const struct psup_service_config *svc, char *buf, size_t size);
 

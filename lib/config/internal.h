@@ -12,14 +12,55 @@
 #include <limits.h>
 #include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
 #include <sys/types.h>
 
 #include "config/config.h"
 
 #define MAX_DEPTH 8 /* levels of the JSON path that keep their position */
 #define MAX_KEYS 64 /* members one struct fields can hold */
+#define CFG_QUOTE_MAX 256 /* a value quoted in a message, with its quotes */
+#define CFG_NAMES_SMALL 8 /* names compared one by one before a hash table */
+#define CFG_MAX_PROBLEMS 100 /* then the load stops (spec/config.md, "Errors") */
 
 struct problem;
+
+/* A hash table of entries that point into the caller's data; same()
+ * compares two keys of equal hash (NULL: the hash is the whole key). */
+struct cfg_entry {
+    uint64_t hash;
+    const void *key;
+    size_t a, b; /* what the caller wants back: an index, a position */
+    bool used;
+};
+
+struct cfg_table {
+    struct cfg_entry *slots;
+    size_t cap, n;
+    bool (*same)(const void *a, const void *b);
+};
+
+/* A set of an object's member names, to find repeated keys. */
+struct cfg_names {
+    const char *small[CFG_NAMES_SMALL];
+    size_t n_small;
+    struct cfg_table big;
+};
+
+/* A user from the user database (valid until the load ends). */
+struct cfg_user {
+    uid_t uid;
+    gid_t gid; /* primary group */
+    const char *name;
+    const char *home;
+};
+
+enum cfg_probe {
+    CFG_PROBE_OK,
+    CFG_PROBE_MISSING,
+    CFG_PROBE_NOT_REGULAR,
+    CFG_PROBE_NOT_EXECUTABLE,
+};
 
 /* One load: the configuration being built, the current JSON path, the
  * problems found so far, and facts about the running psup. */
@@ -33,6 +74,15 @@ struct ctx {
     struct problem *problems;
     size_t n_problems, cap_problems;
     bool oom;
+    bool stopped; /* CFG_MAX_PROBLEMS reached: the rest is not checked */
+    char quoted[2][CFG_QUOTE_MAX]; /* cfg_quote's results, used in turn */
+    unsigned next_quote;
+
+    /* What must be unique across services, found in linear time. */
+    struct cfg_table service_names; /* a: the service's index */
+    struct cfg_table listen_addrs;  /* a, b: services[a].listen[b] */
+    struct cfg_table listen_scopes; /* (port, scope) -> its first listener */
+    struct cfg_table lookups;       /* lookup.c: what the system said */
 
     /* Facts about the running psup that validation compares against. */
     char cwd[PATH_MAX];
@@ -45,6 +95,7 @@ struct ctx {
     gid_t *own_groups;
     size_t n_own_groups;
     int somaxconn;
+    unsigned long long nr_open; /* fs.nr_open: the largest nofile limit */
 };
 
 /* The keys of one JSON object, looked up by index in a NULL-terminated name
@@ -65,8 +116,24 @@ struct who {
 
 /* ---- problems.c: the JSON path, problems, allocation -------------------- */
 
+/* The n bytes at s as a JSON string in out (size bytes, at least 8): a
+ * quote and a backslash escaped, control characters as \n or \u001b,
+ * bytes that are not UTF-8 as \xNN (JSON has no escape for them). Cut at
+ * a character boundary when out is too small, with "..." after the closing
+ * quote; 6 * n + 3 bytes are always enough. */
+void cfg_json_string(const char *s, size_t n, char *out, size_t size);
+
+/* s as a quoted JSON string, escaped and cut to CFG_QUOTE_MAX, for a
+ * message: valid until the next call but one. */
+const char *cfg_quote(struct ctx *c, const char *s);
+
+/* A copy of s with control characters escaped (\n, \u001b) and bytes that
+ * are not UTF-8 written \xNN: safe to print. NULL if memory runs out. */
+char *cfg_printable(const char *s);
+
 /* Step into an object member or an array element; path_pop steps out. */
 void cfg_push_key(struct ctx *c, const char *name, unsigned ord);
+void cfg_push_key_n(struct ctx *c, const char *name, size_t len, unsigned ord);
 void cfg_push_index(struct ctx *c, size_t i);
 void cfg_path_pop(struct ctx *c);
 
@@ -92,13 +159,63 @@ char *cfg_xasprintf(struct ctx *c, const char *fmt, ...) __attribute__((format(p
  * there were (an allocation failure counts as one). */
 size_t cfg_flush_problems(struct ctx *c, struct psup_diag *diag);
 
+/* Whether the load stopped checking (too many problems). */
+bool cfg_stopped(const struct ctx *c);
+
+/* Forget the problems found after the first keep. */
+void cfg_drop_problems(struct ctx *c, size_t keep);
+
+/* ---- table.c: uniqueness in linear time ---------------------------------- */
+
+uint64_t cfg_hash_bytes(const void *p, size_t n);
+void cfg_table_init(struct cfg_table *t, bool (*same)(const void *a, const void *b));
+void cfg_table_free(struct cfg_table *t);
+
+/* The entry equal to e, or NULL. */
+const struct cfg_entry *cfg_table_find(const struct cfg_table *t, const struct cfg_entry *e);
+
+/* Add e unless an equal entry is there: returns that earlier entry, or
+ * NULL when e was added (or memory ran out: c->oom). */
+const struct cfg_entry *cfg_table_add(struct ctx *c, struct cfg_table *t,
+                                      const struct cfg_entry *e);
+
+/* Whether name was added before; adds it. */
+void cfg_names_init(struct cfg_names *s);
+bool cfg_names_add(struct ctx *c, struct cfg_names *s, const char *name);
+void cfg_names_free(struct cfg_names *s);
+
+/* ---- lookup.c: system look-ups, each made once a load ------------------ */
+
+void cfg_lookups_begin(struct ctx *c);
+void cfg_lookups_end(struct ctx *c);
+
+/* Whether path is a regular file psup may execute (*err: the errno). */
+enum cfg_probe cfg_probe_program(struct ctx *c, const char *path, int *err);
+
+/* getpwnam, getpwuid, getgrnam; NULL or false if there is none. */
+const struct cfg_user *cfg_lookup_user(struct ctx *c, const char *name);
+const struct cfg_user *cfg_lookup_uid(struct ctx *c, uid_t uid);
+bool cfg_lookup_group(struct ctx *c, const char *name, gid_t *gid);
+
+/* getgrouplist(user, gid): a new array of *n gids (the caller's). */
+gid_t *cfg_lookup_groups(struct ctx *c, const char *user, gid_t gid, size_t *n);
+
+/* ---- text.c: the raw text, before the values ----------------------------- */
+
+/* Report a JSON syntax error at `at` (line and column from text). */
+void cfg_fail_syntax(struct ctx *c, const char *text, const char *at);
+
+/* What cJSON lets through and RFC 8259 does not, in a document cJSON
+ * parsed: white space other than space, tab, CR and LF; numbers such as
+ * 01 or 1.; raw control characters and invalid UTF-8 in strings; and
+ * \u0000, at which cJSON cuts a string short. Reports each problem (a
+ * syntax error alone) and returns false if there was any. */
+bool cfg_check_text(struct ctx *c, const char *text, size_t len);
+
 /* ---- json.c: objects and typed values ----------------------------------- */
 
 /* The index of key in a NULL-terminated table, or -1. */
 int cfg_key_index(const char *const *names, const char *key);
-
-/* Whether a member of obj before item has the same name. */
-bool cfg_seen_before(const cJSON *obj, const cJSON *item);
 
 /* Sort an object's members into f by name; report unknown and repeated
  * keys. The first of repeated keys is the one used. */
@@ -126,14 +243,29 @@ void cfg_want_message(struct ctx *c, const cJSON *v, char **out);
 
 /* ---- service.c: one member of "services" -------------------------------- */
 
+/* Around the services of one file: the tables of what must be unique
+ * across them (names, addresses), which point into the JSON tree. */
+void cfg_services_begin(struct ctx *c);
+void cfg_services_end(struct ctx *c);
+
 /* Fill c->cfg->services[index] from obj, services[index] in the file; the
  * path is at that element. */
 void cfg_parse_service(struct ctx *c, const cJSON *obj, size_t index);
 
 /* ---- resolve.c: what is looked up on the system ------------------------- */
 
+/* The number a /proc file starts with, or fallback. */
+unsigned long long cfg_read_proc_number(const char *file, unsigned long long fallback);
+
+/* psup's effective capabilities, a bit mask (CAP_SETUID, ...). */
+unsigned long long cfg_effective_capabilities(void);
+
 /* Fill the facts about the running psup in c (cwd, ids, groups, somaxconn). */
 void cfg_read_system_facts(struct ctx *c);
+
+/* Report a unix socket path that exists and is not a socket: psup never
+ * removes it, so it could not be bound. */
+void cfg_check_unix_path(struct ctx *c, const struct psup_addr *a);
 
 /* Report a problem unless path is a regular file psup may execute. */
 void cfg_check_program(struct ctx *c, const char *path);

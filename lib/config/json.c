@@ -22,15 +22,18 @@ static char fold(char ch)
     return ch >= 'A' && ch <= 'Z' ? (char)(ch - 'A' + 'a') : ch;
 }
 
-/* Levenshtein distance, case-insensitive; both strings at most 64 bytes. */
-static size_t edit_distance(const char *a, const char *b)
+/* Levenshtein distance, case-insensitive, both strings at most 64 bytes.
+ * Once a whole row is above limit the distance can only grow: a value above
+ * limit is returned at once, so that a file of many unknown keys stays
+ * cheap. */
+static size_t edit_distance(const char *a, const char *b, size_t limit)
 {
     size_t la = strlen(a), lb = strlen(b), row[65];
 
     for (size_t j = 0; j <= lb; j++)
         row[j] = j;
     for (size_t i = 1; i <= la; i++) {
-        size_t diag = row[0];
+        size_t diag = row[0], least = i;
         row[0] = i;
         for (size_t j = 1; j <= lb; j++) {
             size_t up = row[j];
@@ -41,7 +44,11 @@ static size_t edit_distance(const char *a, const char *b)
                 best = row[j - 1] + 1;
             row[j] = best;
             diag = up;
+            if (best < least)
+                least = best;
         }
+        if (least > limit)
+            return least;
     }
     return row[lb];
 }
@@ -55,14 +62,14 @@ const char *psup_config_suggest(const char *unknown, const char *const *known)
         return NULL;
     for (; *known; known++) {
         size_t lk = strlen(*known);
-        if (lk > 64)
-            continue;
+        size_t limit = lk / 3 > 2 ? lk / 3 : 2;
+        if (lk > 64 || (lu > lk ? lu - lk : lk - lu) > limit)
+            continue; /* the distance is at least the difference in length */
 
         /* Close means at most 2 edits, or a third of a long name; and never
          * as many edits as the longer name has letters, which would suggest
          * "as" for "xy". */
-        size_t d = edit_distance(unknown, *known);
-        size_t limit = lk / 3 > 2 ? lk / 3 : 2;
+        size_t d = edit_distance(unknown, *known, limit);
         if (d <= limit && d < (lu > lk ? lu : lk) && d < best_d) {
             best = *known;
             best_d = d;
@@ -80,27 +87,21 @@ int cfg_key_index(const char *const *names, const char *key)
     return -1;
 }
 
-bool cfg_seen_before(const cJSON *obj, const cJSON *item)
-{
-    for (const cJSON *p = obj->child; p && p != item; p = p->next) {
-        if (strcmp(p->string, item->string) == 0)
-            return true;
-    }
-    return false;
-}
-
 void cfg_read_fields(struct ctx *c, const cJSON *obj, const char *const *names, struct fields *f)
 {
+    struct cfg_names seen;
     unsigned ord = 0;
 
     memset(f, 0, sizeof(*f));
     f->names = names;
+    cfg_names_init(&seen);
     for (const cJSON *it = obj->child; it; it = it->next, ord++) {
-        int k = cfg_key_index(names, it->string);
-        const char *hint = k < 0 ? psup_config_suggest(it->string, names) : NULL;
+        bool repeated = cfg_names_add(c, &seen, it->string);
+        int k = repeated ? -1 : cfg_key_index(names, it->string);
+        const char *hint = k < 0 && !repeated ? psup_config_suggest(it->string, names) : NULL;
 
         cfg_push_key(c, it->string, ord);
-        if (cfg_seen_before(obj, it))
+        if (repeated)
             cfg_fail(c, "duplicate key");
         else if (k < 0 && hint)
             cfg_fail(c, "unknown key; did you mean \"%s\"?", hint);
@@ -112,6 +113,7 @@ void cfg_read_fields(struct ctx *c, const cJSON *obj, const char *const *names, 
         }
         cfg_path_pop(c);
     }
+    cfg_names_free(&seen);
     f->n_children = ord;
 }
 
@@ -247,7 +249,7 @@ bool cfg_want_choice(struct ctx *c, const cJSON *v, const char *const *choices, 
             *out = k;
             return true;
         }
-        cfg_fail(c, "expected %s, got \"%s\"", list, v->valuestring);
+        cfg_fail(c, "expected %s, got %s", list, cfg_quote(c, v->valuestring));
         return false;
     }
     cfg_fail(c, "expected %s, got %s", list, cfg_type_name(v));

@@ -14,9 +14,14 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
-#define MAX_FILE_SIZE (16u << 20)
+/* The largest file psup reads. A reload runs in the supervisor's loop, so
+ * the worst file of this size must load quickly: see docs/design.md,
+ * "Reloading in the loop", for the measurement behind the number. */
+#define MAX_FILE_SIZE (1u << 20)
+#define MAX_FILE_SIZE_TEXT "1 MiB"
 
 /* ---- the top level -------------------------------------------------- */
 
@@ -38,7 +43,12 @@ static void parse_services(struct ctx *c, const cJSON *v)
     if (!(c->cfg->services = cfg_xcalloc(c, n, sizeof(*c->cfg->services))))
         return;
     c->cfg->n_services = n;
+    cfg_services_begin(c);
     cJSON_ArrayForEach(el, v) {
+        /* Each service may look names up on the system: after too many
+         * problems, the rest of a broken file is not worth the time. */
+        if (cfg_stopped(c))
+            break;
         cfg_push_index(c, i);
         if (!cJSON_IsObject(el))
             cfg_fail(c, "expected an object, got %s", cfg_type_name(el));
@@ -47,6 +57,7 @@ static void parse_services(struct ctx *c, const cJSON *v)
         cfg_path_pop(c);
         i++;
     }
+    cfg_services_end(c);
 }
 
 static void parse_root(struct ctx *c, const cJSON *root)
@@ -88,22 +99,6 @@ static void parse_root(struct ctx *c, const cJSON *root)
     }
 }
 
-/* Report a syntax error at its line and column (1-based, in bytes). */
-static void fail_syntax(struct ctx *c, const char *text, const char *at)
-{
-    unsigned line = 1, col = 1;
-
-    for (const char *p = text; p < at; p++) {
-        if (*p == '\n') {
-            line++;
-            col = 1;
-        } else {
-            col++;
-        }
-    }
-    cfg_fail(c, "invalid JSON at line %u, column %u", line, col);
-}
-
 static bool is_space(char ch)
 {
     return ch == ' ' || ch == '\t' || ch == '\n' || ch == '\r';
@@ -130,13 +125,17 @@ static cJSON *parse_json(struct ctx *c, const char *text, size_t len)
      * len. Trailing text is checked here instead. */
     cJSON *root = cJSON_ParseWithLengthOpts(text, len, &end, 0);
     if (!root) {
-        fail_syntax(c, text, end ? end : cJSON_GetErrorPtr());
+        cfg_fail_syntax(c, text, end ? end : cJSON_GetErrorPtr());
         return NULL;
     }
     for (i = (size_t)(end - text); i < len && is_space(text[i]);)
         i++;
     if (i < len) {
-        fail_syntax(c, text, text + i);
+        cfg_fail_syntax(c, text, text + i);
+        cJSON_Delete(root);
+        return NULL;
+    }
+    if (!cfg_check_text(c, text, len)) {
         cJSON_Delete(root);
         return NULL;
     }
@@ -213,11 +212,13 @@ struct psup_config *psup_config_parse(const char *text, size_t len, const char *
         return NULL;
     }
 
+    cfg_lookups_begin(&c);
     cJSON *root = parse_json(&c, text, len);
     if (root) {
         parse_root(&c, root);
         cJSON_Delete(root);
     }
+    cfg_lookups_end(&c);
     free(c.own_groups);
     if (cfg_flush_problems(&c, diag) > 0) {
         free_config(c.cfg);
@@ -226,22 +227,60 @@ struct psup_config *psup_config_parse(const char *text, size_t len, const char *
     return c.cfg;
 }
 
-/* Read a whole file; returns 0 or an errno value. */
-static int read_file(const char *path, char **out, size_t *len_out)
+static const char *file_kind(mode_t mode)
+{
+    switch (mode & S_IFMT) {
+    case S_IFIFO: return "a FIFO";
+    case S_IFSOCK: return "a socket";
+    case S_IFCHR: return "a character device";
+    case S_IFBLK: return "a block device";
+    default: return "not a regular file";
+    }
+}
+
+/* Open path as a regular file of at most MAX_FILE_SIZE bytes; returns the
+ * descriptor, or -errno (EISDIR, EFBIG, or ENODEV with *kind set for what
+ * is not a regular file). */
+static int open_regular(const char *path, const char **kind)
+{
+    struct stat st;
+
+    /* O_NONBLOCK: open() of a FIFO waits for a writer, for ever, and the
+     * supervisor must not wait (a reload runs in its loop); on a regular
+     * file it changes nothing. fstat then refuses what is not one: a FIFO,
+     * a device or a socket can be read slowly or never end. */
+    int fd = open(path, O_RDONLY | O_NONBLOCK | O_NOCTTY | O_CLOEXEC);
+    if (fd < 0)
+        return -errno;
+    int err = fstat(fd, &st) < 0          ? errno
+              : S_ISDIR(st.st_mode)       ? EISDIR
+              : !S_ISREG(st.st_mode)      ? (*kind = file_kind(st.st_mode), ENODEV)
+              : st.st_size > MAX_FILE_SIZE ? EFBIG
+                                           : 0;
+    if (err) {
+        close(fd);
+        return -err;
+    }
+    return fd;
+}
+
+/* Read a whole file; returns 0 or an errno value. A file that grows while
+ * it is read is cut off at MAX_FILE_SIZE + 1 bytes, and is then too big. */
+static int read_file(const char *path, char **out, size_t *len_out, const char **kind)
 {
     size_t len = 0, cap = 4096;
     char *buf = malloc(cap);
-    int fd = open(path, O_RDONLY | O_CLOEXEC), err = 0;
+    int fd = open_regular(path, kind), err = 0;
 
     if (!buf || fd < 0) {
-        err = !buf ? ENOMEM : errno;
+        err = !buf ? ENOMEM : -fd;
         goto out;
     }
     for (;;) {
         if (len == cap) {
-            char *nb = cap >= MAX_FILE_SIZE ? NULL : realloc(buf, cap * 2);
+            char *nb = cap > MAX_FILE_SIZE ? NULL : realloc(buf, cap * 2);
             if (!nb) {
-                err = cap >= MAX_FILE_SIZE ? EFBIG : ENOMEM;
+                err = cap > MAX_FILE_SIZE ? EFBIG : ENOMEM;
                 goto out;
             }
             buf = nb;
@@ -258,6 +297,8 @@ static int read_file(const char *path, char **out, size_t *len_out)
             break;
         len += (size_t)n;
     }
+    if (len > MAX_FILE_SIZE)
+        err = EFBIG;
 out:
     if (fd >= 0)
         close(fd);
@@ -272,18 +313,44 @@ out:
 
 struct psup_config *psup_config_load(const char *path, struct psup_diag *diag)
 {
-    char *text = NULL;
+    const char *kind = NULL;
+    char *text = NULL, *shown = cfg_printable(path);
     size_t len = 0;
-    int err = read_file(path, &text, &len);
+    int err = shown ? read_file(path, &text, &len, &kind) : ENOMEM;
 
-    if (err) {
-        psup_diag_addf(diag, "cannot read %s: %s", path, strerror(err));
+    if (err == ENODEV && kind)
+        psup_diag_addf(diag, "cannot read %s: not a regular file (%s)", shown, kind);
+    else if (err == EFBIG)
+        psup_diag_addf(diag, "cannot read %s: larger than %u bytes (%s), the most psup reads",
+                       shown, MAX_FILE_SIZE, MAX_FILE_SIZE_TEXT);
+    else if (err)
+        psup_diag_addf(diag, "cannot read %s: %s", shown ? shown : path, strerror(err));
+    free(shown);
+    if (err)
         return NULL;
-    }
 
     struct psup_config *cfg = psup_config_parse(text, len, path, diag);
     free(text);
     return cfg;
+}
+
+static bool same_text(const char *a, const char *b)
+{
+    return a == b || (a && b && strcmp(a, b) == 0);
+}
+
+bool psup_config_service_same(const struct psup_service_config *a,
+                              const struct psup_service_config *b)
+{
+    /* The JSON, and what it was resolved to on the system at load: the
+     * same file can name a new program (PATH), new groups, a new home. */
+    return same_text(a->canonical, b->canonical) && a->canonical &&
+           same_text(a->program, b->program) && same_text(a->cwd, b->cwd) &&
+           same_text(a->user_name, b->user_name) && same_text(a->user_home, b->user_home) &&
+           a->set_ids == b->set_ids && a->uid == b->uid && a->gid == b->gid &&
+           a->n_groups == b->n_groups &&
+           (a->n_groups == 0 || memcmp(a->groups, b->groups, a->n_groups * sizeof(gid_t)) == 0) &&
+           a->backlog == b->backlog;
 }
 
 struct psup_config *psup_config_ref(struct psup_config *cfg)
@@ -320,6 +387,33 @@ static void put(struct sbuf *b, const char *fmt, ...)
         b->len = b->len + (size_t)n < b->size ? b->len + (size_t)n : b->size - 1;
 }
 
+/* A JSON string, whole (a command line as the file has it). */
+static void put_json(struct sbuf *b, const char *s)
+{
+    size_t n = strlen(s);
+    char *q = malloc(6 * n + 3);
+
+    if (!q)
+        return;
+    cfg_json_string(s, n, q, 6 * n + 3);
+    put(b, " %s", q);
+    free(q);
+}
+
+/* A word of a command: as is when it reads unambiguously, else as a JSON
+ * string (so that no control character reaches the terminal either). */
+static void put_word(struct sbuf *b, const char *s)
+{
+    bool bare = *s != '\0';
+
+    for (const unsigned char *p = (const unsigned char *)s; *p && bare; p++)
+        bare = *p > ' ' && *p != '"' && *p != '\\' && *p != 0x7f;
+    if (bare)
+        put(b, " %s", s);
+    else
+        put_json(b, s);
+}
+
 void psup_config_describe(const struct psup_service_config *svc, char *buf, size_t size)
 {
     struct sbuf b = {buf, size, 0};
@@ -331,14 +425,15 @@ void psup_config_describe(const struct psup_service_config *svc, char *buf, size
     put(&b, "%s: listen", svc->name);
     for (size_t i = 0; i < svc->n_listen; i++) {
         psup_addr_format(&svc->listen[i], addr, sizeof(addr));
-        put(&b, " %s", addr);
+        put_word(&b, addr);
     }
-    if (svc->shell)
-        put(&b, "; command /bin/sh -c \"%s\"", svc->argv[2]);
-    else
-        put(&b, "; command %s", svc->program);
-    for (size_t i = 1; !svc->shell && i < svc->argc; i++)
-        put(&b, " %s", svc->argv[i]);
+    put(&b, "; command");
+    if (svc->shell) {
+        put(&b, " /bin/sh -c");
+        put_json(&b, svc->argv[2]);
+    }
+    for (size_t i = 0; !svc->shell && i < svc->argc; i++)
+        put_word(&b, i == 0 ? svc->program : svc->argv[i]);
     put(&b, "; pool %u..%u, max %u", svc->min_spare, svc->max_spare, svc->max_workers);
     if (svc->user_name)
         put(&b, "; user %s", svc->user_name);

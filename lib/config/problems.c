@@ -7,6 +7,8 @@
  */
 #include "config/internal.h"
 
+#include "base/utf8.h"
+
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -21,6 +23,89 @@ struct problem {
     size_t seq;
     char *text;
 };
+
+/* ---- text that is safe to print ----------------------------------------- */
+
+/* The escape for one byte that must not be printed as is: JSON's own for
+ * control characters, \xNN for a byte that is not UTF-8 (JSON has none). */
+static size_t escape_byte(unsigned char ch, bool valid, char out[7])
+{
+    static const char hex[] = "0123456789abcdef";
+    const char *named = ch == '\n' ? "\\n" : ch == '\r' ? "\\r" : ch == '\t' ? "\\t" : NULL;
+
+    if (named)
+        return (size_t)snprintf(out, 7, "%s", named);
+    if (!valid)
+        return (size_t)snprintf(out, 7, "\\x%c%c", hex[ch >> 4], hex[ch & 15]);
+    return (size_t)snprintf(out, 7, "\\u00%c%c", hex[ch >> 4], hex[ch & 15]);
+}
+
+/* Copy the next character of s (n bytes left) to out: as is, or escaped
+ * when it is a control character, not UTF-8, or (with json) a quote or a
+ * backslash. Returns the bytes of s used; *w is how many were written. */
+static size_t safe_char(const char *s, size_t n, bool json, char out[7], size_t *w)
+{
+    unsigned char ch = (unsigned char)s[0];
+    size_t len = psup_utf8_len((const unsigned char *)s, n);
+
+    if (len == 0 || ch < 0x20 || ch == 0x7f) {
+        *w = escape_byte(ch, len != 0, out);
+        return 1;
+    }
+    if (json && (ch == '"' || ch == '\\')) {
+        out[0] = '\\';
+        out[1] = (char)ch;
+        *w = 2;
+        return 1;
+    }
+    memcpy(out, s, len);
+    *w = len;
+    return len;
+}
+
+void cfg_json_string(const char *s, size_t n, char *out, size_t size)
+{
+    size_t o = 0, w;
+    bool cut = false;
+    char one[7];
+
+    out[o++] = '"';
+    for (size_t i = 0; i < n;) {
+        size_t used = safe_char(s + i, n - i, true, one, &w);
+        if (o + w + sizeof("\"...") > size) {
+            cut = true;
+            break;
+        }
+        memcpy(out + o, one, w);
+        o += w;
+        i += used;
+    }
+    memcpy(out + o, cut ? "\"..." : "\"", cut ? sizeof("\"...") : sizeof("\""));
+}
+
+const char *cfg_quote(struct ctx *c, const char *s)
+{
+    char *out = c->quoted[c->next_quote++ % 2];
+
+    cfg_json_string(s, strlen(s), out, CFG_QUOTE_MAX);
+    return out;
+}
+
+char *cfg_printable(const char *s)
+{
+    size_t n = strlen(s), o = 0, w;
+    char *out = malloc(6 * n + 1), one[7];
+
+    if (!out)
+        return NULL;
+    for (size_t i = 0; i < n;) {
+        i += safe_char(s + i, n - i, false, one, &w);
+        memcpy(out + o, one, w);
+        o += w;
+    }
+    out[o] = '\0';
+    return out;
+}
 
 /* ---- paths and problems ------------------------------------------------ */
 
@@ -51,12 +136,12 @@ void cfg_path_pop(struct ctx *c)
     c->path[c->path_len[c->depth < MAX_DEPTH ? c->depth : MAX_DEPTH]] = '\0';
 }
 
-static bool plain_key(const char *s)
+static bool plain_key(const char *s, size_t len)
 {
-    if (!*s)
+    if (!len)
         return false;
-    for (; *s; s++) {
-        char ch = *s;
+    for (size_t i = 0; i < len; i++) {
+        char ch = s[i];
         if (!((ch >= 'a' && ch <= 'z') || (ch >= 'A' && ch <= 'Z') ||
               (ch >= '0' && ch <= '9') || ch == '_' || ch == '-' || ch == '$'))
             return false;
@@ -66,26 +151,21 @@ static bool plain_key(const char *s)
 
 /* A key is written .name, or ["..."] when it holds other characters, so a
  * path stays unambiguous whatever the file contains. */
-void cfg_push_key(struct ctx *c, const char *name, unsigned ord)
+void cfg_push_key_n(struct ctx *c, const char *name, size_t len, unsigned ord)
 {
-    char quoted[160];
-    size_t n = 0;
+    char quoted[CFG_QUOTE_MAX];
 
-    if (plain_key(name)) {
-        path_push(c, ord, "%s%s", c->depth ? "." : "", name);
+    if (plain_key(name, len)) {
+        path_push(c, ord, "%s%.*s", c->depth ? "." : "", (int)len, name);
         return;
     }
-    for (const char *s = name; *s && n < sizeof(quoted) - 8; s++) {
-        unsigned char ch = (unsigned char)*s;
-        if (ch == '"' || ch == '\\')
-            quoted[n++] = '\\';
-        if (ch < 0x20)
-            n += (size_t)snprintf(quoted + n, sizeof(quoted) - n, "\\u%04x", ch);
-        else
-            quoted[n++] = (char)ch;
-    }
-    quoted[n] = '\0';
-    path_push(c, ord, "[\"%s\"]", quoted);
+    cfg_json_string(name, len, quoted, sizeof(quoted));
+    path_push(c, ord, "[%s]", quoted);
+}
+
+void cfg_push_key(struct ctx *c, const char *name, unsigned ord)
+{
+    cfg_push_key_n(c, name, strlen(name), ord);
 }
 
 void cfg_push_index(struct ctx *c, size_t i)
@@ -95,6 +175,11 @@ void cfg_push_index(struct ctx *c, size_t i)
 
 static void add_problem(struct ctx *c, char *text)
 {
+    if (c->n_problems >= CFG_MAX_PROBLEMS) {
+        c->stopped = true;
+        free(text);
+        return;
+    }
     if (c->n_problems == c->cap_problems) {
         size_t cap = c->cap_problems ? 2 * c->cap_problems : 16;
         struct problem *p = realloc(c->problems, cap * sizeof(*p));
@@ -121,7 +206,13 @@ static void vfail(struct ctx *c, const char *fmt, va_list ap)
 
 static void vfail(struct ctx *c, const char *fmt, va_list ap)
 {
-    char *msg = NULL, *text = NULL;
+    char *msg = NULL, *text = NULL, *safe = NULL;
+
+    if (c->n_problems >= CFG_MAX_PROBLEMS) {
+        c->stopped = true;
+        return;
+    }
+
     int n = vasprintf(&msg, fmt, ap);
 
     if (n < 0 || asprintf(&text, "%s: %s", c->depth ? c->path : c->origin, msg) < 0) {
@@ -130,7 +221,16 @@ static void vfail(struct ctx *c, const char *fmt, va_list ap)
         return;
     }
     free(msg);
-    add_problem(c, text);
+    /* Values are quoted with escapes where they are formatted; this also
+     * catches what is printed bare (paths, the origin): no problem may put
+     * a control character or a byte that is not UTF-8 on a terminal. */
+    safe = cfg_printable(text);
+    free(text);
+    if (!safe) {
+        c->oom = true;
+        return;
+    }
+    add_problem(c, safe);
 }
 
 void cfg_fail(struct ctx *c, const char *fmt, ...)
@@ -175,6 +275,18 @@ static int problem_cmp(const void *a, const void *b)
     return p->seq < q->seq ? -1 : p->seq > q->seq;
 }
 
+bool cfg_stopped(const struct ctx *c)
+{
+    return c->stopped;
+}
+
+void cfg_drop_problems(struct ctx *c, size_t keep)
+{
+    while (c->n_problems > keep)
+        free(c->problems[--c->n_problems].text);
+    c->stopped = false;
+}
+
 /* Move the problems, sorted into document order, to the caller's list.
  * Returns how many there were. */
 size_t cfg_flush_problems(struct ctx *c, struct psup_diag *diag)
@@ -187,6 +299,9 @@ size_t cfg_flush_problems(struct ctx *c, struct psup_diag *diag)
         psup_diag_addf(diag, "%s", c->problems[i].text);
         free(c->problems[i].text);
     }
+    if (c->stopped)
+        psup_diag_addf(diag, "%s: more problems not checked: psup stops after %d", c->origin,
+                       CFG_MAX_PROBLEMS);
     if (c->oom) {
         psup_diag_addf(diag, "%s: out of memory while loading the configuration", c->origin);
         n++;

@@ -24,7 +24,7 @@
 
 /* ---- the running psup ------------------------------------------------- */
 
-static unsigned long long read_proc_number(const char *file, unsigned long long fallback)
+unsigned long long cfg_read_proc_number(const char *file, unsigned long long fallback)
 {
     unsigned long long v;
     FILE *fp = fopen(file, "re");
@@ -40,7 +40,7 @@ static unsigned long long read_proc_number(const char *file, unsigned long long 
 /* psup's effective capabilities (CapEff in /proc/self/status): root in a
  * container often lacks some of them, and a setting psup cannot apply must
  * be an error at load, not a failure of every connection. */
-static unsigned long long effective_capabilities(void)
+unsigned long long cfg_effective_capabilities(void)
 {
     FILE *fp = fopen("/proc/self/status", "re");
     char line[256];
@@ -57,7 +57,7 @@ static unsigned long long effective_capabilities(void)
 
 void cfg_read_system_facts(struct ctx *c)
 {
-    unsigned long long caps = effective_capabilities();
+    unsigned long long caps = cfg_effective_capabilities();
 
     c->can_switch_ids = (caps >> CAP_SETUID & 1) && (caps >> CAP_SETGID & 1);
     c->can_raise_limits = caps >> CAP_SYS_RESOURCE & 1;
@@ -65,9 +65,10 @@ void cfg_read_system_facts(struct ctx *c)
     c->have_cwd = getcwd(c->cwd, sizeof(c->cwd)) != NULL;
     c->euid = geteuid();
     c->egid = getegid();
-    c->somaxconn = (int)read_proc_number("/proc/sys/net/core/somaxconn", SOMAXCONN);
+    c->somaxconn = (int)cfg_read_proc_number("/proc/sys/net/core/somaxconn", SOMAXCONN);
     if (c->somaxconn < 1 || c->somaxconn > 1048576)
         c->somaxconn = SOMAXCONN;
+    c->nr_open = cfg_read_proc_number("/proc/sys/fs/nr_open", 1048576);
 
     int n = getgroups(0, NULL);
     if (n > 0 && (c->own_groups = calloc((size_t)n, sizeof(gid_t)))) {
@@ -118,48 +119,22 @@ static void fail_stat(struct ctx *c, const char *path, int err)
         cfg_fail(c, "cannot use %s (%s)", path, strerror(err));
 }
 
-enum probe {
-    PROBE_OK,
-    PROBE_MISSING,
-    PROBE_NOT_REGULAR,
-    PROBE_NOT_EXECUTABLE,
-};
-
-/* Whether path is a regular file psup may execute; *err is the errno. The
- * check uses the effective ids, as execve will. */
-static enum probe probe_program(const char *path, int *err)
+static void report_probe(struct ctx *c, enum cfg_probe r, const char *path, int err)
 {
-    struct stat st;
-
-    if (stat(path, &st) < 0) {
-        *err = errno;
-        return PROBE_MISSING;
-    }
-    if (!S_ISREG(st.st_mode))
-        return PROBE_NOT_REGULAR;
-    if (faccessat(AT_FDCWD, path, X_OK, AT_EACCESS) < 0) {
-        *err = errno;
-        return PROBE_NOT_EXECUTABLE;
-    }
-    return PROBE_OK;
-}
-
-static void report_probe(struct ctx *c, enum probe r, const char *path, int err)
-{
-    if (r == PROBE_MISSING)
+    if (r == CFG_PROBE_MISSING)
         fail_stat(c, path, err);
-    else if (r == PROBE_NOT_REGULAR)
+    else if (r == CFG_PROBE_NOT_REGULAR)
         cfg_fail(c, "%s is not a regular file", path);
-    else if (r == PROBE_NOT_EXECUTABLE)
+    else if (r == CFG_PROBE_NOT_EXECUTABLE)
         cfg_fail(c, "%s is not executable (%s)", path, strerror(err));
 }
 
 void cfg_check_program(struct ctx *c, const char *path)
 {
     int err = 0;
-    enum probe r = probe_program(path, &err);
+    enum cfg_probe r = cfg_probe_program(c, path, &err);
 
-    if (r != PROBE_OK)
+    if (r != CFG_PROBE_OK)
         report_probe(c, r, path, err);
 }
 
@@ -211,7 +186,7 @@ static char *path_candidate(struct ctx *c, const struct psup_service_config *svc
 static void search_path(struct ctx *c, struct psup_service_config *svc, const char *name)
 {
     const char *path = handler_path(svc);
-    enum probe bad_r = PROBE_OK;
+    enum cfg_probe bad_r = CFG_PROBE_OK;
     char *bad = NULL;
     int bad_err = 0;
 
@@ -219,11 +194,11 @@ static void search_path(struct ctx *c, struct psup_service_config *svc, const ch
         size_t len = strcspn(p, ":");
         char *cand = path_candidate(c, svc, p, len, name);
         int err = 0;
-        enum probe r = cand ? probe_program(cand, &err) : PROBE_MISSING;
+        enum cfg_probe r = cand ? cfg_probe_program(c, cand, &err) : CFG_PROBE_MISSING;
 
-        if (r == PROBE_OK) {
+        if (r == CFG_PROBE_OK) {
             svc->program = cand;
-        } else if (r != PROBE_MISSING && !bad) {
+        } else if (r != CFG_PROBE_MISSING && !bad) {
             bad = cand;
             bad_r = r;
             bad_err = err;
@@ -237,7 +212,7 @@ static void search_path(struct ctx *c, struct psup_service_config *svc, const ch
     if (!svc->program && bad)
         report_probe(c, bad_r, bad, bad_err);
     else if (!svc->program)
-        cfg_fail(c, "program \"%s\" not found in PATH (%s)", name, path);
+        cfg_fail(c, "program %s not found in PATH (%s)", cfg_quote(c, name), path);
     free(bad);
 }
 
@@ -250,6 +225,33 @@ void cfg_resolve_program(struct ctx *c, struct psup_service_config *svc, const c
     svc->program = absolute_path(c, base_dir(c, svc), name);
     if (svc->program)
         cfg_check_program(c, svc->program);
+}
+
+static const char *file_kind(mode_t mode)
+{
+    switch (mode & S_IFMT) {
+    case S_IFDIR: return "a directory";
+    case S_IFREG: return "a regular file";
+    case S_IFLNK: return "a symbolic link";
+    case S_IFIFO: return "a FIFO";
+    case S_IFCHR: return "a character device";
+    case S_IFBLK: return "a block device";
+    default: return "not a socket";
+    }
+}
+
+void cfg_check_unix_path(struct ctx *c, const struct psup_addr *a)
+{
+    const char *path = a->u.un.sun_path;
+    struct stat st;
+
+    /* lstat, as the listener does: a symbolic link is not followed. Other
+     * failures (a missing directory, no permission) are left to bind,
+     * which may find the situation changed; psup --check warns. */
+    if (path[0] == '\0' || lstat(path, &st) < 0 || S_ISSOCK(st.st_mode))
+        return;
+    cfg_fail(c, "unix:%s exists and is %s, not a socket; psup removes only a stale socket",
+             path, file_kind(st.st_mode));
 }
 
 bool cfg_resolve_cwd(struct ctx *c, struct psup_service_config *svc, const char *dir)
@@ -308,16 +310,16 @@ static void fail_no_such(struct ctx *c, const char *kind, const char *id_word,
                          const char *name)
 {
     if (all_digits(name))
-        cfg_fail(c, "no such %s \"%s\"; write a numeric %s as a number, without quotes", kind,
-             name, id_word);
+        cfg_fail(c, "no such %s %s; write a numeric %s as a number, without quotes", kind,
+             cfg_quote(c, name), id_word);
     else
-        cfg_fail(c, "no such %s \"%s\"", kind, name);
+        cfg_fail(c, "no such %s %s", kind, cfg_quote(c, name));
 }
 
 bool cfg_resolve_user(struct ctx *c, const cJSON *v, struct psup_service_config *svc,
                   struct who *w)
 {
-    const struct passwd *pw;
+    const struct cfg_user *pw;
     const char *s;
     long long id;
     enum id_form form = want_id(c, v, "user", "uid", (long long)(uid_t)-2, &id, &s);
@@ -325,25 +327,24 @@ bool cfg_resolve_user(struct ctx *c, const cJSON *v, struct psup_service_config 
     if (form == ID_BAD)
         return false;
     if (form == ID_NUMBER) {
-        pw = getpwuid((uid_t)id);
+        pw = cfg_lookup_uid(c, (uid_t)id);
         w->uid = (uid_t)id;
-    } else if (!(pw = getpwnam(s))) {
+    } else if (!(pw = cfg_lookup_user(c, s))) {
         fail_no_such(c, "user", "uid", s);
         return false;
     }
     w->known = pw != NULL;
     if (pw) {
-        w->uid = pw->pw_uid;
-        w->gid = pw->pw_gid;
-        svc->user_name = cfg_xstrdup(c, pw->pw_name);
-        svc->user_home = cfg_xstrdup(c, pw->pw_dir);
+        w->uid = pw->uid;
+        w->gid = pw->gid;
+        svc->user_name = cfg_xstrdup(c, pw->name);
+        svc->user_home = cfg_xstrdup(c, pw->home);
     }
     return true;
 }
 
 bool cfg_resolve_group(struct ctx *c, const cJSON *v, gid_t *gid)
 {
-    const struct group *gr;
     const char *s;
     long long id;
     enum id_form form = want_id(c, v, "group", "gid", (long long)(gid_t)-2, &id, &s);
@@ -354,20 +355,16 @@ bool cfg_resolve_group(struct ctx *c, const cJSON *v, gid_t *gid)
         *gid = (gid_t)id;
         return true;
     }
-    gr = getgrnam(s);
-    if (!gr) {
+    if (!cfg_lookup_group(c, s, gid)) {
         fail_no_such(c, "group", "gid", s);
         return false;
     }
-    *gid = gr->gr_gid;
     return true;
 }
 
 /* The supplementary groups: the user's memberships, or just gid. */
 static void build_groups(struct ctx *c, struct psup_service_config *svc, bool supplementary)
 {
-    int n = 16;
-
     if (!supplementary || !svc->user_name) {
         if ((svc->groups = cfg_xcalloc(c, 1, sizeof(gid_t)))) {
             svc->groups[0] = svc->gid;
@@ -375,19 +372,7 @@ static void build_groups(struct ctx *c, struct psup_service_config *svc, bool su
         }
         return;
     }
-    for (;;) {
-        gid_t *g = cfg_xcalloc(c, (size_t)n, sizeof(gid_t));
-        int want = n;
-        if (!g)
-            return;
-        if (getgrouplist(svc->user_name, svc->gid, g, &want) >= 0) {
-            svc->groups = g;
-            svc->n_groups = (size_t)want;
-            return;
-        }
-        free(g);
-        n = want > n ? want : 2 * n;
-    }
+    svc->groups = cfg_lookup_groups(c, svc->user_name, svc->gid, &svc->n_groups);
 }
 
 /* Whether g is in list, or is the gid (a process is a member of its own gid
@@ -473,7 +458,7 @@ static bool want_limit(struct ctx *c, const cJSON *v, rlim_t *out)
         return true;
     }
     if (cJSON_IsString(v)) {
-        cfg_fail(c, "%s, got \"%s\"", what, v->valuestring);
+        cfg_fail(c, "%s, got %s", what, cfg_quote(c, v->valuestring));
         return false;
     }
     if (!cJSON_IsNumber(v)) {
@@ -510,9 +495,8 @@ static void check_limit(struct ctx *c, int resource, const struct rlimit *want)
 
     /* Linux refuses any nofile limit above fs.nr_open, root or not, and
      * "unlimited" is always above it. */
-    unsigned long long nr_open = read_proc_number("/proc/sys/fs/nr_open", 1048576);
-    if (resource == RLIMIT_NOFILE && want->rlim_max > nr_open) {
-        cfg_fail(c, "the kernel allows at most %llu open files (fs.nr_open)", nr_open);
+    if (resource == RLIMIT_NOFILE && want->rlim_max > c->nr_open) {
+        cfg_fail(c, "the kernel allows at most %llu open files (fs.nr_open)", c->nr_open);
         return;
     }
     if (!c->can_raise_limits && getrlimit(resource, &cur) == 0 && want->rlim_max > cur.rlim_max)

@@ -63,43 +63,95 @@ static void parse_name(struct ctx *c, const struct fields *f, struct psup_servic
     if (!cfg_want_string(c, v, false, &s))
         goto out;
     if (!valid_service_name(s)) {
-        cfg_fail(c, "must be 1 to 64 characters from A-Z a-z 0-9 _ . -, got \"%s\"", s);
+        cfg_fail(c, "must be 1 to 64 characters from A-Z a-z 0-9 _ . -, got %s", cfg_quote(c, s));
         goto out;
     }
-    for (size_t j = 0; j < index; j++) {
-        if (c->cfg->services[j].name && strcmp(c->cfg->services[j].name, s) == 0) {
-            cfg_fail(c, "duplicate service name \"%s\" (also services[%zu])", s, j);
-            break;
-        }
-    }
+    struct cfg_entry e = {.hash = cfg_hash_bytes(s, strlen(s)), .key = s, .a = index};
+    const struct cfg_entry *first = cfg_table_add(c, &c->service_names, &e);
+    if (first)
+        cfg_fail(c, "duplicate service name %s (also services[%zu])", cfg_quote(c, s), first->a);
     svc->name = cfg_xstrdup(c, s);
 out:
     cfg_path_pop(c);
 }
 
-static bool ephemeral(const struct psup_addr *a)
+static bool same_addr(const void *a, const void *b)
 {
-    return a->proto != PSUP_PROTO_UNIX && psup_sockaddr_port(&a->u.sa) == 0;
+    return psup_addr_same(a, b);
 }
 
-/* The same socket address twice cannot be bound; name the first use. */
+static const struct psup_addr *listen_at(const struct ctx *c, const struct cfg_entry *e)
+{
+    return &c->cfg->services[e->a].listen[e->b];
+}
+
+/* The first earlier address on a's port that the kernel will not bind
+ * beside a (a wildcard of the other's family), or NULL. */
+static const struct cfg_entry *find_overlap(struct ctx *c, const struct psup_addr *a)
+{
+    enum psup_addr_scope scope = psup_addr_scope(a);
+    uint64_t port = psup_sockaddr_port(&a->u.sa);
+    const struct cfg_entry *first = NULL;
+
+    for (int k = PSUP_SCOPE_V4_ONE; k <= PSUP_SCOPE_ALL; k++) {
+        struct cfg_entry e = {.hash = port << 3 | (uint64_t)k};
+        const struct cfg_entry *o = psup_addr_scopes_overlap(scope, (enum psup_addr_scope)k)
+                                        ? cfg_table_find(&c->listen_scopes, &e)
+                                        : NULL;
+        if (o && (!first || o->a < first->a || (o->a == first->a && o->b < first->b)))
+            first = o;
+    }
+    return first;
+}
+
+/* The same socket address twice cannot be bound, nor two that overlap:
+ * name the first use. Addresses with port 0 are each their own socket. A
+ * table of addresses and one of (port, scope) keep this linear. */
 static void check_listen_unique(struct ctx *c, size_t svc_index, size_t i)
 {
     const struct psup_addr *a = &c->cfg->services[svc_index].listen[i];
-    char text[PSUP_ADDR_STRLEN];
+    struct cfg_entry e = {.hash = psup_addr_hash(a), .key = a, .a = svc_index, .b = i};
+    enum psup_addr_scope scope = psup_addr_scope(a);
+    char text[PSUP_ADDR_STRLEN], other[PSUP_ADDR_STRLEN];
+    const struct cfg_entry *first;
 
-    if (ephemeral(a))
+    if (a->proto != PSUP_PROTO_UNIX && psup_sockaddr_port(&a->u.sa) == 0)
         return;
-    for (size_t j = 0; j <= svc_index; j++) {
-        const struct psup_service_config *o = &c->cfg->services[j];
-        size_t n = j == svc_index ? i : o->n_listen;
-        for (size_t k = 0; k < n; k++) {
-            if (psup_addr_same(a, &o->listen[k])) {
-                psup_addr_format(a, text, sizeof(text));
-                cfg_fail(c, "%s is already used by services[%zu].listen[%zu]", text, j, k);
-                return;
-            }
-        }
+    psup_addr_format(a, text, sizeof(text));
+    if ((first = cfg_table_find(&c->listen_addrs, &e))) {
+        cfg_fail(c, "%s is already used by services[%zu].listen[%zu]", text, first->a, first->b);
+        return;
+    }
+    if (scope != PSUP_SCOPE_NONE && (first = find_overlap(c, a))) {
+        psup_addr_format(listen_at(c, first), other, sizeof(other));
+        cfg_fail(c, "%s overlaps services[%zu].listen[%zu] (%s): the kernel does not bind a "
+                 "wildcard address beside another of its family on the same port", text,
+                 first->a, first->b, other);
+        return;
+    }
+    cfg_table_add(c, &c->listen_addrs, &e);
+    if (scope == PSUP_SCOPE_NONE)
+        return;
+    e.hash = (uint64_t)psup_sockaddr_port(&a->u.sa) << 3 | (uint64_t)scope;
+    e.key = NULL;
+    cfg_table_add(c, &c->listen_scopes, &e);
+}
+
+static void parse_address(struct ctx *c, const char *s, struct psup_addr *a)
+{
+    char v4[PSUP_ADDR_STRLEN];
+    const char *why = NULL;
+    int rc = psup_addr_parse(s, a, &why);
+
+    if (rc == PSUP_ADDR_V4_MAPPED) {
+        psup_addr_format(a, v4, sizeof(v4));
+        cfg_fail(c, "invalid address %s: %s; write %s", cfg_quote(c, s), why, v4);
+    } else if (rc < 0) {
+        cfg_fail(c, "invalid address %s: %s", cfg_quote(c, s), why);
+    } else if (a->proto == PSUP_PROTO_UDP) {
+        cfg_fail(c, "UDP listeners are not supported yet");
+    } else if (a->proto == PSUP_PROTO_UNIX) {
+        cfg_check_unix_path(c, a);
     }
 }
 
@@ -123,17 +175,14 @@ static void parse_listen(struct ctx *c, const struct fields *f, size_t svc_index
         goto out;
     svc->n_listen = n;
     cJSON_ArrayForEach(el, v) {
-        const char *s, *why = NULL;
+        const char *s;
         size_t before = c->n_problems;
 
         cfg_push_index(c, i);
         if (cfg_want_string(c, el, false, &s)) {
             svc->listen_text[i] = cfg_xstrdup(c, s);
-            if (psup_addr_parse(s, &svc->listen[i], &why) < 0)
-                cfg_fail(c, "invalid address \"%s\": %s", s, why);
-            else if (svc->listen[i].proto == PSUP_PROTO_UDP)
-                cfg_fail(c, "UDP listeners are not supported yet");
-            else
+            parse_address(c, s, &svc->listen[i]);
+            if (c->n_problems == before)
                 check_listen_unique(c, svc_index, i);
         }
 
@@ -162,6 +211,7 @@ static bool valid_env_name(const char *s)
 static void parse_env(struct ctx *c, const struct fields *f, struct psup_service_config *svc)
 {
     const cJSON *v = cfg_enter(c, f, S_ENV), *it;
+    struct cfg_names seen;
     unsigned ord = 0;
 
     if (!v)
@@ -171,12 +221,13 @@ static void parse_env(struct ctx *c, const struct fields *f, struct psup_service
         cfg_path_pop(c);
         return;
     }
+    cfg_names_init(&seen);
     svc->env = cfg_xcalloc(c, (size_t)cJSON_GetArraySize(v) + 1, sizeof(char *));
     for (it = v->child; it && svc->env; it = it->next, ord++) {
         const char *s;
 
         cfg_push_key(c, it->string, ord);
-        if (cfg_seen_before(v, it))
+        if (cfg_names_add(c, &seen, it->string))
             cfg_fail(c, "duplicate key");
         else if (!valid_env_name(it->string))
             cfg_fail(c, "not a valid variable name (letters, digits and _, not starting "
@@ -189,6 +240,7 @@ static void parse_env(struct ctx *c, const struct fields *f, struct psup_service
             svc->env[svc->n_env++] = cfg_xasprintf(c, "%s=%s", it->string, s);
         cfg_path_pop(c);
     }
+    cfg_names_free(&seen);
     cfg_path_pop(c);
 }
 
@@ -215,7 +267,7 @@ static void parse_pass_env(struct ctx *c, const struct fields *f,
 
             cfg_push_index(c, i++);
             if (cfg_want_string(c, el, false, &s) && !valid_env_name(s))
-                cfg_fail(c, "\"%s\" is not a valid variable name", s);
+                cfg_fail(c, "%s is not a valid variable name", cfg_quote(c, s));
             else if (s)
                 svc->pass_env[svc->n_pass_env++] = cfg_xstrdup(c, s);
             cfg_path_pop(c);
@@ -452,9 +504,9 @@ static void parse_octal(struct ctx *c, const cJSON *v, const char *example, int 
         m = m * 8 + (s[i] - '0');
     }
     if (!octal)
-        cfg_fail(c, "expected 1 to 4 octal digits such as \"%s\", got \"%s\"", example, s);
+        cfg_fail(c, "expected 1 to 4 octal digits such as \"%s\", got %s", example, cfg_quote(c, s));
     else if (m > 0777)
-        cfg_fail(c, "must be at most \"0777\", got \"%s\"", s);
+        cfg_fail(c, "must be at most \"0777\", got %s", cfg_quote(c, s));
     else
         *out = m;
 }
@@ -518,7 +570,7 @@ static bool parse_cidrs(struct ctx *c, const struct fields *f, int k, bool allow
         if (!cfg_want_string(c, el, false, &s))
             ok = false;
         else if (*out && psup_cidr_parse(s, &(*out)[*n_out], &why) < 0) {
-            cfg_fail(c, "invalid CIDR \"%s\": %s", s, why);
+            cfg_fail(c, "invalid CIDR %s: %s", cfg_quote(c, s), why);
             ok = false;
         } else if (*out)
             (*n_out)++;
@@ -687,6 +739,25 @@ static void service_defaults(struct ctx *c, struct psup_service_config *svc)
     svc->rate_burst = 1;
     svc->stderr_mode = PSUP_STDERR_INHERIT;
     svc->on_overload = PSUP_OVERLOAD_QUEUE;
+}
+
+static bool same_name(const void *a, const void *b)
+{
+    return strcmp(a, b) == 0;
+}
+
+void cfg_services_begin(struct ctx *c)
+{
+    cfg_table_init(&c->service_names, same_name);
+    cfg_table_init(&c->listen_addrs, same_addr);
+    cfg_table_init(&c->listen_scopes, NULL);
+}
+
+void cfg_services_end(struct ctx *c)
+{
+    cfg_table_free(&c->service_names);
+    cfg_table_free(&c->listen_addrs);
+    cfg_table_free(&c->listen_scopes);
 }
 
 /* Keys are checked in the order their dependencies need (env and cwd

@@ -28,6 +28,16 @@ static int parse_port(const char *s, unsigned *port)
     return 0;
 }
 
+/* Whether a path can only name a directory: "/", "dir/", ".", "dir/.."
+ * (bind fails on each, with EADDRINUSE or ENOENT). */
+static bool names_directory(const char *path, size_t len)
+{
+    const char *last = memrchr(path, '/', len);
+    const char *name = last ? last + 1 : path;
+
+    return path[len - 1] == '/' || strcmp(name, ".") == 0 || strcmp(name, "..") == 0;
+}
+
 static int parse_unix(const char *path, struct psup_addr *out, const char **why)
 {
     size_t len = strlen(path);
@@ -36,6 +46,14 @@ static int parse_unix(const char *path, struct psup_addr *out, const char **why)
     out->u.un.sun_family = AF_UNIX;
     if (len == 0) {
         *why = "expected unix:/path (the path is empty)";
+        return -1;
+    }
+    if (strcmp(path, "@") == 0) {
+        *why = "the abstract socket name after @ is empty";
+        return -1;
+    }
+    if (path[0] != '@' && names_directory(path, len)) {
+        *why = "the path names a directory, not a socket file";
         return -1;
     }
     if (len >= sizeof(out->u.un.sun_path)) {
@@ -51,6 +69,21 @@ static int parse_unix(const char *path, struct psup_addr *out, const char **why)
         out->len = (socklen_t)sizeof(out->u.un);
     }
     return 0;
+}
+
+/* "[::ffff:A.B.C.D]:P" cannot be bound: psup's "[IPV6]" sockets are v6
+ * only, and the kernel refuses a v4-mapped address on them (EINVAL). out
+ * becomes A.B.C.D:P, so that the caller can say what to write instead. */
+static int v4_instead(struct psup_addr *out, const char **why)
+{
+    struct sockaddr_in in4 = {.sin_family = AF_INET, .sin_port = out->u.in6.sin6_port};
+
+    memcpy(&in4.sin_addr, out->u.in6.sin6_addr.s6_addr + 12, 4);
+    memset(&out->u, 0, sizeof(out->u));
+    out->u.in4 = in4;
+    out->len = sizeof(in4);
+    *why = "an IPv4-mapped IPv6 address cannot be bound";
+    return PSUP_ADDR_V4_MAPPED;
 }
 
 static int parse_inet(const char *spec, enum psup_proto proto, struct psup_addr *out,
@@ -102,7 +135,7 @@ static int parse_inet(const char *spec, enum psup_proto proto, struct psup_addr 
             return -1;
         }
         out->len = sizeof(out->u.in6);
-        return 0;
+        return IN6_IS_ADDR_V4MAPPED(&out->u.in6.sin6_addr) ? v4_instead(out, why) : 0;
     }
     if (strcmp(host, "*") == 0) {
         out->any_family = true;
@@ -201,5 +234,72 @@ bool psup_addr_same(const struct psup_addr *a, const struct psup_addr *b)
                       a->len - offsetof(struct sockaddr_un, sun_path)) == 0;
     default:
         return false;
+    }
+}
+
+/* ---- which addresses the kernel lets sit side by side ---------------- */
+
+enum psup_addr_scope psup_addr_scope(const struct psup_addr *a)
+{
+    if (a->proto != PSUP_PROTO_TCP || psup_sockaddr_port(&a->u.sa) == 0)
+        return PSUP_SCOPE_NONE;
+    if (a->any_family)
+        return PSUP_SCOPE_ALL;
+    if (a->u.sa.sa_family == AF_INET)
+        return a->u.in4.sin_addr.s_addr == htonl(INADDR_ANY) ? PSUP_SCOPE_V4_ALL
+                                                              : PSUP_SCOPE_V4_ONE;
+    return IN6_IS_ADDR_UNSPECIFIED(&a->u.in6.sin6_addr) ? PSUP_SCOPE_V6_ALL : PSUP_SCOPE_V6_ONE;
+}
+
+bool psup_addr_scopes_overlap(enum psup_addr_scope a, enum psup_addr_scope b)
+{
+    static const unsigned char v4 = 1u << PSUP_SCOPE_V4_ONE | 1u << PSUP_SCOPE_V4_ALL;
+    static const unsigned char v6 = 1u << PSUP_SCOPE_V6_ONE | 1u << PSUP_SCOPE_V6_ALL;
+    static const unsigned char wild =
+        1u << PSUP_SCOPE_V4_ALL | 1u << PSUP_SCOPE_V6_ALL | 1u << PSUP_SCOPE_ALL;
+    unsigned both = 1u << a | 1u << b;
+
+    if (a == PSUP_SCOPE_NONE || b == PSUP_SCOPE_NONE || !(both & wild))
+        return false;
+    /* A wildcard takes its family's port on every address; "*" both. */
+    return (both & 1u << PSUP_SCOPE_ALL) || (both & v4) == both || (both & v6) == both;
+}
+
+bool psup_addr_overlap(const struct psup_addr *a, const struct psup_addr *b)
+{
+    return psup_sockaddr_port(&a->u.sa) == psup_sockaddr_port(&b->u.sa) &&
+           psup_addr_scopes_overlap(psup_addr_scope(a), psup_addr_scope(b));
+}
+
+/* FNV-1a over the bytes psup_addr_same compares. */
+static uint64_t fnv(uint64_t h, const void *p, size_t n)
+{
+    const unsigned char *b = p;
+
+    for (size_t i = 0; i < n; i++)
+        h = (h ^ b[i]) * 0x100000001b3ULL;
+    return h;
+}
+
+uint64_t psup_addr_hash(const struct psup_addr *a)
+{
+    uint64_t h = 0xcbf29ce484222325ULL;
+    unsigned char head[3] = {(unsigned char)a->proto, a->any_family,
+                             (unsigned char)a->u.sa.sa_family};
+
+    h = fnv(h, head, sizeof(head));
+    switch (a->u.sa.sa_family) {
+    case AF_INET:
+        h = fnv(h, &a->u.in4.sin_port, 2);
+        return fnv(h, &a->u.in4.sin_addr, 4);
+    case AF_INET6:
+        h = fnv(h, &a->u.in6.sin6_port, 2);
+        return fnv(h, &a->u.in6.sin6_addr, 16);
+    case AF_UNIX:
+        return a->len > offsetof(struct sockaddr_un, sun_path)
+                   ? fnv(h, a->u.un.sun_path, a->len - offsetof(struct sockaddr_un, sun_path))
+                   : h;
+    default:
+        return h;
     }
 }

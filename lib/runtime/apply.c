@@ -34,15 +34,38 @@ static struct psup_listener *find_listener(const struct psup_runtime *rt, bool *
     return NULL;
 }
 
-static void log_bind_failure(const char *service, const char *text, const char *what, int err)
+/* A listener psup holds that addr overlaps ("*:P" and "127.0.0.1:P"), or
+ * NULL. A reload binds its new listeners before it closes the old ones, so
+ * that a failure changes nothing; the kernel then refuses such a move with
+ * EADDRINUSE, against psup's own socket. */
+static const struct psup_listener *held_overlap(const struct psup_runtime *rt,
+                                                const struct psup_addr *addr)
 {
+    for (size_t i = 0; i < rt->n_listeners; i++) {
+        if (psup_addr_overlap(&rt->listeners[i]->addr, addr))
+            return rt->listeners[i];
+    }
+    return NULL;
+}
+
+static void log_bind_failure(const struct psup_runtime *rt, const struct psup_service_config *svc,
+                             size_t j, const char *what, int err)
+{
+    const struct psup_listener *held = err == -EADDRINUSE ? held_overlap(rt, &svc->listen[j]) : NULL;
     struct psup_log l;
+    char hint[512];
 
     psup_log_begin(&l, PSUP_LOG_ERROR, "bind_failed");
-    psup_log_str(&l, "service", service);
-    psup_log_str(&l, "addr", text);
+    psup_log_str(&l, "service", svc->name);
+    psup_log_str(&l, "addr", svc->listen_text[j]);
     psup_log_str(&l, "step", what);
     psup_log_errno(&l, -err);
+    if (held) {
+        snprintf(hint, sizeof(hint), "overlaps %s, which psup holds for service %s until the "
+                 "reload is applied: remove it in one reload, add the new address in the next",
+                 held->bound, held->owner);
+        psup_log_str(&l, "hint", hint);
+    }
     psup_log_end(&l);
 }
 
@@ -125,7 +148,7 @@ static int plan_listeners(const struct psup_runtime *rt, const struct psup_confi
                                             &what)
                        : -ENOMEM;
                 if (rc < 0) {
-                    log_bind_failure(svc->name, svc->listen_text[j], what, rc);
+                    log_bind_failure(rt, svc, j, what, rc);
                     free(l);
                     break;
                 }
@@ -197,11 +220,12 @@ static struct psup_service *find_service(const struct psup_runtime *rt, const ch
     return NULL;
 }
 
+/* The same JSON is not enough: what it was resolved to at load (a program
+ * found on PATH, a user's groups) may have changed since, and xinetd's
+ * users expect a SIGHUP to pick that up. */
 static bool unchanged(const struct psup_service *s, const struct psup_service_config *svc)
 {
-    const char *before = s->current ? s->current->plan.svc->canonical : NULL;
-
-    return before && svc->canonical && strcmp(before, svc->canonical) == 0;
+    return s->current && psup_config_service_same(s->current->plan.svc, svc);
 }
 
 static void append_name(char *list, size_t size, const char *name)

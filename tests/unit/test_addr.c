@@ -56,6 +56,13 @@ static const struct parse_case parse_cases[] = {
     {"[1.2.3.4]:80", 0, 0, NULL, "not a valid IPv6 address (names are not resolved)"},
     {"[fe80::1%eth0]:80", 0, 0, NULL, "not a valid IPv6 address (names are not resolved)"},
     {"unix:", 0, 0, NULL, "expected unix:/path (the path is empty)"},
+    {"unix:@", 0, 0, NULL, "the abstract socket name after @ is empty"},
+    {"unix:/", 0, 0, NULL, "the path names a directory, not a socket file"},
+    {"unix:/run/psup/", 0, 0, NULL, "the path names a directory, not a socket file"},
+    {"unix:..", 0, 0, NULL, "the path names a directory, not a socket file"},
+    {"unix:/run/.", 0, 0, NULL, "the path names a directory, not a socket file"},
+    {"unix:/run/.x", PSUP_PROTO_UNIX, AF_UNIX, "unix:/run/.x", NULL},
+    {"unix:@/", PSUP_PROTO_UNIX, AF_UNIX, "unix:@/", NULL},
 };
 
 static void test_parse_table(void **state)
@@ -171,6 +178,55 @@ static void test_same_table(void **state)
         assert_int_equal(psup_addr_parse(t->b, &b, &why), 0);
         if (psup_addr_same(&a, &b) != t->same || psup_addr_same(&b, &a) != t->same)
             fail_msg("%s vs %s: expected %s", t->a, t->b, t->same ? "same" : "different");
+        if (t->same && psup_addr_hash(&a) != psup_addr_hash(&b))
+            fail_msg("%s vs %s: the same, with different hashes", t->a, t->b);
+    }
+}
+
+/* "[::ffff:A.B.C.D]:P" cannot be bound; the IPv4 address comes back. */
+static void test_v4_mapped_is_refused(void **state)
+{
+    struct psup_addr a;
+    const char *why = NULL;
+    char buf[PSUP_ADDR_STRLEN];
+
+    (void)state;
+    assert_int_equal(psup_addr_parse("[::ffff:10.1.2.3]:7000", &a, &why), PSUP_ADDR_V4_MAPPED);
+    assert_string_equal(why, "an IPv4-mapped IPv6 address cannot be bound");
+    psup_addr_format(&a, buf, sizeof(buf));
+    assert_string_equal(buf, "10.1.2.3:7000");
+    assert_int_equal(psup_addr_parse("[::ffff:0:0]:7000", &a, &why), PSUP_ADDR_V4_MAPPED);
+}
+
+struct overlap_case {
+    const char *a, *b;
+    bool overlap;
+};
+
+/* As Linux decides for two listening TCP sockets with SO_REUSEADDR. */
+static const struct overlap_case overlap_cases[] = {
+    {"*:80", "127.0.0.1:80", true},   {"*:80", "[::1]:80", true},
+    {"*:80", "0.0.0.0:80", true},     {"*:80", "[::]:80", true},
+    {"0.0.0.0:80", "1.2.3.4:80", true}, {"[::]:80", "[::1]:80", true},
+    {"0.0.0.0:80", "0.0.0.0:80", true}, {"[::]:80", "0.0.0.0:80", false},
+    {"[::]:80", "1.2.3.4:80", false}, {"[::1]:80", "127.0.0.1:80", false},
+    {"1.2.3.4:80", "1.2.3.5:80", false}, {"*:80", "127.0.0.1:81", false},
+    {"*:0", "127.0.0.1:0", false},    {"unix:/a", "*:80", false},
+    {"udp://*:80", "udp://1.2.3.4:80", false},
+};
+
+static void test_overlap_table(void **state)
+{
+    (void)state;
+    for (size_t i = 0; i < sizeof(overlap_cases) / sizeof(overlap_cases[0]); i++) {
+        const struct overlap_case *t = &overlap_cases[i];
+        struct psup_addr a, b;
+        const char *why;
+
+        assert_int_equal(psup_addr_parse(t->a, &a, &why), 0);
+        assert_int_equal(psup_addr_parse(t->b, &b, &why), 0);
+        if (psup_addr_overlap(&a, &b) != t->overlap || psup_addr_overlap(&b, &a) != t->overlap)
+            fail_msg("%s beside %s: expected %s", t->a, t->b, t->overlap ? "an overlap" : "none");
     }
 }
 
@@ -299,6 +355,8 @@ int main(void)
         cmocka_unit_test(test_unix_lengths),
         cmocka_unit_test(test_format_truncates),
         cmocka_unit_test(test_same_table),
+        cmocka_unit_test(test_v4_mapped_is_refused),
+        cmocka_unit_test(test_overlap_table),
         cmocka_unit_test(test_ip_format_table),
         cmocka_unit_test(test_ip_format_longest),
         cmocka_unit_test(test_other_families),

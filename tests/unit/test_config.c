@@ -19,11 +19,13 @@
 #include <grp.h>
 #include <limits.h>
 #include <pwd.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "config/config.h"
@@ -1368,6 +1370,451 @@ static void test_load_files(void **state)
     scratch_remove(&s);
 }
 
+/* ---- issue 9: hardening ----------------------------------------------------------- */
+
+/* The loader must be linear: a file of 10 times more keys, services or
+ * addresses must cost about 10 times more, not 100 (an "env" of 100000
+ * keys once took 30 s, during which a reload blocked the supervisor).
+ * Measured in CPU time, the best of three, against a factor of 25: a
+ * linear loader gives 8 to 13 here (sanitizers on), the quadratic one
+ * gave 50 to 100, and a busy machine does not make the process's own CPU
+ * time grow by a factor of 2. */
+typedef int (*make_item)(char *buf, size_t size, size_t i);
+
+struct doc_shape {
+    const char *head;
+    make_item item; /* the i-th element, joined with ", " */
+    const char *tail;
+};
+
+static int env_key(char *buf, size_t size, size_t i)
+{
+    return snprintf(buf, size, "\"K%zu\": \"v\"", i);
+}
+
+static int listen_addr(char *buf, size_t size, size_t i)
+{
+    return snprintf(buf, size, "\"unix:@t%zu\"", i);
+}
+
+static int minimal_service(char *buf, size_t size, size_t i)
+{
+    return snprintf(buf, size, "{\"name\": \"s%zu\", \"listen\": [\"unix:@s%zu\"], "
+                    "\"command\": \"x\"}", i, i);
+}
+
+static const struct doc_shape env_keys = {
+    "{\"services\": [{\"name\": \"t\", \"listen\": [\"127.0.0.1:0\"], \"command\": "
+    "[\"/bin/true\"], \"env\": {", env_key, "}}]}"};
+static const struct doc_shape listen_addrs = {
+    "{\"services\": [{\"name\": \"t\", \"command\": [\"/bin/true\"], \"listen\": [",
+    listen_addr, "]}]}"};
+static const struct doc_shape services = {"{\"services\": [", minimal_service, "]}"};
+
+/* head, n items, tail. */
+static char *make_doc(const struct doc_shape *shape, size_t n)
+{
+    size_t size = 128 + 96 * n, len;
+    char *doc = malloc(size);
+
+    assert_non_null(doc);
+    len = (size_t)snprintf(doc, size, "%s", shape->head);
+    for (size_t i = 0; i < n; i++) {
+        len += (size_t)snprintf(doc + len, size - len, "%s", i ? ", " : "");
+        len += (size_t)shape->item(doc + len, size - len, i);
+    }
+    snprintf(doc + len, size - len, "%s", shape->tail);
+    return doc;
+}
+
+static double cpu_seconds(void)
+{
+    struct timespec ts;
+
+    assert_int_equal(clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &ts), 0);
+    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+/* The best of three loads of a document of n items, in CPU seconds. */
+static double load_cost(const struct doc_shape *shape, size_t n)
+{
+    char *doc = make_doc(shape, n);
+    double best = 1e9;
+
+    for (int round = 0; round < 3; round++) {
+        struct psup_diag d;
+        double t0 = cpu_seconds();
+
+        psup_diag_init(&d);
+        struct psup_config *cfg = psup_config_parse(doc, strlen(doc), "t.json", &d);
+        double t = cpu_seconds() - t0;
+        if (!cfg) {
+            dump(&d);
+            fail_msg("the generated file of %zu entries did not load", n);
+        }
+        psup_config_unref(cfg);
+        psup_diag_free(&d);
+        best = t < best ? t : best;
+    }
+    free(doc);
+    return best;
+}
+
+static void test_load_time_grows_linearly(void **state)
+{
+    static const struct {
+        const char *what;
+        const struct doc_shape *shape;
+        size_t n;
+    } cases[] = {
+        {"env keys", &env_keys, 5000},
+        {"listen addresses", &listen_addrs, 5000},
+        {"services", &services, 2000},
+    };
+    bool linear = true;
+
+    (void)state;
+    for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+        double small = load_cost(cases[i].shape, cases[i].n);
+        double large = load_cost(cases[i].shape, 10 * cases[i].n);
+        print_message("    %zu %s: %.4f s, %zu: %.4f s (x%.1f)\n", cases[i].n, cases[i].what,
+                      small, 10 * cases[i].n, large, large / small);
+        linear = linear && large < 25 * small;
+    }
+    if (!linear)
+        fail_msg("10 times more cost more than 25 times more: the loader is not linear");
+}
+
+/* RFC 8259 and UTF-8, as spec/config.md promises: cJSON alone accepts raw
+ * control characters and invalid UTF-8 in strings, cuts a string at
+ * \u0000, and skips any byte up to 0x20 as white space. */
+static void test_strings_are_checked(void **state)
+{
+    static const struct {
+        const char *doc, *want;
+    } cases[] = {
+        {"{'services': [{" BASE ", 'deny': ['10.0.0.0/8\\u0000junk']}]}",
+         "services[0].deny[0]: contains \\u0000, which would cut the string short"},
+        {"{'services': [{" BASE ", 'user': 'root\\u0000x'}]}",
+         "services[0].user: contains \\u0000, which would cut the string short"},
+        {"{'services': [{" BASE ", 'cwd': '/tmp\\u0000/x'}]}",
+         "services[0].cwd: contains \\u0000, which would cut the string short"},
+        {"{'services': [{" BASE ", 'env': {'A\\u0000B': 'x'}}]}",
+         "services[0].env[\"A\\u0000B\"]: contains \\u0000, which would cut the key short"},
+        {"{'services': [{" BASE ", 'env': {'A': 'x\x1b[31m'}}]}",
+         "services[0].env.A: unescaped control character U+001B at line 1, column 97 "
+         "(write \\u001b)"},
+        {"{'services': [{" BASE ", 'env': {'A\tB': 'x'}}]}",
+         "services[0].env[\"A\\tB\"]: unescaped control character U+0009 in the key at line 1, "
+         "column 92 (write \\u0009)"},
+        {"{'services': [{" BASE ",\n 'deny_message': 'a\xff'}]}",
+         "services[0].deny_message: invalid UTF-8 (byte 0xFF) at line 2, column 20"},
+        {"{'services': [{" BASE ", 'env': {'\xc3\x28': 'x'}}]}",
+         "services[0].env[\"\\xc3(\"]: invalid UTF-8 in the key (byte 0xC3) at line 1, column 91"},
+        {"{'services': [{" BASE ", 'env': {'A': '\xed\xa0\x80'}}]}", /* a surrogate */
+         "services[0].env.A: invalid UTF-8 (byte 0xED) at line 1, column 96"},
+        {"{'services': [{" BASE ", 'env': {'A': '\xc0\xaf'}}]}", /* overlong '/' */
+         "services[0].env.A: invalid UTF-8 (byte 0xC0) at line 1, column 96"},
+        {"{'services': [\x0b{" BASE "}]}", "t.json: invalid JSON at line 1, column 15"},
+        {"{'services': [{" BASE ", 'backlog': 01}]}", "t.json: invalid JSON at line 1, column 94"},
+        {"{'services': [{" BASE ", 'timeout': 1.}]}", "t.json: invalid JSON at line 1, column 95"},
+        {"{'services': [{" BASE ", 'timeout': -01}]}", "t.json: invalid JSON at line 1, column 95"},
+        /* A syntax error is the only problem, as for cJSON's own. */
+        {"{'services': [{" BASE ", 'user': 'a\x01', 'timeout': 1.e5}]}",
+         "t.json: invalid JSON at line 1, column 109"},
+    };
+
+    (void)state;
+    for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+        const char *want[] = {cases[i].want, NULL};
+        expect_doc_errors(cases[i].doc, want);
+    }
+
+    /* Every string with a problem is named, in document order. */
+    static const char *const several[] = {
+        "services[0].name: contains \\u0000, which would cut the string short",
+        "services[0].command[1]: invalid UTF-8 (byte 0x80) at line 1, column 88",
+        "$schema: unescaped control character U+0007 at line 1, column 108 (write \\u0007)",
+        NULL,
+    };
+    expect_doc_errors("{'services': [{'name': 'a\\u0000', 'listen': ['127.0.0.1:0'], "
+                      "'command': ['/bin/true', '\x80']}], '$schema': 'x\x07'}",
+                      several);
+
+    /* Escaped, all of them are fine where a string may hold them. */
+    struct psup_config *cfg = must_load(BASE ", 'deny': ['::1'], 'deny_message': "
+                                        "'no\\r\\n\\u001b\\u00e9\\ud83d\\ude00'");
+    assert_string_equal(cfg->services[0].deny_message, "no\r\n\x1b\xc3\xa9\xf0\x9f\x98\x80");
+    psup_config_unref(cfg);
+    cfg = must_load(BASE ", 'timeout': 0.5e1, 'backlog': 10, 'nice': -0");
+    assert_true(cfg->services[0].timeout == 5.0);
+    psup_config_unref(cfg);
+}
+
+/* A value is quoted with escapes in a message: no control character or
+ * quote of the file reaches a terminal or breaks the message's quoting. */
+static void test_values_in_messages_are_escaped(void **state)
+{
+    char body[600], longname[400];
+
+    (void)state;
+    expect_service_error("'name': 'a\\u001b[31mb', 'listen': ['127.0.0.1:0'], "
+                         "'command': ['/bin/true']",
+                         "services[0].name: must be 1 to 64 characters from A-Z a-z 0-9 _ . -, "
+                         "got \"a\\u001b[31mb\"");
+    expect_service_error(BASE ", 'user': 'x\\\"y\\n'",
+                         "services[0].user: no such user \"x\\\"y\\n\"");
+    expect_service_error(BASE ", 'cwd': '/nonexistent\\tdir'",
+                         "services[0].cwd: /nonexistent\\tdir does not exist");
+
+    /* A long value is cut, and says so. */
+    memset(longname, 'x', sizeof(longname) - 1);
+    longname[sizeof(longname) - 1] = '\0';
+    snprintf(body, sizeof(body), BASE ", 'umask': '%s'", longname);
+    struct psup_diag d;
+    assert_null(parse_service(body, &d));
+    assert_int_equal(d.count, 1);
+    const char *got = strstr(d.items[0], "got \"");
+    assert_non_null(got);
+    assert_int_equal(strlen(got), strlen("got ") + 256 - 1);
+    assert_string_equal(got + strlen(got) - 6, "xx\"...");
+    psup_diag_free(&d);
+}
+
+static void test_unbindable_addresses(void **state)
+{
+    static const struct {
+        const char *addr, *want;
+    } cases[] = {
+        {"unix:/", "invalid address \"unix:/\": the path names a directory, not a socket file"},
+        {"unix:/tmp/", "invalid address \"unix:/tmp/\": the path names a directory, not a socket "
+                       "file"},
+        {"unix:.", "invalid address \"unix:.\": the path names a directory, not a socket file"},
+        {"unix:/tmp/..", "invalid address \"unix:/tmp/..\": the path names a directory, not a "
+                         "socket file"},
+        {"unix:@", "invalid address \"unix:@\": the abstract socket name after @ is empty"},
+        {"unix:/tmp", "unix:/tmp exists and is a directory, not a socket; psup removes only a "
+                      "stale socket"},
+        {"unix:/etc/passwd", "unix:/etc/passwd exists and is a regular file, not a socket; psup "
+                             "removes only a stale socket"},
+        {"[::ffff:127.0.0.1]:7000", "invalid address \"[::ffff:127.0.0.1]:7000\": an IPv4-mapped "
+                                    "IPv6 address cannot be bound; write 127.0.0.1:7000"},
+    };
+    char body[256], want[256];
+
+    (void)state;
+    for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+        snprintf(body, sizeof(body), "'name': 't', 'listen': ['%s'], 'command': ['/bin/true']",
+                 cases[i].addr);
+        snprintf(want, sizeof(want), "services[0].listen[0]: %s", cases[i].want);
+        expect_service_error(body, want);
+    }
+    psup_config_unref(must_load("'name': 't', 'listen': ['unix:@a', 'unix:/tmp/psup-a/x.sock',"
+                                " 'unix:.x', 'unix:..x', '[::1]:7000', '[::]:7001'], "
+                                "'command': ['/bin/true']"));
+}
+
+/* The kernel does not bind a wildcard beside another address of its
+ * family on the same port: certain from the file alone, so an error. */
+static void test_overlapping_addresses(void **state)
+{
+    static const struct {
+        const char *a, *b;
+        bool overlap;
+    } cases[] = {
+        {"*:7000", "127.0.0.1:7000", true},
+        {"127.0.0.1:7000", "*:7000", true},
+        {"*:7000", "[::1]:7000", true},
+        {"0.0.0.0:7000", "127.0.0.1:7000", true},
+        {"[::]:7000", "[::1]:7000", true},
+        {"0.0.0.0:7000", "*:7000", true},
+        {"[::]:7000", "127.0.0.1:7000", false},
+        {"[::]:7000", "0.0.0.0:7000", false},
+        {"[::1]:7000", "127.0.0.1:7000", false},
+        {"127.0.0.1:7000", "127.0.0.2:7000", false},
+        {"*:7000", "127.0.0.1:7001", false},
+        {"*:0", "127.0.0.1:0", false},
+    };
+    char doc[512], want[600];
+
+    (void)state;
+    for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+        snprintf(doc, sizeof(doc), "{'services': [{'name': 'a', 'listen': ['%s'], 'command': "
+                 "['/bin/true']}, {'name': 'b', 'listen': ['unix:@x', '%s'], 'command': "
+                 "['/bin/true']}]}", cases[i].a, cases[i].b);
+        if (!cases[i].overlap) {
+            struct psup_diag d;
+            struct psup_config *cfg = parse_doc(doc, &d);
+            if (!cfg) {
+                dump(&d);
+                fail_msg("%s beside %s: expected to load", cases[i].a, cases[i].b);
+            }
+            psup_config_unref(cfg);
+            psup_diag_free(&d);
+            continue;
+        }
+
+        struct psup_addr a, b;
+        const char *why;
+        char ta[PSUP_ADDR_STRLEN], tb[PSUP_ADDR_STRLEN];
+        assert_int_equal(psup_addr_parse(cases[i].a, &a, &why), 0);
+        assert_int_equal(psup_addr_parse(cases[i].b, &b, &why), 0);
+        psup_addr_format(&a, ta, sizeof(ta));
+        psup_addr_format(&b, tb, sizeof(tb));
+        snprintf(want, sizeof(want), "services[1].listen[1]: %s overlaps services[0].listen[0] "
+                 "(%s): the kernel does not bind a wildcard address beside another of its "
+                 "family on the same port", tb, ta);
+        const char *lines[] = {want, NULL};
+        expect_doc_errors(doc, lines);
+    }
+
+    /* The first of several is named; a problem is reported once. */
+    static const char *const want3[] = {
+        "services[0].listen[2]: *:7000 overlaps services[0].listen[0] (127.0.0.1:7000): the "
+        "kernel does not bind a wildcard address beside another of its family on the same port",
+        "services[0].listen[3]: 127.0.0.1:7000 is already used by services[0].listen[0]",
+        NULL,
+    };
+    expect_doc_errors("{'services': [{'name': 'a', 'listen': ['127.0.0.1:7000', "
+                      "'[::1]:7000', '*:7000', 'localhost:7000', '*:7001'], "
+                      "'command': ['/bin/true']}]}",
+                      want3);
+}
+
+static void alarm_fails(int sig)
+{
+    (void)sig;
+    fail_msg("psup_config_load blocked");
+}
+
+/* Loading path fails with exactly one problem, want. */
+static void expect_load_problem(const char *path, const char *want)
+{
+    struct psup_diag d;
+
+    psup_diag_init(&d);
+    assert_null(psup_config_load(path, &d));
+    assert_int_equal(d.count, 1);
+    assert_string_equal(d.items[0], want);
+    psup_diag_free(&d);
+}
+
+static void test_load_refuses_what_is_not_a_regular_file(void **state)
+{
+    struct scratch s;
+    char path[PATH_MAX], want[PATH_MAX + 128];
+    struct psup_diag d;
+    FILE *fp;
+
+    (void)state;
+    scratch_make(&s);
+    snprintf(path, sizeof(path), "%s/fifo.json", s.dir);
+    assert_int_equal(mkfifo(path, 0600), 0);
+    /* open() of a FIFO without a writer would wait for ever. */
+    signal(SIGALRM, alarm_fails);
+    alarm(10);
+    snprintf(want, sizeof(want), "cannot read %s: not a regular file (a FIFO)", path);
+    expect_load_problem(path, want);
+    alarm(0);
+    expect_load_problem("/dev/null", "cannot read /dev/null: not a regular file (a character "
+                                     "device)");
+
+    /* At most 1 MiB: one more byte is too much. */
+    snprintf(path, sizeof(path), "%s/big.json", s.dir);
+    fp = fopen(path, "w");
+    assert_non_null(fp);
+    fputs("{\"services\": [{\"name\": \"t\", \"listen\": [\"127.0.0.1:0\"], "
+          "\"command\": [\"/bin/true\"]}]}", fp);
+    for (long n = ftell(fp); n < (1L << 20); n++)
+        fputc(' ', fp);
+    fclose(fp);
+    psup_diag_init(&d);
+    struct psup_config *cfg = psup_config_load(path, &d);
+    assert_non_null(cfg);
+    psup_config_unref(cfg);
+    psup_diag_free(&d);
+    fp = fopen(path, "a");
+    assert_non_null(fp);
+    fputc('\n', fp);
+    fclose(fp);
+    snprintf(want, sizeof(want), "cannot read %s: larger than 1048576 bytes (1 MiB), the most "
+             "psup reads", path);
+    expect_load_problem(path, want);
+    scratch_remove(&s);
+}
+
+/* A reload keeps a service's workers only if nothing resolved at load
+ * changed either: here a new program earlier on PATH. */
+static void test_same_service_compares_what_was_resolved(void **state)
+{
+    struct scratch a, b;
+    char body[600];
+    struct psup_config *one, *two, *three;
+
+    (void)state;
+    scratch_make(&a);
+    scratch_make(&b);
+    scratch_file(&b, "psup-prog", 0755);
+    snprintf(body, sizeof(body), "'name': 't', 'listen': ['127.0.0.1:0'], "
+             "'command': ['psup-prog'], 'env': {'PATH': '%s:%s'}", a.dir, b.dir);
+    one = must_load(body);
+    two = must_load(body);
+    assert_true(psup_config_service_same(&one->services[0], &two->services[0]));
+    scratch_file(&a, "psup-prog", 0755);
+    three = must_load(body);
+    assert_string_equal(one->services[0].canonical, three->services[0].canonical);
+    assert_false(psup_config_service_same(&one->services[0], &three->services[0]));
+    psup_config_unref(one);
+    psup_config_unref(two);
+    psup_config_unref(three);
+    scratch_remove(&a);
+    scratch_remove(&b);
+}
+
+/* A broken file is reported from its first 100 problems: checking the rest
+ * could cost a slow failed look-up for each of thousands of services. */
+static void test_stops_after_100_problems(void **state)
+{
+    char *doc = malloc(64 + 40 * 150), want[64];
+    size_t len = 0;
+    struct psup_diag d;
+
+    (void)state;
+    assert_non_null(doc);
+    len += (size_t)sprintf(doc + len, "{\"services\": [");
+    for (int i = 0; i < 150; i++)
+        len += (size_t)sprintf(doc + len, "%s{\"name\": \"s%d\"}", i ? ", " : "", i);
+    sprintf(doc + len, "]}");
+    psup_diag_init(&d);
+    assert_null(psup_config_parse(doc, strlen(doc), "t.json", &d));
+    assert_int_equal(d.count, 101);
+    assert_string_equal(d.items[0], "services[0].listen: missing (required)");
+    snprintf(want, sizeof(want), "services[49].command: missing (required)");
+    assert_string_equal(d.items[99], want);
+    assert_string_equal(d.items[100], "t.json: more problems not checked: psup stops after 100");
+    psup_diag_free(&d);
+    free(doc);
+}
+
+static void test_warnings(void **state)
+{
+    struct psup_config *cfg;
+    struct psup_diag d;
+
+    (void)state;
+    cfg = must_load("'name': 't', 'listen': ['unix:/nonexistent-psup/x.sock', 'unix:@x', "
+                    "'unix:/tmp/psup-x.sock', 'unix:/etc/passwd/x.sock'], 'command': ['/bin/true']");
+    psup_diag_init(&d);
+    assert_int_equal(psup_config_warn(cfg, &d), 2);
+    assert_int_equal(d.count, 2);
+    assert_string_equal(d.items[0], "services[0].listen[0]: the directory /nonexistent-psup "
+                                    "does not exist: the socket cannot be created");
+    assert_string_equal(d.items[1], "services[0].listen[3]: /etc/passwd is not a directory: the "
+                                    "socket cannot be created");
+    psup_diag_free(&d);
+    psup_config_unref(cfg);
+}
+
 /* ---- spec/examples ------------------------------------------------------------------ */
 
 /* The source tree: PSUP_SOURCE_DIR, else three levels above this file. */
@@ -1517,6 +1964,15 @@ int main(void)
         cmocka_unit_test(test_references),
         cmocka_unit_test(test_load_files),
         cmocka_unit_test(test_spec_examples),
+        cmocka_unit_test(test_load_time_grows_linearly),
+        cmocka_unit_test(test_strings_are_checked),
+        cmocka_unit_test(test_values_in_messages_are_escaped),
+        cmocka_unit_test(test_unbindable_addresses),
+        cmocka_unit_test(test_overlapping_addresses),
+        cmocka_unit_test(test_load_refuses_what_is_not_a_regular_file),
+        cmocka_unit_test(test_same_service_compares_what_was_resolved),
+        cmocka_unit_test(test_stops_after_100_problems),
+        cmocka_unit_test(test_warnings),
     };
 
     return cmocka_run_group_tests(tests, NULL, NULL);
