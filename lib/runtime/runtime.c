@@ -133,12 +133,14 @@ static bool is_busy(const struct psup_worker *w)
 }
 
 /* Keep rt->timed sorted by deadline; new deadlines are usually the latest,
- * so search from the tail. */
+ * so search from the tail. The worker is unlinked before the tail is read:
+ * a worker that is already last would otherwise be its own insertion point
+ * and drop out of the list, losing its timeout and any TERM -> KILL. */
 static void set_deadline(struct psup_runtime *rt, struct psup_worker *w, uint64_t deadline)
 {
-    struct psup_list *pos = rt->timed.prev;
-
     psup_list_remove(&w->timer_link);
+
+    struct psup_list *pos = rt->timed.prev;
     w->deadline = deadline;
     while (pos != &rt->timed &&
            PSUP_CONTAINER(pos, struct psup_worker, timer_link)->deadline > deadline)
