@@ -215,7 +215,9 @@ static void track_saturation(struct psup_service *s, unsigned max_workers, uint6
 }
 
 /* sigqueue() without glibc's getpid() and getuid() on every call: the
- * verdict is on the client's path. Returns 0 or -1 with errno set. */
+ * verdict is on the client's path. Returns 0 or -errno: ESRCH (the worker
+ * is gone), EAGAIN (RLIMIT_SIGPENDING: the queue of pending signals is
+ * full). */
 static int send_verdict(const struct psup_runtime *rt, pid_t pid, uint64_t value)
 {
     siginfo_t info;
@@ -226,7 +228,9 @@ static int send_verdict(const struct psup_runtime *rt, pid_t pid, uint64_t value
     info.si_pid = rt->self;
     info.si_uid = rt->uid;
     info.si_value.sival_ptr = (void *)(uintptr_t)value;
-    return (int)syscall(SYS_rt_sigqueueinfo, pid, rt->verdict_signal, &info);
+    if (syscall(SYS_rt_sigqueueinfo, pid, rt->verdict_signal, &info) < 0)
+        return -errno;
+    return 0;
 }
 
 /* ------------------------------------------------------------------------ */
@@ -348,12 +352,15 @@ static int start_with_headroom(struct psup_runtime *rt, struct psup_service *s, 
         rc = psup_probe_slot(&probe);
         stack_release(rt, &probe);
     }
+    if (rc == 0)
+        rc = send_verdict(rt, w->pid, psup_verdict_encode(PSUP_VERDICT_RUN, 0, 0, 0));
     if (rc < 0) {
+        /* No headroom, or the go could not be sent: the held worker has
+         * taken nothing and would only wait for a go that never comes. */
         kill(w->pid, SIGKILL);
         w->signalled = true; /* not a failure of the service */
-        return rc;
     }
-    return send_verdict(rt, w->pid, psup_verdict_encode(PSUP_VERDICT_RUN, 0, 0, 0));
+    return rc;
 }
 
 static void retire(struct psup_worker *w)
@@ -568,8 +575,9 @@ static void on_busy(struct psup_runtime *rt, struct psup_worker *w, const struct
 
     if (send_verdict(rt, w->pid, psup_verdict_encode(v, flags, connnum, w->seq)) < 0 &&
         v == PSUP_VERDICT_RUN) {
-        /* It died meanwhile: it never became busy, so give its count back
-         * here (only a busy worker's exit releases one). */
+        /* It died meanwhile, or its signal queue is full (it then gives
+         * the client up after its timeout): it never became busy, so give
+         * its count back here (only a busy worker's exit releases one). */
         if (w->counted)
             psup_sources_remove(&w->service->sources, &w->source);
         w->counted = false;
