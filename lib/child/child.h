@@ -50,6 +50,11 @@ _Noreturn void psup_child_setup_failed(const struct psup_child *c, enum psup_ste
  * Returns 0 with *verdict set, or -ETIMEDOUT. */
 int psup_child_wait_verdict(const struct psup_plan *p, uint32_t seq, uint64_t *verdict);
 
+/* Descriptors (fds.c). Close every descriptor from 3 up but the plan's
+ * keep_fds; mark every one from 3 up close-on-exec. Return 0 or -errno. */
+long psup_child_close_others(const struct psup_plan *p);
+long psup_child_cloexec_all(const struct psup_plan *p);
+
 /* A connection was accepted on listener index: admit it and become its
  * handler (no return), or close it and return to waiting (take.c). */
 void psup_child_take(struct psup_child *c, uint32_t index, int conn,

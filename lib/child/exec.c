@@ -13,10 +13,6 @@
 #include <sys/prctl.h>
 #include <sys/resource.h>
 
-#ifndef CLOSE_RANGE_CLOEXEC
-#define CLOSE_RANGE_CLOEXEC (1U << 2)
-#endif
-
 /* fd 2 for the handler: psup's stderr (nothing to do), /dev/null, or the
  * write end of the log pipe. Returns 0 or -errno. */
 static long setup_stderr(const struct psup_service_config *svc, int log_pipe)
@@ -115,7 +111,7 @@ _Noreturn void psup_child_exec(struct psup_child *c, const struct psup_plan_list
     /* 4. Nothing of psup may reach the handler: mark every fd from 3 up
      *    close-on-exec (the channel stays usable to report an exec error). */
     step = PSUP_STEP_SETUP;
-    if ((r = psup_sys(SYS_close_range, 3, ~0U, CLOSE_RANGE_CLOEXEC)) < 0)
+    if ((r = psup_child_cloexec_all(c->plan)) < 0)
         goto fail;
 
     /* 5. An empty mask. A retire signal still pending is discarded as it

@@ -9,6 +9,7 @@
 #include "runtime/runtime.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <signal.h>
 #include <stdlib.h>
 #include <string.h>
@@ -18,6 +19,7 @@
 #include <unistd.h>
 
 #include "base/fd.h"
+#include "base/log.h"
 #include "policy/pool.h"
 #include "proto/rawsys.h"
 #include "runtime/generation.h"
@@ -88,6 +90,28 @@ static int verdict_timeout_ms(void)
     return ms > 0 && ms <= PSUP_VERDICT_TIMEOUT_MS ? (int)ms : PSUP_VERDICT_TIMEOUT_MS;
 }
 
+/* How workers will close descriptors (lib/child/fds.c). close_range with
+ * CLOSE_RANGE_CLOEXEC needs Linux 5.11 (5.9 without the flag: EINVAL), and
+ * a container runtime's seccomp profile may refuse close_range altogether
+ * (ENOSYS, EPERM). Asked about a range that holds no descriptor, the
+ * kernel changes nothing. */
+static enum psup_fd_closing choose_fd_closing(void)
+{
+    if (syscall(SYS_close_range, ~0U, ~0U, PSUP_CLOSE_RANGE_CLOEXEC) == 0)
+        return PSUP_FDS_CLOSE_RANGE;
+    int err = errno;
+    int dir = open("/proc/self/fd", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    enum psup_fd_closing how = dir >= 0 ? PSUP_FDS_PROC : PSUP_FDS_RLIMIT;
+    struct psup_log l;
+
+    psup_fd_close(dir);
+    psup_log_begin(&l, PSUP_LOG_WARN, "close_range_fallback");
+    psup_log_errno(&l, err);
+    psup_log_str(&l, "fallback", how == PSUP_FDS_PROC ? "proc" : "rlimit");
+    psup_log_end(&l);
+    return how;
+}
+
 int psup_runtime_init(struct psup_runtime *rt, int channel_fd, bool share_memory)
 {
     memset(rt, 0, sizeof(*rt));
@@ -98,6 +122,7 @@ int psup_runtime_init(struct psup_runtime *rt, int channel_fd, bool share_memory
     rt->uid = getuid();
     rt->verdict_signal = PSUP_SIG_VERDICT;
     rt->verdict_timeout_ms = verdict_timeout_ms();
+    rt->fd_closing = choose_fd_closing();
     /* Sharing memory needs the raw system calls (rawsys.h). */
     rt->share_memory = share_memory && PSUP_RAW_SYSCALLS;
     rt->accepting = true;

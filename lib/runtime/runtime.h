@@ -45,6 +45,7 @@ struct psup_generation {
     struct psup_config *config; /* holds plan.svc */
     char **env_base;
     struct psup_plan_listener *listeners;
+    int *keep_fds;
     unsigned refs;              /* workers, plus one while current */
 };
 
@@ -151,6 +152,7 @@ struct psup_runtime {
     uid_t uid;
     int verdict_signal;
     int verdict_timeout_ms;     /* PSUP_VERDICT_TIMEOUT_MS, or the test knob */
+    enum psup_fd_closing fd_closing; /* what the kernel allows (lib/child/fds.c) */
     int reset_signals[64];
     size_t n_reset_signals;
     bool share_memory;
