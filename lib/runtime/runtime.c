@@ -587,6 +587,12 @@ static void on_busy(struct psup_runtime *rt, struct psup_worker *w, const struct
     unsigned connnum = 0;
     unsigned flags = 0;
 
+    if (w->exited) {
+        /* Killed before the verdict: nothing to answer, nothing to count
+         * (its pid, already reaped, may be another process's by now). */
+        psup_fd_close(passed_fd);
+        return;
+    }
     note_connection(w, m);
     enum psup_verdict v = decide(rt, w, now, &connnum);
     if (v == PSUP_VERDICT_RUN && cfg->stderr_mode == PSUP_STDERR_LOG) {
@@ -621,7 +627,8 @@ static void on_running(struct psup_runtime *rt, struct psup_worker *w,
                        const struct psup_msg *m, uint64_t now)
 {
     note_connection(w, m);
-    w->counted = psup_sources_add(&w->service->sources, &w->source) > 0;
+    /* A handler that has exited already no longer counts. */
+    w->counted = !w->exited && psup_sources_add(&w->service->sources, &w->source) > 0;
     became_busy(rt, w, now);
 }
 
@@ -697,6 +704,20 @@ void psup_runtime_on_message(struct psup_runtime *rt, const struct psup_msg *m, 
 
 /* ------------------------------------------------------------------------ */
 /* Exits. */
+
+void psup_runtime_note_exit(struct psup_runtime *rt, pid_t pid)
+{
+    struct psup_worker *w = table_find(rt, pid);
+
+    if (!w)
+        return;
+    w->exited = true;
+    if (w->counted)
+        psup_sources_remove(&w->service->sources, &w->source);
+    w->counted = false;
+    if (w->child.tally_slot != PSUP_TALLY_NONE)
+        psup_tally_withdraw(w->service->tally.shared, w->child.tally_slot);
+}
 
 /* A failure of the service: log the first of a burst with its reason, then
  * only changes of the delay. */

@@ -117,6 +117,7 @@ struct psup_worker {
     uint32_t seq;                /* of the BUSY being answered */
     struct psup_source source;
     bool counted;                /* holds a per-source count */
+    bool exited;                 /* taken by waitpid, exit not handled yet */
     bool exec_failed;
     bool timed_out;
     bool signalled;              /* psup sent it TERM or KILL */
@@ -205,6 +206,12 @@ void psup_runtime_log_listeners(const struct psup_runtime *rt);
  * or -1 (the runtime owns it). */
 void psup_runtime_on_message(struct psup_runtime *rt, const struct psup_msg *m, int passed_fd,
                              uint64_t now);
+
+/* waitpid took pid, exited or killed; psup_runtime_on_exit follows once
+ * every message it sent before exiting has been read. Until then it is
+ * counted as running nowhere: not against max_per_source, not in the
+ * tally (TCPCONNNUM). */
+void psup_runtime_note_exit(struct psup_runtime *rt, pid_t pid);
 
 /* waitpid reported pid: exited or killed (status), or stopped/continued.
  * Returns false for a pid that is not a worker (a reaped orphan). */

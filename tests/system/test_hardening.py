@@ -269,11 +269,10 @@ def hammer(addr, n, concurrency):
     return errors
 
 
-@pytest.mark.parametrize("limit", [None, 1000])
-def test_conn_end_durations_are_sane_under_load(psup, limit):
-    extra = {"max_per_source": limit} if limit else {}
-    p = psup(config(service(command=["/bin/true"], pool={"min_spare": 16, "max_spare": 32},
-                            **extra)))
+def test_conn_end_durations_are_sane_under_load(psup):
+    # Handlers that exit at once, reaped in bursts: the time of a reap must
+    # never be older than that of the message that started the connection.
+    p = psup(config(service(command=["/bin/true"], pool={"min_spare": 16, "max_spare": 32})))
     n = 3000
     assert hammer(p.addr("svc"), n, 32) == []
     ends = p.wait_event("conn_end", n, timeout=60)
@@ -402,17 +401,6 @@ def test_a_handler_that_exited_is_not_counted_when_psup_reads_the_next_request(p
         p.send(signal.SIGCONT)
     with second:
         assert read_line(second) == b"1\n", "refused: the exited handler was still counted"
-    assert not p.events("limited")
-
-
-def test_strictly_sequential_clients_are_never_refused(psup):
-    p = psup(config(service(command="echo ok", max_per_source=2, per_source_message="refused\n")))
-    addr = p.addr("svc")
-    replies = {}
-    for _ in range(2000):
-        reply = talk(addr)
-        replies[reply] = replies.get(reply, 0) + 1
-    assert replies == {b"ok\n": 2000}
     assert not p.events("limited")
 
 
