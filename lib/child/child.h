@@ -10,6 +10,7 @@
 
 #include <stdint.h>
 #include <sys/socket.h>
+#include <time.h>
 
 #include "proto/proto.h"
 #include "proto/rawsys.h"
@@ -33,6 +34,14 @@ static inline void psup_child_close(int fd)
 {
     if (fd >= 0)
         psup_sys(SYS_close, fd);
+}
+
+static inline int64_t psup_child_monotonic_ms(void)
+{
+    struct timespec ts = {0};
+
+    psup_sys(SYS_clock_gettime, CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
 /* Talking to the supervisor (channel.c). */
