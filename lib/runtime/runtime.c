@@ -686,6 +686,10 @@ void psup_runtime_on_message(struct psup_runtime *rt, const struct psup_msg *m, 
         break;
     case PSUP_MSG_SETUP_FAILED:
     case PSUP_MSG_EXEC_FAILED:
+        /* Counted as accepted when it took the connection, but no handler
+         * ran: the connection counts as a failure instead. */
+        if (m->kind == PSUP_MSG_EXEC_FAILED && is_busy(w) && !w->exec_failed)
+            w->service->counters.accepted--;
         w->error = m->err;
         w->step = m->step;
         w->exec_failed = m->kind == PSUP_MSG_EXEC_FAILED;

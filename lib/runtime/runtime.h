@@ -52,7 +52,8 @@ struct psup_generation {
 /* What psup counts per service (reported at shutdown, and later by the
  * metrics endpoint). */
 struct psup_counters {
-    unsigned long long accepted;   /* connections given to a handler */
+    unsigned long long accepted;   /* connections whose handler ran (exec
+                                      failures count under failed) */
     unsigned long long denied;     /* refused by allow/deny */
     unsigned long long per_source; /* refused by max_per_source */
     unsigned long long rate;       /* refused by rate */
