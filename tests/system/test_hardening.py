@@ -83,6 +83,7 @@ def test_a_late_verdict_is_applied_to_no_later_connection(psup):
         p.send(signal.SIGCONT)
     gave_up = p.wait_event("verdict_timeout")[0]
     assert gave_up["remote_port"] == given_up and gave_up["outcome"] == "closed"
+    assert "conn" not in gave_up, "no handler ran: the worker's id belongs to its next client"
 
     # The supervisor answered the old request when it resumed; that answer
     # must reach no later client.
