@@ -17,21 +17,10 @@ import time
 
 import pytest
 
-from conftest import (Psup, config, connect, parse_report, proc_stat, read_all, service, talk,
-                      wait_for)
+from conftest import (Psup, config, connect, parse_report, proc_stat, read_all, read_line,
+                      service, talk, wait_for)
 
 HOLD = 'echo "$TCPCONNNUM"; exec cat'
-
-
-def read_line(s, timeout=10.0):
-    s.settimeout(timeout)
-    data = b""
-    while not data.endswith(b"\n"):
-        chunk = s.recv(4096)
-        if not chunk:
-            break
-        data += chunk
-    return data
 
 
 def hold(addr):
@@ -129,29 +118,12 @@ class ExecWrapped(Psup):
         return self.proc.pid
 
 
-@pytest.fixture
-def wrapped_psup(psup_bin, helpers, tmp_path):
-    """start(mode, cfg): psup under no_close_range MODE, with a descriptor
-    inherited without close-on-exec (fd 7, on tmp_path/inherited)."""
-    started = []
-
-    def start(mode, cfg):
-        inherit = f'exec 7>>{tmp_path / "inherited"} && exec "$@"'
-        wrapper = ["/bin/sh", "-c", inherit, "sh", str(helpers / "no_close_range"), mode]
-        p = ExecWrapped(psup_bin, tmp_path, cfg, wrapper=wrapper, name=f"psup{len(started)}")
-        started.append(p)
-        return p.start()
-
-    yield start
-    problems = []
-    for p in started:
-        p.cleanup()
-        if p.sanitizer_report():
-            problems.append(p.sanitizer_report())
-        errors = [r for r in p.records() if r.get("level") == "error"]
-        if errors:
-            problems.append(f"unexpected error events: {errors[:5]}")
-    assert not problems, "\n".join(problems)
+def under_old_kernel(psup, helpers, tmp_path, mode, cfg):
+    """psup under no_close_range MODE, with a descriptor inherited without
+    close-on-exec (fd 7, on tmp_path/inherited)."""
+    inherit = f'exec 7>>{tmp_path / "inherited"} && exec "$@"'
+    wrapper = ["/bin/sh", "-c", inherit, "sh", str(helpers / "no_close_range"), mode]
+    return psup(cfg, cls=ExecWrapped, wrapper=wrapper)
 
 
 def fd_targets(pid):
@@ -166,12 +138,13 @@ def fd_targets(pid):
 
 @pytest.mark.parametrize("mode,fallback", [("enosys", "proc"), ("eperm", "proc"),
                                            ("einval", "proc"), ("noproc", "rlimit")])
-def test_descriptors_are_closed_without_close_range(wrapped_psup, tmp_path, mode, fallback):
+def test_descriptors_are_closed_without_close_range(psup, helpers, tmp_path, mode, fallback):
     # psup inherits a descriptor without close-on-exec and runs a second
     # service: neither may reach the handler, nor stay open in an idle
     # worker of the other service.
     three = ["127.0.0.1:0"] * 3
-    p = wrapped_psup(mode, config(service("a", command=FD_PROBE), service("b", listen=three)))
+    p = under_old_kernel(psup, helpers, tmp_path, mode,
+                         config(service("a", command=FD_PROBE), service("b", listen=three)))
     assert p.events("close_range_fallback")[0]["fallback"] == fallback
     assert talk(p.addr("a"), timeout=10) == b"end\n", "a descriptor reached the handler"
     assert talk(p.addr("b"), b"still serving", timeout=10) == b"still serving"
