@@ -191,7 +191,7 @@ def test_a_held_worker_that_never_got_its_go_is_no_failure(psup):
         bad = [r for r in p.records() if r.get("event") in ("worker_failed", "backoff")]
         assert not bad, bad
         time.sleep(0.05)
-    assert not p.zombies() or wait_for(lambda: not p.zombies(), 5, "no zombies")
+    wait_for(lambda: not p.zombies(), 5, "no zombies")
 
 
 # --------------------------------------------------------------------------
@@ -310,17 +310,21 @@ def test_a_silent_refused_client_holds_a_worker_at_most_a_second(psup):
         wait_for(lambda: lingering(p), 5, "a worker waiting for the refused client")
         assert talk(p.addr("svc"), timeout=10) == b"ok\n", "the other worker serves"
         wait_for(lambda: not lingering(p), 5, "the worker back to waiting")
-        assert time.monotonic() - begin < 2.5
+        # A second, and the time to notice it on a loaded machine.
+        assert time.monotonic() - begin < 3.5
 
 
 def test_a_refused_client_that_closes_frees_the_worker_at_once(psup):
     pool = {"min_spare": 2, "max_spare": 2, "max_workers": 2}
     p = psup(config(service(deny=["127.0.0.2"], deny_message="denied\n", pool=pool)))
+    waits = []
     for _ in range(10):
-        begin = time.monotonic()
         assert request_then_read(p.addr("svc"), bind="127.0.0.2") == b"denied\n"
-        wait_for(lambda: not lingering(p), 5, "no worker lingering")
-        assert time.monotonic() - begin < 0.9, "the worker waited for its bound, not the EOF"
+        closed = time.monotonic()
+        wait_for(lambda: not lingering(p), 5, "no worker lingering", interval=0.005)
+        waits.append(time.monotonic() - closed)
+    waits.sort()
+    assert waits[5] < 0.5, f"the worker waited for its bound, not the EOF: {waits}"
 
 
 def test_a_flood_of_silent_refused_clients_does_not_starve_the_pool(psup):
