@@ -150,8 +150,13 @@ def test_descriptors_are_closed_without_close_range(psup, helpers, tmp_path, mod
     assert talk(p.addr("b"), b"still serving", timeout=10) == b"still serving"
     inherited = str(tmp_path / "inherited")
     assert inherited in fd_targets(p.pid), "psup did not inherit the descriptor"
-    workers = wait_for(lambda: p.workers(), 5, "idle workers")
-    for w in workers:
+    # Workers that are ready, waiting in epoll (not still closing
+    # descriptors, which takes a while the slow way).
+    def ready():
+        workers = p.workers()
+        return workers if workers and all("epoll_wait" in wchan(w) for w in workers) else None
+
+    for w in wait_for(ready, 10, "idle workers"):
         targets = fd_targets(w)
         assert inherited not in targets, targets
         # The channel and one listener ("a") or three ("b"), nothing else.
