@@ -145,5 +145,3 @@ fail:
     psup_child_exit(126);
 }
 
-/* Wait for the supervisor's answer to BUSY. Returns the encoded verdict or
- * -1 if none came (the connection is then closed). */
