@@ -53,14 +53,6 @@ _Noreturn void psup_child_setup_failed(const struct psup_child *c, enum psup_ste
     psup_child_exit(PSUP_WORKER_EXIT_SETUP);
 }
 
-static int64_t monotonic_ms(void)
-{
-    struct timespec ts = {0};
-
-    psup_sys(SYS_clock_gettime, CLOCK_MONOTONIC, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
 /* The supervisor answers in microseconds unless it is stopped (a debugger,
  * SIGSTOP, a log reader that stopped reading): then the worker gives the
  * client up after the plan's timeout, and a verdict that arrives later
@@ -68,11 +60,11 @@ static int64_t monotonic_ms(void)
 int psup_child_wait_verdict(const struct psup_plan *p, uint32_t seq, uint64_t *verdict)
 {
     uint64_t set = PSUP_KSIG(p->verdict_signal);
-    int64_t deadline = monotonic_ms() + p->verdict_timeout_ms;
+    int64_t deadline = psup_child_monotonic_ms() + p->verdict_timeout_ms;
     siginfo_t info;
 
     for (;;) {
-        int64_t left = deadline - monotonic_ms();
+        int64_t left = deadline - psup_child_monotonic_ms();
         if (left <= 0)
             return -ETIMEDOUT;
         struct timespec timeout = {.tv_sec = left / 1000, .tv_nsec = left % 1000 * 1000000};

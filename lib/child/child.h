@@ -10,6 +10,7 @@
 
 #include <stdint.h>
 #include <sys/socket.h>
+#include <time.h>
 
 #include "proto/proto.h"
 #include "proto/rawsys.h"
@@ -35,6 +36,14 @@ static inline void psup_child_close(int fd)
         psup_sys(SYS_close, fd);
 }
 
+static inline int64_t psup_child_monotonic_ms(void)
+{
+    struct timespec ts = {0};
+
+    psup_sys(SYS_clock_gettime, CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
 /* Talking to the supervisor (channel.c). */
 
 /* Send m on the channel, with pass_fd attached unless it is -1. Returns the
@@ -49,6 +58,11 @@ _Noreturn void psup_child_setup_failed(const struct psup_child *c, enum psup_ste
  * worker); verdicts for other requests are late answers and are dropped.
  * Returns 0 with *verdict set, or -ETIMEDOUT. */
 int psup_child_wait_verdict(const struct psup_plan *p, uint32_t seq, uint64_t *verdict);
+
+/* Descriptors (fds.c). Close every descriptor from 3 up but the plan's
+ * keep_fds; mark every one from 3 up close-on-exec. Return 0 or -errno. */
+long psup_child_close_others(const struct psup_plan *p);
+long psup_child_cloexec_all(const struct psup_plan *p);
 
 /* A connection was accepted on listener index: admit it and become its
  * handler (no return), or close it and return to waiting (take.c). */

@@ -13,10 +13,6 @@
 #include <sys/prctl.h>
 #include <sys/resource.h>
 
-#ifndef CLOSE_RANGE_CLOEXEC
-#define CLOSE_RANGE_CLOEXEC (1U << 2)
-#endif
-
 /* fd 2 for the handler: psup's stderr (nothing to do), /dev/null, or the
  * write end of the log pipe. Returns 0 or -errno. */
 static long setup_stderr(const struct psup_service_config *svc, int log_pipe)
@@ -73,6 +69,16 @@ static long drop_privileges(const struct psup_service_config *svc)
         return r;
     if ((r = psup_sys(SYS_setresuid, svc->uid, svc->uid, svc->uid)) < 0)
         return r;
+    /* Until execve this process still shares (CLONE_VM), or holds a copy
+     * of, the root supervisor's memory, now under the handler's uid: a
+     * process of that uid must not attach to it or read its memory. The
+     * change of uid made it non-dumpable already unless fs.suid_dumpable
+     * is 1 (a debugging setting); make sure. It cannot be done before: the
+     * kernel sets the flag from fs.suid_dumpable at every change of ids.
+     * execve makes the handler dumpable again, as any program its user
+     * runs (spec/handler.md). */
+    if ((r = psup_sys(SYS_prctl, PR_SET_DUMPABLE, 0, 0, 0, 0)) < 0)
+        return r;
     if (svc->uid != 0 && psup_sys(SYS_setuid, 0) == 0)
         return -EPERM;
     return 0;
@@ -109,13 +115,18 @@ _Noreturn void psup_child_exec(struct psup_child *c, const struct psup_plan_list
         goto fail;
 
     /* 3. Do not tie the handler's life to psup's: a handler finishes its
-     *    connection even if psup is killed. */
+     *    connection even if psup is killed. With no_new_privileges, execve
+     *    grants nothing (set-user-ID bits and file capabilities are
+     *    ignored, for the handler and all it starts). */
     psup_sys(SYS_prctl, PR_SET_PDEATHSIG, 0);
+    if (svc->no_new_privileges &&
+        (r = psup_sys(SYS_prctl, PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0)) < 0)
+        goto fail;
 
     /* 4. Nothing of psup may reach the handler: mark every fd from 3 up
      *    close-on-exec (the channel stays usable to report an exec error). */
     step = PSUP_STEP_SETUP;
-    if ((r = psup_sys(SYS_close_range, 3, ~0U, CLOSE_RANGE_CLOEXEC)) < 0)
+    if ((r = psup_child_cloexec_all(c->plan)) < 0)
         goto fail;
 
     /* 5. An empty mask. A retire signal still pending is discarded as it
@@ -134,5 +145,3 @@ fail:
     psup_child_exit(126);
 }
 
-/* Wait for the supervisor's answer to BUSY. Returns the encoded verdict or
- * -1 if none came (the connection is then closed). */

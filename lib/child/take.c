@@ -9,7 +9,13 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <poll.h>
 #include <string.h>
+
+/* How long, and how much of its input, a refused client may keep a worker
+ * waiting for it to close (spec/pool.md, "Refusing a client"). */
+#define REFUSAL_LINGER_MS 1000
+#define REFUSAL_DISCARD_MAX 65536
 
 /* Best-effort write of a refusal message to a client we are about to close:
  * never blocks, never raises SIGPIPE. */
@@ -19,6 +25,56 @@ static void send_message(int fd, const char *text)
 
     if (len)
         psup_sys(SYS_sendto, fd, text, len, MSG_DONTWAIT | MSG_NOSIGNAL, 0, 0);
+}
+
+/* Read and drop the client's input until it closes, for up to linger_ms
+ * (0: only what has already arrived) and REFUSAL_DISCARD_MAX bytes. */
+static void discard_input(int fd, int linger_ms)
+{
+    int64_t deadline = psup_child_monotonic_ms() + linger_ms;
+    char buf[512]; /* the worker's stack is small (lib/child/README.md) */
+    size_t total = 0;
+
+    while (total < REFUSAL_DISCARD_MAX) {
+        long n = psup_sys(SYS_recvfrom, fd, buf, sizeof(buf), MSG_DONTWAIT, 0, 0);
+        if (n > 0) {
+            total += (size_t)n;
+            continue;
+        }
+        if (n == -EINTR)
+            continue;
+        if (n != -EAGAIN)
+            return; /* the client closed (0), or reset */
+        int64_t left = deadline - psup_child_monotonic_ms();
+        if (left <= 0)
+            return;
+        struct timespec ts = {.tv_sec = left / 1000, .tv_nsec = left % 1000 * 1000000};
+        struct pollfd pfd = {.fd = fd, .events = POLLIN};
+        psup_sys(SYS_ppoll, &pfd, 1, &ts, 0, PSUP_KSIGSET_SIZE);
+    }
+}
+
+/* Refuse a client with text. Closing a socket whose input was not read
+ * makes the kernel send a reset, and a reset can destroy the message before
+ * the client reads it (a client that sent a request first, as every HTTP
+ * client does). So: the message, then the end of output (the client sees
+ * the message and a clean EOF), then its input read and dropped until it
+ * closes, then the close. The wait is bounded in time and bytes, and only
+ * a few workers of the service wait at once (half its min_spare): a worker
+ * is idle capacity, and a flood of clients that never close must not take
+ * all of it. The others only drop what has already arrived. */
+static void refuse(const struct psup_child *c, int conn, const char *text)
+{
+    struct psup_tally_shared *tally = c->plan->tally;
+    bool linger = c->tally_slot != PSUP_TALLY_NONE &&
+                  psup_tally_linger_begin(tally, c->tally_slot, c->plan->svc->min_spare / 2);
+
+    send_message(conn, text);
+    psup_sys(SYS_shutdown, conn, SHUT_WR);
+    discard_input(conn, linger ? REFUSAL_LINGER_MS : 0);
+    if (linger)
+        psup_tally_linger_end(tally, c->tally_slot);
+    psup_child_close(conn);
 }
 
 static void describe_peer(int conn, const struct psup_plan_listener *l,
@@ -114,10 +170,9 @@ void psup_child_take(struct psup_child *c, uint32_t index, int conn,
      * costs one accept and one message, never a process. */
     if (l->proto != PSUP_PROTO_UNIX &&
         !psup_access_allowed(svc->allow, svc->n_allow, svc->deny, svc->n_deny, m.peer.addr)) {
-        send_message(conn, svc->deny_message);
-        psup_child_close(conn);
         m.kind = PSUP_MSG_DENIED;
         psup_child_send(c, &m, -1);
+        refuse(c, conn, svc->deny_message);
         return;
     }
 
@@ -146,7 +201,6 @@ void psup_child_take(struct psup_child *c, uint32_t index, int conn,
         psup_child_exec(c, l, conn, remote, &m.peer, psup_verdict_connnum(verdict),
                         log_pipe[1]);
     }
-    send_message(conn, refusal_text(svc, code));
-    psup_child_close(conn);
     psup_child_close(log_pipe[1]);
+    refuse(c, conn, refusal_text(svc, code));
 }

@@ -54,41 +54,6 @@ static void reset_signals(const struct psup_plan *p)
         reset_disposition(p->reset_signals[i]);
 }
 
-static void sort_ints(int *v, size_t n)
-{
-    for (size_t i = 1; i < n; i++)
-        for (size_t j = i; j > 0 && v[j - 1] > v[j]; j--) {
-            int t = v[j];
-            v[j] = v[j - 1];
-            v[j - 1] = t;
-        }
-}
-
-/* Close every descriptor from 3 up except the listeners and the channel:
- * another service's listener held here would keep its port open after a
- * reload removed it. CLOEXEC alone would only act at exec. */
-static long close_all_but_ours(const struct psup_plan *p)
-{
-    int keep[64];
-    size_t n = 0;
-    unsigned next = 3;
-    long r = 0;
-
-    keep[n++] = p->channel_fd;
-    for (size_t i = 0; i < p->n_listeners && n < 64; i++)
-        keep[n++] = p->listeners[i].fd;
-    sort_ints(keep, n);
-    for (size_t i = 0; i < n && r == 0; i++) {
-        if ((unsigned)keep[i] > next)
-            r = psup_sys(SYS_close_range, next, keep[i] - 1, 0);
-        if ((unsigned)keep[i] >= next)
-            next = (unsigned)keep[i] + 1;
-    }
-    if (r == 0)
-        r = psup_sys(SYS_close_range, next, ~0U, 0);
-    return r;
-}
-
 /* The epoll tag of the retire signal's signalfd. */
 #define RETIRE_TAG UINT32_MAX
 
@@ -219,8 +184,10 @@ int psup_worker_main(void *arg)
     if (r < 0)
         psup_child_setup_failed(c, PSUP_STEP_SETUP, r);
 
-    /* 4. Only this service's listeners and the channel stay open. */
-    if ((r = close_all_but_ours(p)) < 0)
+    /* 4. Only this service's listeners and the channel stay open: another
+     *    service's listener held here would keep its port open after a
+     *    reload removed it (close-on-exec alone would act only at exec). */
+    if ((r = psup_child_close_others(p)) < 0)
         psup_child_setup_failed(c, PSUP_STEP_SETUP, r);
 
     /* 5. Default for everything but the protocol's two signals, which are

@@ -85,6 +85,7 @@ struct psup_service_config {
     size_t n_groups;
     char *user_name; /* for USER and LOGNAME; NULL without user */
     char *user_home; /* for HOME; NULL without user */
+    bool no_new_privileges; /* PR_SET_NO_NEW_PRIVS before exec */
 
     enum psup_stderr_mode stderr_mode;
 

@@ -21,6 +21,7 @@
 enum {
     S_NAME, S_LISTEN, S_COMMAND, S_POOL, S_BACKLOG, S_ENV, S_CLEAR_ENV, S_PASS_ENV,
     S_CWD, S_USER, S_GROUP, S_SUPP_GROUPS, S_UMASK, S_NICE, S_RLIMITS, S_STDERR,
+    S_NO_NEW_PRIVS,
     S_ALLOW, S_DENY, S_DENY_MESSAGE, S_MAX_PER_SOURCE, S_PER_SOURCE_V6,
     S_PER_SOURCE_MESSAGE, S_RATE, S_RATE_BURST, S_RATE_MESSAGE, S_ON_OVERLOAD,
     S_OVERLOAD_MESSAGE, S_TIMEOUT, S_SOCKET_MODE, S_SOCKET_USER, S_SOCKET_GROUP,
@@ -29,6 +30,7 @@ enum {
 static const char *const service_keys[] = {
     "name", "listen", "command", "pool", "backlog", "env", "clear_env", "pass_env",
     "cwd", "user", "group", "supplementary_groups", "umask", "nice", "rlimits", "stderr",
+    "no_new_privileges",
     "allow", "deny", "deny_message", "max_per_source", "per_source_ipv6_prefix",
     "per_source_message", "rate", "rate_burst", "rate_message", "on_overload",
     "overload_message", "timeout", "socket_mode", "socket_user", "socket_group", NULL,
@@ -538,6 +540,10 @@ static void parse_process(struct ctx *c, const struct fields *f, struct psup_ser
     if ((v = cfg_enter(c, f, S_STDERR))) {
         if (cfg_want_choice(c, v, stderr_modes, &mode))
             svc->stderr_mode = (enum psup_stderr_mode)mode;
+        cfg_path_pop(c);
+    }
+    if ((v = cfg_enter(c, f, S_NO_NEW_PRIVS))) {
+        cfg_want_bool(c, v, &svc->no_new_privileges);
         cfg_path_pop(c);
     }
 }

@@ -165,9 +165,45 @@ static void log_orphan(pid_t pid, int status)
 }
 
 /* ------------------------------------------------------------------------ */
-/* Messages from workers. */
+/* Messages from workers, and their exits. */
 
-static void read_channel(struct psup_supervisor *sup)
+/* Exits taken from the kernel but not handled yet: an exit is handled only
+ * once every message its worker sent before exiting has been read. */
+#define EXITS_AT_ONCE 256
+
+struct exits {
+    size_t n;
+    pid_t pid[EXITS_AT_ONCE];
+    int status[EXITS_AT_ONCE];
+};
+
+/* Take every exited child from the kernel (while there is room): the
+ * runtime stops counting each as running at once (psup_runtime_note_exit),
+ * and handles the exit after the channel is read (take_exits). Stops and
+ * continues need no message: handled here. */
+static void collect_exits(struct psup_supervisor *sup, struct exits *ex)
+{
+    while (ex->n < EXITS_AT_ONCE) {
+        int status;
+        pid_t pid = waitpid(-1, &status, WNOHANG | WUNTRACED | WCONTINUED);
+        if (pid < 0 && errno == EINTR)
+            continue;
+        if (pid <= 0)
+            return; /* 0: none ready; ECHILD: none left. SIGCHLD coalesces. */
+        if (WIFSTOPPED(status) || WIFCONTINUED(status)) {
+            psup_runtime_on_stop(&sup->rt, pid, WIFSTOPPED(status));
+            continue;
+        }
+        psup_runtime_note_exit(&sup->rt, pid);
+        ex->pid[ex->n] = pid;
+        ex->status[ex->n++] = status;
+    }
+}
+
+/* Read every queued message. Before a request for a verdict, the exits that
+ * happened before it are taken: a handler that has exited must not count
+ * against max_per_source, though its exit is handled only later. */
+static void read_channel(struct psup_supervisor *sup, struct exits *ex)
 {
     uint64_t now = now_ms(sup);
 
@@ -191,11 +227,34 @@ static void read_channel(struct psup_supervisor *sup)
             memcpy(&fd, CMSG_DATA(h), sizeof(int));
         /* Out of descriptors, the kernel drops the fd (MSG_CTRUNC): the
          * handler then keeps psup's stderr (spec/handler.md). */
-        if ((size_t)n == sizeof(m))
-            psup_runtime_on_message(&sup->rt, &m, fd, now);
-        else
+        if ((size_t)n != sizeof(m)) {
             psup_fd_close(fd);
+            continue;
+        }
+        if (m.kind == PSUP_MSG_BUSY)
+            collect_exits(sup, ex);
+        psup_runtime_on_message(&sup->rt, &m, fd, now);
     }
+}
+
+/* Messages and exits, in an order that keeps both exact: exits are taken
+ * first, then every queued message is read (a worker's last message,
+ * RUNNING or EXEC_FAILED, was queued before it exited: a worker that needs
+ * no verdict execs right after RUNNING, so its handler can exit before the
+ * loop has read it), then the exits are handled, each with the time taken
+ * after the reading, so no conn_end ends before its connection began. */
+static void take_exits(struct psup_supervisor *sup)
+{
+    struct exits ex;
+
+    do {
+        ex.n = 0;
+        collect_exits(sup, &ex);
+        read_channel(sup, &ex);
+        for (size_t i = 0; i < ex.n; i++)
+            if (!psup_runtime_on_exit(&sup->rt, ex.pid[i], ex.status[i], now_ms(sup)))
+                log_orphan(ex.pid[i], ex.status[i]);
+    } while (ex.n == EXITS_AT_ONCE);
 }
 
 /* ------------------------------------------------------------------------ */
@@ -316,30 +375,6 @@ static void schedule(struct psup_supervisor *sup, uint64_t now)
 /* ------------------------------------------------------------------------ */
 /* Signals. */
 
-static void reap(struct psup_supervisor *sup)
-{
-    uint64_t now = now_ms(sup);
-    for (;;) {
-        int status;
-        pid_t pid = waitpid(-1, &status, WNOHANG | WUNTRACED | WCONTINUED);
-        if (pid < 0 && errno == EINTR)
-            continue;
-        if (pid <= 0)
-            break; /* 0: none ready; ECHILD: none left. SIGCHLD coalesces. */
-        if (WIFSTOPPED(status) || WIFCONTINUED(status)) {
-            psup_runtime_on_stop(&sup->rt, pid, WIFSTOPPED(status));
-            continue;
-        }
-        /* Drain the channel before each exit: a worker's last message
-         * (RUNNING, EXEC_FAILED) was queued before it exited, and must be
-         * counted first. A worker that needs no verdict execs right after
-         * RUNNING, so its handler can exit before the loop has read it. */
-        read_channel(sup);
-        if (!psup_runtime_on_exit(&sup->rt, pid, status, now))
-            log_orphan(pid, status);
-    }
-}
-
 static void log_shutdown(const struct psup_supervisor *sup, int sig, bool graceful)
 {
     struct psup_log l;
@@ -429,7 +464,7 @@ static void signal_cb(uv_signal_t *h, int sig)
 
     switch (sig) {
     case SIGCHLD:
-        reap(sup);
+        take_exits(sup);
         break;
     case SIGTERM:
     case SIGINT:
@@ -462,7 +497,7 @@ static void channel_cb(uv_poll_t *h, int status, int events)
 
     (void)status;
     (void)events;
-    read_channel(sup);
+    take_exits(sup);
     schedule(sup, now_ms(sup));
 }
 

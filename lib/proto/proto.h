@@ -146,6 +146,17 @@ static inline uint32_t psup_verdict_seq(uint64_t v)
 #define PSUP_WORKER_EXIT_RETIRED 0
 #define PSUP_WORKER_EXIT_SETUP 125
 
+/* How a worker closes descriptors (lib/child/fds.c), chosen by the
+ * supervisor at start: close_range where the kernel has it with
+ * CLOSE_RANGE_CLOEXEC (Linux 5.11), else by listing /proc/self/fd, else by
+ * trying every number below RLIMIT_NOFILE's soft limit. */
+enum psup_fd_closing {
+    PSUP_FDS_CLOSE_RANGE,
+    PSUP_FDS_PROC,
+    PSUP_FDS_RLIMIT,
+};
+#define PSUP_CLOSE_RANGE_CLOEXEC (1U << 2) /* linux/close_range.h */
+
 struct psup_plan_listener {
     int fd;
     enum psup_proto proto;
@@ -163,6 +174,10 @@ struct psup_plan {
     size_t n_env_base;
     const struct psup_plan_listener *listeners;
     size_t n_listeners;
+    const int *keep_fds;    /* the listeners' and the channel's, ascending:
+                               what an idle worker keeps open */
+    size_t n_keep_fds;
+    enum psup_fd_closing fd_closing;
     int channel_fd;         /* the workers' end of the message socket */
     pid_t supervisor_pid;
     int verdict_signal;     /* PSUP_SIG_VERDICT, evaluated by the supervisor */

@@ -42,7 +42,7 @@ struct psup_tally_entry {
     _Atomic uint64_t seq;    /* 0: nothing published */
     _Atomic uint64_t key[2]; /* the source's 16 key bytes */
     _Atomic uint32_t kind;   /* PSUP_SOURCE_IP or PSUP_SOURCE_UID */
-    uint32_t unused;
+    _Atomic uint32_t lingering; /* waiting for a refused client to close */
 };
 
 /* The shared part: what workers read. */
@@ -112,6 +112,32 @@ static inline unsigned psup_tally_publish(struct psup_tally_shared *t, uint32_t 
 static inline void psup_tally_withdraw(struct psup_tally_shared *t, uint32_t slot)
 {
     atomic_store(&t->entries[slot].seq, 0);
+}
+
+/* Worker side: mark the entry slot as waiting for a refused client to
+ * close, if at most max entries are then so marked; returns whether it
+ * was. Mark first, count after, both sequentially consistent (as publish):
+ * of two workers marking at once at least one sees the other, so the bound
+ * holds (both may step back, which only errs on the safe side). */
+static inline bool psup_tally_linger_begin(struct psup_tally_shared *t, uint32_t slot,
+                                           unsigned max)
+{
+    if (max == 0)
+        return false;
+    atomic_store(&t->entries[slot].lingering, 1);
+    unsigned n = 0;
+    uint32_t used = atomic_load(&t->used);
+    for (uint32_t i = 0; i < used && n <= max; i++)
+        n += atomic_load(&t->entries[i].lingering) != 0;
+    if (n <= max)
+        return true;
+    atomic_store(&t->entries[slot].lingering, 0);
+    return false;
+}
+
+static inline void psup_tally_linger_end(struct psup_tally_shared *t, uint32_t slot)
+{
+    atomic_store(&t->entries[slot].lingering, 0);
 }
 
 #endif

@@ -16,6 +16,30 @@
 
 extern char **environ;
 
+static int compare_ints(const void *a, const void *b)
+{
+    int x = *(const int *)a, y = *(const int *)b;
+
+    return (x > y) - (x < y);
+}
+
+/* What a worker keeps open, sorted once here so that the worker (which
+ * has no heap and a small stack) closes the gaps in one pass, whatever the
+ * number of listeners. */
+static int *keep_fds(const struct psup_runtime *rt, const struct psup_plan_listener *ls,
+                     size_t n)
+{
+    int *fds = malloc((n + 1) * sizeof(*fds));
+
+    if (!fds)
+        return NULL;
+    fds[0] = rt->channel_fd;
+    for (size_t i = 0; i < n; i++)
+        fds[i + 1] = ls[i].fd;
+    qsort(fds, n + 1, sizeof(*fds), compare_ints);
+    return fds;
+}
+
 struct psup_service *psup_service_new(const char *name)
 {
     struct psup_service *s = calloc(1, sizeof(*s));
@@ -44,6 +68,7 @@ void psup_generation_free(struct psup_generation *g)
 {
     free(g->env_base);
     free(g->listeners);
+    free(g->keep_fds);
     psup_config_unref(g->config);
     free(g);
 }
@@ -72,10 +97,18 @@ struct psup_generation *psup_generation_new(const struct psup_runtime *rt,
         /* "unix:/path" or "unix:@name": UNIXLOCALPATH is what follows. */
         pl->unix_path = pl->proto == PSUP_PROTO_UNIX ? pl->text + 5 : NULL;
     }
+    g->keep_fds = keep_fds(rt, g->listeners, svc->n_listen);
+    if (!g->keep_fds) {
+        psup_generation_free(g);
+        return NULL;
+    }
     g->plan.svc = svc;
     g->plan.env_base = g->env_base;
     g->plan.listeners = g->listeners;
     g->plan.n_listeners = svc->n_listen;
+    g->plan.keep_fds = g->keep_fds;
+    g->plan.n_keep_fds = svc->n_listen + 1;
+    g->plan.fd_closing = rt->fd_closing;
     g->plan.channel_fd = rt->channel_fd;
     g->plan.supervisor_pid = rt->self;
     g->plan.verdict_signal = rt->verdict_signal;

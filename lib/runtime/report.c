@@ -170,8 +170,11 @@ void psup_report_gave_up(const struct psup_worker *w, const struct psup_msg *m)
 {
     struct psup_log l;
 
+    /* No conn: the id is the worker's, and goes to the next client it
+     * serves; the given-up client never had a handler. */
     psup_log_begin(&l, PSUP_LOG_ERROR, "verdict_timeout");
-    log_identity(&l, w);
+    psup_log_str(&l, "service", w->service->name);
+    psup_log_int(&l, "pid", w->pid);
     log_peer(&l, &m->peer);
     psup_log_str(&l, "outcome", "closed");
     psup_log_end(&l);

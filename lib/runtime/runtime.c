@@ -9,6 +9,7 @@
 #include "runtime/runtime.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <signal.h>
 #include <stdlib.h>
 #include <string.h>
@@ -18,6 +19,7 @@
 #include <unistd.h>
 
 #include "base/fd.h"
+#include "base/log.h"
 #include "policy/pool.h"
 #include "proto/rawsys.h"
 #include "runtime/generation.h"
@@ -139,6 +141,28 @@ static int verdict_timeout_ms(void)
     return ms > 0 && ms <= PSUP_VERDICT_TIMEOUT_MS ? (int)ms : PSUP_VERDICT_TIMEOUT_MS;
 }
 
+/* How workers will close descriptors (lib/child/fds.c). close_range with
+ * CLOSE_RANGE_CLOEXEC needs Linux 5.11 (5.9 without the flag: EINVAL), and
+ * a container runtime's seccomp profile may refuse close_range altogether
+ * (ENOSYS, EPERM). Asked about a range that holds no descriptor, the
+ * kernel changes nothing. */
+static enum psup_fd_closing choose_fd_closing(void)
+{
+    if (syscall(SYS_close_range, ~0U, ~0U, PSUP_CLOSE_RANGE_CLOEXEC) == 0)
+        return PSUP_FDS_CLOSE_RANGE;
+    int err = errno;
+    int dir = open("/proc/self/fd", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    enum psup_fd_closing how = dir >= 0 ? PSUP_FDS_PROC : PSUP_FDS_RLIMIT;
+    struct psup_log l;
+
+    psup_fd_close(dir);
+    psup_log_begin(&l, PSUP_LOG_WARN, "close_range_fallback");
+    psup_log_errno(&l, err);
+    psup_log_str(&l, "fallback", how == PSUP_FDS_PROC ? "proc" : "rlimit");
+    psup_log_end(&l);
+    return how;
+}
+
 int psup_runtime_init(struct psup_runtime *rt, int channel_fd, bool share_memory)
 {
     memset(rt, 0, sizeof(*rt));
@@ -149,6 +173,7 @@ int psup_runtime_init(struct psup_runtime *rt, int channel_fd, bool share_memory
     rt->uid = getuid();
     rt->verdict_signal = PSUP_SIG_VERDICT;
     rt->verdict_timeout_ms = verdict_timeout_ms();
+    rt->fd_closing = choose_fd_closing();
     /* Sharing memory needs the raw system calls (rawsys.h). */
     rt->share_memory = share_memory && PSUP_RAW_SYSCALLS;
     rt->accepting = true;
@@ -186,12 +211,14 @@ static bool is_busy(const struct psup_worker *w)
 }
 
 /* Keep rt->timed sorted by deadline; new deadlines are usually the latest,
- * so search from the tail. */
+ * so search from the tail. The worker is unlinked before the tail is read:
+ * a worker that is already last would otherwise be its own insertion point
+ * and drop out of the list, losing its timeout and any TERM -> KILL. */
 static void set_deadline(struct psup_runtime *rt, struct psup_worker *w, uint64_t deadline)
 {
-    struct psup_list *pos = rt->timed.prev;
-
     psup_list_remove(&w->timer_link);
+
+    struct psup_list *pos = rt->timed.prev;
     w->deadline = deadline;
     while (pos != &rt->timed &&
            PSUP_CONTAINER(pos, struct psup_worker, timer_link)->deadline > deadline)
@@ -270,7 +297,8 @@ static void track_saturation(struct psup_service *s, unsigned max_workers, uint6
     }
 }
 
-/* Returns 0 or -errno. */
+/* Returns 0 or -errno: ESRCH (the worker is gone), EAGAIN
+ * (RLIMIT_SIGPENDING: the queue of pending signals is full). */
 static int send_verdict(const struct psup_runtime *rt, pid_t pid, uint64_t value)
 {
     return rt->ops.verdict(rt->ops.arg, pid, value);
@@ -395,12 +423,15 @@ static int start_with_headroom(struct psup_runtime *rt, struct psup_service *s, 
         rc = rt->ops.probe(rt->ops.arg, &probe);
         stack_release(rt, &probe);
     }
+    if (rc == 0)
+        rc = send_verdict(rt, w->pid, psup_verdict_encode(PSUP_VERDICT_RUN, 0, 0, 0));
     if (rc < 0) {
+        /* No headroom, or the go could not be sent: the held worker has
+         * taken nothing and would only wait for a go that never comes. */
         send_signal(rt, w->pid, SIGKILL);
         w->signalled = true; /* not a failure of the service */
-        return rc;
     }
-    return send_verdict(rt, w->pid, psup_verdict_encode(PSUP_VERDICT_RUN, 0, 0, 0));
+    return rc;
 }
 
 static void retire(const struct psup_runtime *rt, struct psup_worker *w)
@@ -602,6 +633,12 @@ static void on_busy(struct psup_runtime *rt, struct psup_worker *w, const struct
     unsigned connnum = 0;
     unsigned flags = 0;
 
+    if (w->exited) {
+        /* Killed before the verdict: nothing to answer, nothing to count
+         * (its pid, already reaped, may be another process's by now). */
+        psup_fd_close(passed_fd);
+        return;
+    }
     note_connection(w, m);
     enum psup_verdict v = decide(rt, w, now, &connnum);
     if (v == PSUP_VERDICT_RUN && cfg->stderr_mode == PSUP_STDERR_LOG) {
@@ -615,8 +652,9 @@ static void on_busy(struct psup_runtime *rt, struct psup_worker *w, const struct
 
     if (send_verdict(rt, w->pid, psup_verdict_encode(v, flags, connnum, w->seq)) < 0 &&
         v == PSUP_VERDICT_RUN) {
-        /* It died meanwhile: it never became busy, so give its count back
-         * here (only a busy worker's exit releases one). */
+        /* It died meanwhile, or its signal queue is full (it then gives
+         * the client up after its timeout): it never became busy, so give
+         * its count back here (only a busy worker's exit releases one). */
         if (w->counted)
             psup_sources_remove(&w->service->sources, &w->source);
         w->counted = false;
@@ -635,7 +673,8 @@ static void on_running(struct psup_runtime *rt, struct psup_worker *w,
                        const struct psup_msg *m, uint64_t now)
 {
     note_connection(w, m);
-    w->counted = psup_sources_add(&w->service->sources, &w->source) > 0;
+    /* A handler that has exited already no longer counts. */
+    w->counted = !w->exited && psup_sources_add(&w->service->sources, &w->source) > 0;
     became_busy(rt, w, now);
 }
 
@@ -693,6 +732,10 @@ void psup_runtime_on_message(struct psup_runtime *rt, const struct psup_msg *m, 
         break;
     case PSUP_MSG_SETUP_FAILED:
     case PSUP_MSG_EXEC_FAILED:
+        /* Counted as accepted when it took the connection, but no handler
+         * ran: the connection counts as a failure instead. */
+        if (m->kind == PSUP_MSG_EXEC_FAILED && is_busy(w) && !w->exec_failed)
+            w->service->counters.accepted--;
         w->error = m->err;
         w->step = m->step;
         w->exec_failed = m->kind == PSUP_MSG_EXEC_FAILED;
@@ -711,6 +754,20 @@ void psup_runtime_on_message(struct psup_runtime *rt, const struct psup_msg *m, 
 
 /* ------------------------------------------------------------------------ */
 /* Exits. */
+
+void psup_runtime_note_exit(struct psup_runtime *rt, pid_t pid)
+{
+    struct psup_worker *w = table_find(rt, pid);
+
+    if (!w)
+        return;
+    w->exited = true;
+    if (w->counted)
+        psup_sources_remove(&w->service->sources, &w->source);
+    w->counted = false;
+    if (w->child.tally_slot != PSUP_TALLY_NONE)
+        psup_tally_withdraw(w->service->tally.shared, w->child.tally_slot);
+}
 
 /* A failure of the service: log the first of a burst with its reason, then
  * only changes of the delay. */

@@ -45,13 +45,15 @@ struct psup_generation {
     struct psup_config *config; /* holds plan.svc */
     char **env_base;
     struct psup_plan_listener *listeners;
+    int *keep_fds;
     unsigned refs;              /* workers, plus one while current */
 };
 
 /* What psup counts per service (reported at shutdown, and later by the
  * metrics endpoint). */
 struct psup_counters {
-    unsigned long long accepted;   /* connections given to a handler */
+    unsigned long long accepted;   /* connections whose handler ran (exec
+                                      failures count under failed) */
     unsigned long long denied;     /* refused by allow/deny */
     unsigned long long per_source; /* refused by max_per_source */
     unsigned long long rate;       /* refused by rate */
@@ -128,6 +130,7 @@ struct psup_worker {
     uint32_t seq;                /* of the BUSY being answered */
     struct psup_source source;
     bool counted;                /* holds a per-source count */
+    bool exited;                 /* taken by waitpid, exit not handled yet */
     bool exec_failed;
     bool timed_out;
     bool signalled;              /* psup sent it TERM or KILL */
@@ -183,6 +186,7 @@ struct psup_runtime {
     uid_t uid;
     int verdict_signal;
     int verdict_timeout_ms;     /* PSUP_VERDICT_TIMEOUT_MS, or the test knob */
+    enum psup_fd_closing fd_closing; /* what the kernel allows (lib/child/fds.c) */
     int reset_signals[64];
     size_t n_reset_signals;
     bool share_memory;
@@ -236,6 +240,12 @@ void psup_runtime_log_listeners(const struct psup_runtime *rt);
  * or -1 (the runtime owns it). */
 void psup_runtime_on_message(struct psup_runtime *rt, const struct psup_msg *m, int passed_fd,
                              uint64_t now);
+
+/* waitpid took pid, exited or killed; psup_runtime_on_exit follows once
+ * every message it sent before exiting has been read. Until then it is
+ * counted as running nowhere: not against max_per_source, not in the
+ * tally (TCPCONNNUM). */
+void psup_runtime_note_exit(struct psup_runtime *rt, pid_t pid);
 
 /* waitpid reported pid: exited or killed (status), or stopped/continued.
  * Returns false for a pid that is not a worker (a reaped orphan). */

@@ -63,5 +63,7 @@ void psup_tally_release(struct psup_tally *t, uint32_t slot)
     if (slot == PSUP_TALLY_NONE)
         return;
     atomic_store(&t->shared->entries[slot].seq, 0);
+    /* A worker killed while it waited for a refused client. */
+    atomic_store(&t->shared->entries[slot].lingering, 0);
     t->free_slots[t->n_free++] = slot;
 }

@@ -139,6 +139,18 @@ def connect(addr, timeout=10.0):
     return s
 
 
+def read_line(s, timeout=5.0):
+    """The first line the server sends (or everything before EOF)."""
+    s.settimeout(timeout)
+    data = b""
+    while not data.endswith(b"\n"):
+        chunk = s.recv(4096)
+        if not chunk:
+            break
+        data += chunk
+    return data
+
+
 def read_all(s):
     out = b""
     while True:
@@ -318,12 +330,13 @@ class Psup:
 
 @pytest.fixture
 def psup(psup_bin, tmp_path):
-    """psup(config, **kw) starts psup; every instance is ended at teardown,
-    and its log must hold no error unless the test set expect_errors."""
+    """psup(config, **kw) starts psup (an instance of cls); every instance is
+    ended at teardown, and its log must hold no error unless the test set
+    expect_errors."""
     started = []
 
-    def start(config, wait=True, **kw):
-        p = Psup(psup_bin, tmp_path, config, name=f"psup{len(started)}", **kw)
+    def start(config, wait=True, cls=Psup, **kw):
+        p = cls(psup_bin, tmp_path, config, name=f"psup{len(started)}", **kw)
         started.append(p)
         return p.start(wait)
 

@@ -12,21 +12,9 @@ import time
 
 import pytest
 
-from conftest import config, connect, read_all, service, talk, wait_for
+from conftest import config, connect, read_all, read_line, service, talk, wait_for
 
 HOLD = 'echo "$TCPCONNNUM"; exec cat'
-
-
-def read_line(s, timeout=5.0):
-    """The first line the server sends (or everything before EOF)."""
-    s.settimeout(timeout)
-    data = b""
-    while not data.endswith(b"\n"):
-        chunk = s.recv(4096)
-        if not chunk:
-            break
-        data += chunk
-    return data
 
 
 def hold(addr, bind=None):
