@@ -60,7 +60,7 @@ static bool keep_inherited(const struct psup_service_config *svc, const char *en
 /* The strings the base environment holds, in order. */
 struct env_list {
     const char **items; /* room for every candidate, counted beforehand */
-    char owned[3][512]; /* HOME=, USER=, LOGNAME= built here */
+    char *owned[3]; /* HOME=, USER=, LOGNAME= built here */
     size_t n;
 };
 
@@ -96,7 +96,11 @@ char **psup_env_base(const struct psup_service_config *svc, char *const *psup_en
         for (int i = 0; i < 3; i++) {
             if (!val[i] || set_by_service(svc, names[i], strlen(names[i])))
                 continue;
-            snprintf(l->owned[i], sizeof(l->owned[i]), "%s=%s", names[i], val[i]);
+            /* Exact sizes: a home directory may be as long as a path. */
+            if (asprintf(&l->owned[i], "%s=%s", names[i], val[i]) < 0) {
+                l->owned[i] = NULL;
+                goto done;
+            }
             add(l, l->owned[i]);
         }
     }
@@ -118,6 +122,9 @@ char **psup_env_base(const struct psup_service_config *svc, char *const *psup_en
         out[l->n] = NULL;
         *n = l->n;
     }
+done:
+    for (int i = 0; i < 3; i++)
+        free(l->owned[i]);
     free(l->items);
     free(l);
     return out;

@@ -285,6 +285,32 @@ static void test_env_is_a_copy(void **state)
     free(got);
 }
 
+/* A home directory as long as a path is given whole (it was cut at about
+ * 500 bytes once). */
+static void test_env_long_home_is_whole(void **state)
+{
+    char home[4000];
+    char want_home[sizeof(home) + 8];
+    struct psup_service_config svc;
+    size_t n = 0;
+
+    (void)state;
+    memset(home, 'h', sizeof(home) - 1);
+    home[0] = '/';
+    home[sizeof(home) - 1] = '\0';
+    snprintf(want_home, sizeof(want_home), "HOME=%s", home);
+    memset(&svc, 0, sizeof(svc));
+    svc.name = "svc";
+    svc.user_name = "nobody";
+    svc.user_home = home;
+    char **got = psup_env_base(&svc, NULL, &n);
+    assert_non_null(got);
+    const char *const want[] = {want_home, "USER=nobody", "LOGNAME=nobody",
+                                "PSUP_SERVICE=svc", NULL};
+    check_exactly("long home", got, n, want);
+    free(got);
+}
+
 /* Out of memory at any allocation: NULL, and nothing leaks (the sanitized
  * build checks leaks at exit). */
 static void test_env_out_of_memory(void **state)
@@ -316,6 +342,7 @@ int main(void)
         cmocka_unit_test(test_env_reserved_names_are_never_inherited),
         cmocka_unit_test(test_env_similar_names_are_inherited),
         cmocka_unit_test(test_env_is_a_copy),
+        cmocka_unit_test(test_env_long_home_is_whole),
         cmocka_unit_test(test_env_out_of_memory),
     };
 
