@@ -49,6 +49,44 @@ def wait_for(cond, timeout=10.0, what="condition", interval=0.02):
         time.sleep(interval)
 
 
+class LogTail:
+    """Reads a growing JSON log from where it last stopped. A handler's
+    stderr records are not parsed: a flood makes tens of megabytes of them,
+    too many to parse while waiting for something else. They are counted,
+    checked with a cheap predicate on the raw line, and the last one kept."""
+
+    def __init__(self, path, stderr_ok=None):
+        self.f = open(path, "rb")
+        self.partial = b""
+        self.kept = []
+        self.stderr_count = 0
+        self.stderr_bad = 0
+        self.last_stderr = None
+        self.stderr_ok = stderr_ok
+
+    def poll(self):
+        """Every record that is not a handler's stderr, so far."""
+        data = self.partial + self.f.read()
+        *lines, self.partial = data.split(b"\n")
+        for line in lines:
+            if b'"event":"stderr"' in line:
+                self.stderr_count += 1
+                if self.stderr_ok and self.last_stderr is not None and \
+                        not self.stderr_ok(self.last_stderr):
+                    self.stderr_bad += 1
+                self.last_stderr = line
+            else:
+                self.kept.append(json.loads(line))
+        return self.kept
+
+    def events(self, event, **match):
+        return [r for r in self.poll()
+                if r.get("event") == event and all(r.get(k) == v for k, v in match.items())]
+
+    def close(self):
+        self.f.close()
+
+
 def proc_stat(pid):
     """(state, ppid, pgid, comm) of a process, or None if it is gone."""
     try:

@@ -15,33 +15,7 @@ import time
 
 import pytest
 
-from conftest import alive, config, connect, read_all, service, talk, wait_for
-
-
-class Tail:
-    """Reads a growing log from where it last stopped, keeping only the
-    records that are not a handler's stderr (a flood would make the whole
-    log too big to re-read at every poll)."""
-
-    def __init__(self, path):
-        self.f = open(path, "rb")
-        self.partial = b""
-        self.kept = []
-
-    def poll(self):
-        data = self.partial + self.f.read()
-        *lines, self.partial = data.split(b"\n")
-        for line in lines:
-            if b'"event":"stderr"' not in line:
-                self.kept.append(json.loads(line))
-        return self.kept
-
-    def events(self, event, **match):
-        return [r for r in self.poll()
-                if r.get("event") == event and all(r.get(k) == v for k, v in match.items())]
-
-    def close(self):
-        self.f.close()
+from conftest import LogTail, alive, config, connect, read_all, service, talk, wait_for
 
 
 # --------------------------------------------------------------------------
@@ -57,7 +31,7 @@ def test_background_writer_on_a_logged_pipe_does_not_freeze_psup(psup):
                     service("echo", max_per_source=100),
                     kill_grace=1))
     echo, bg = p.addr("echo"), p.addr("bg")
-    tail = Tail(p.log_path)
+    tail = LogTail(p.log_path)
     try:
         assert talk(bg, timeout=5) == b"started\n"
         wait_for(lambda: tail.events("conn_end", service="bg"), 10, "the handler's conn_end")
