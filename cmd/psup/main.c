@@ -121,6 +121,12 @@ static int check_only(const struct psup_config *cfg, const char *path)
         psup_config_describe(&cfg->services[i], line, sizeof(line));
         printf("%s\n", line);
     }
+    if (cfg->admin.n_listen) {
+        printf("admin: listen");
+        for (size_t i = 0; i < cfg->admin.n_listen; i++)
+            printf(" %s", cfg->admin.listen_text[i]);
+        printf("; at most %u clients\n", cfg->admin.max_clients);
+    }
     printf("%s: OK, %zu service%s", path, cfg->n_services, cfg->n_services == 1 ? "" : "s");
     if (n)
         printf(", %zu warning%s", n, n == 1 ? "" : "s");

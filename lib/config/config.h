@@ -112,6 +112,20 @@ struct psup_service_config {
     gid_t socket_gid;
 };
 
+/* The admin endpoint (spec/admin.md): HTTP on psup's own loop. */
+struct psup_admin_config {
+    struct psup_addr *listen; /* none (n_listen 0): no admin endpoint */
+    char **listen_text;       /* the strings as written, for logs */
+    size_t n_listen;
+    unsigned max_clients;     /* connections served at once, default 32 */
+    /* The files of unix:/path admin sockets: mode 0600 by default (control
+     * requests are taken there), owner and group as bind makes them unless
+     * set ((uid_t)-1, (gid_t)-1). */
+    int socket_mode;
+    uid_t socket_uid;
+    gid_t socket_gid;
+};
+
 struct psup_config {
     struct psup_service_config *services;
     size_t n_services;
@@ -119,6 +133,7 @@ struct psup_config {
     double kill_grace;       /* seconds between SIGTERM and SIGKILL, default 2 */
     enum psup_log_format log_format;
     bool log_format_set;     /* false: the file did not say */
+    struct psup_admin_config admin;
     unsigned refs;           /* see psup_config_ref */
 };
 

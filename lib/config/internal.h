@@ -243,14 +243,50 @@ void cfg_want_message(struct ctx *c, const cJSON *v, char **out);
 
 /* ---- service.c: one member of "services" -------------------------------- */
 
-/* Around the services of one file: the tables of what must be unique
- * across them (names, addresses), which point into the JSON tree. */
+/* Around the services of one file, and its admin object: the tables of
+ * what must be unique across them (names, addresses), which point into the
+ * JSON tree. */
 void cfg_services_begin(struct ctx *c);
 void cfg_services_end(struct ctx *c);
+
+/* Parse a listen address at the current path, with no_udp the problem to
+ * report for a udp:// address (NULL: accepted). */
+void cfg_parse_address(struct ctx *c, const char *s, struct psup_addr *a, const char *no_udp);
+
+/* The owner index of an admin address in the tables (its a). */
+#define CFG_ADMIN_LISTENER ((size_t)-1)
+
+/* Report the address at owner's listen[i] (owner a service's index or
+ * CFG_ADMIN_LISTENER) if an earlier one is the same or overlaps it, naming
+ * that one; else remember it. */
+void cfg_check_listen_unique(struct ctx *c, size_t owner, size_t i);
 
 /* Fill c->cfg->services[index] from obj, services[index] in the file; the
  * path is at that element. */
 void cfg_parse_service(struct ctx *c, const cJSON *obj, size_t index);
+
+/* A mode or mask as a string of 1 to 4 octal digits, at most "0777" (a
+ * number would be read as decimal: 022 is 22), into *out; example is shown
+ * in messages. */
+void cfg_parse_octal(struct ctx *c, const cJSON *v, const char *example, int *out);
+
+/* Whether any of the n addresses is a unix socket file (or may be: an
+ * entry with a problem is zeroed, and says nothing either way). */
+bool cfg_has_unix_file(const struct psup_addr *listen, size_t n);
+
+/* The socket_mode, socket_user and socket_group keys of f (at indexes
+ * keys[0..2]) into *mode, *uid and *gid, checked against what psup may give
+ * a file; each is an error when there is no unix socket file to give. */
+void cfg_parse_socket_file(struct ctx *c, const struct fields *f, const int keys[3],
+                           bool unix_file, int *mode, uid_t *uid, gid_t *gid);
+
+/* ---- admin.c: the top-level "admin" object ----------------------------- */
+
+/* Fill c->cfg->admin from v (the path is at "admin"); run after the
+ * services, whose addresses the admin's must not repeat. */
+void cfg_parse_admin(struct ctx *c, const cJSON *v);
+void cfg_admin_defaults(struct psup_admin_config *adm);
+void cfg_free_admin(struct psup_admin_config *adm);
 
 /* ---- resolve.c: what is looked up on the system ------------------------- */
 

@@ -25,10 +25,10 @@
 
 /* ---- the top level -------------------------------------------------- */
 
-enum { R_SERVICES, R_SHUTDOWN_TIMEOUT, R_KILL_GRACE, R_LOG_FORMAT, R_SCHEMA };
+enum { R_SERVICES, R_SHUTDOWN_TIMEOUT, R_KILL_GRACE, R_LOG_FORMAT, R_SCHEMA, R_ADMIN };
 
 static const char *const root_keys[] = {
-    "services", "shutdown_timeout", "kill_grace", "log_format", "$schema", NULL,
+    "services", "shutdown_timeout", "kill_grace", "log_format", "$schema", "admin", NULL,
 };
 
 static void parse_services(struct ctx *c, const cJSON *v)
@@ -43,7 +43,6 @@ static void parse_services(struct ctx *c, const cJSON *v)
     if (!(c->cfg->services = cfg_xcalloc(c, n, sizeof(*c->cfg->services))))
         return;
     c->cfg->n_services = n;
-    cfg_services_begin(c);
     cJSON_ArrayForEach(el, v) {
         /* Each service may look names up on the system: after too many
          * problems, the rest of a broken file is not worth the time. */
@@ -57,7 +56,6 @@ static void parse_services(struct ctx *c, const cJSON *v)
         cfg_path_pop(c);
         i++;
     }
-    cfg_services_end(c);
 }
 
 static void parse_root(struct ctx *c, const cJSON *root)
@@ -91,12 +89,19 @@ static void parse_root(struct ctx *c, const cJSON *root)
             c->cfg->log_format = (enum psup_log_format)fmt;
         cfg_path_pop(c);
     }
+    /* The admin's addresses are checked against the services'. */
+    cfg_services_begin(c);
     if ((v = cfg_enter(c, &f, R_SERVICES))) {
         parse_services(c, v);
         cfg_path_pop(c);
     } else {
         cfg_fail_at(c, &f, R_SERVICES, "missing (required)");
     }
+    if ((v = cfg_enter(c, &f, R_ADMIN))) {
+        cfg_parse_admin(c, v);
+        cfg_path_pop(c);
+    }
+    cfg_services_end(c);
 }
 
 static bool is_space(char ch)
@@ -183,6 +188,7 @@ static void free_config(struct psup_config *cfg)
     for (size_t i = 0; i < cfg->n_services; i++)
         free_service(&cfg->services[i]);
     free(cfg->services);
+    cfg_free_admin(&cfg->admin);
     free(cfg);
 }
 
@@ -197,6 +203,7 @@ static bool ctx_init(struct ctx *c, const char *origin)
     c->cfg->shutdown_timeout = 7;
     c->cfg->kill_grace = 2;
     c->cfg->log_format = PSUP_LOG_TEXT;
+    cfg_admin_defaults(&c->cfg->admin);
     c->cfg->refs = 1;
     return true;
 }

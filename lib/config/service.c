@@ -8,6 +8,7 @@
 #include "config/config.h"
 #include "config/internal.h"
 
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -84,7 +85,19 @@ static bool same_addr(const void *a, const void *b)
 
 static const struct psup_addr *listen_at(const struct ctx *c, const struct cfg_entry *e)
 {
+    if (e->a == CFG_ADMIN_LISTENER)
+        return &c->cfg->admin.listen[e->b];
     return &c->cfg->services[e->a].listen[e->b];
+}
+
+/* "services[0].listen[1]", or "admin.listen[1]". */
+static const char *listen_path(const struct cfg_entry *e, char buf[64])
+{
+    if (e->a == CFG_ADMIN_LISTENER)
+        snprintf(buf, 64, "admin.listen[%zu]", e->b);
+    else
+        snprintf(buf, 64, "services[%zu].listen[%zu]", e->a, e->b);
+    return buf;
 }
 
 /* The first earlier address on a's port that the kernel will not bind
@@ -106,29 +119,27 @@ static const struct cfg_entry *find_overlap(struct ctx *c, const struct psup_add
     return first;
 }
 
-/* The same socket address twice cannot be bound, nor two that overlap:
- * name the first use. Addresses with port 0 are each their own socket. A
- * table of addresses and one of (port, scope) keep this linear. */
-static void check_listen_unique(struct ctx *c, size_t svc_index, size_t i)
+void cfg_check_listen_unique(struct ctx *c, size_t owner, size_t i)
 {
-    const struct psup_addr *a = &c->cfg->services[svc_index].listen[i];
-    struct cfg_entry e = {.hash = psup_addr_hash(a), .key = a, .a = svc_index, .b = i};
+    struct cfg_entry e = {.a = owner, .b = i};
+    const struct psup_addr *a = listen_at(c, &e);
     enum psup_addr_scope scope = psup_addr_scope(a);
-    char text[PSUP_ADDR_STRLEN], other[PSUP_ADDR_STRLEN];
+    char text[PSUP_ADDR_STRLEN], other[PSUP_ADDR_STRLEN], where[64];
     const struct cfg_entry *first;
 
     if (a->proto != PSUP_PROTO_UNIX && psup_sockaddr_port(&a->u.sa) == 0)
         return;
+    e.hash = psup_addr_hash(a);
+    e.key = a;
     psup_addr_format(a, text, sizeof(text));
     if ((first = cfg_table_find(&c->listen_addrs, &e))) {
-        cfg_fail(c, "%s is already used by services[%zu].listen[%zu]", text, first->a, first->b);
+        cfg_fail(c, "%s is already used by %s", text, listen_path(first, where));
         return;
     }
     if (scope != PSUP_SCOPE_NONE && (first = find_overlap(c, a))) {
         psup_addr_format(listen_at(c, first), other, sizeof(other));
-        cfg_fail(c, "%s overlaps services[%zu].listen[%zu] (%s): the kernel does not bind a "
-                 "wildcard address beside another of its family on the same port", text,
-                 first->a, first->b, other);
+        cfg_fail(c, "%s overlaps %s (%s): the kernel does not bind a wildcard address beside "
+                 "another of its family on the same port", text, listen_path(first, where), other);
         return;
     }
     cfg_table_add(c, &c->listen_addrs, &e);
@@ -139,7 +150,7 @@ static void check_listen_unique(struct ctx *c, size_t svc_index, size_t i)
     cfg_table_add(c, &c->listen_scopes, &e);
 }
 
-static void parse_address(struct ctx *c, const char *s, struct psup_addr *a)
+void cfg_parse_address(struct ctx *c, const char *s, struct psup_addr *a, const char *no_udp)
 {
     char v4[PSUP_ADDR_STRLEN];
     const char *why = NULL;
@@ -150,8 +161,8 @@ static void parse_address(struct ctx *c, const char *s, struct psup_addr *a)
         cfg_fail(c, "invalid address %s: %s; write %s", cfg_quote(c, s), why, v4);
     } else if (rc < 0) {
         cfg_fail(c, "invalid address %s: %s", cfg_quote(c, s), why);
-    } else if (a->proto == PSUP_PROTO_UDP) {
-        cfg_fail(c, "UDP listeners are not supported yet");
+    } else if (a->proto == PSUP_PROTO_UDP && no_udp) {
+        cfg_fail(c, "%s", no_udp);
     } else if (a->proto == PSUP_PROTO_UNIX) {
         cfg_check_unix_path(c, a);
     }
@@ -183,9 +194,9 @@ static void parse_listen(struct ctx *c, const struct fields *f, size_t svc_index
         cfg_push_index(c, i);
         if (cfg_want_string(c, el, false, &s)) {
             svc->listen_text[i] = cfg_xstrdup(c, s);
-            parse_address(c, s, &svc->listen[i]);
+            cfg_parse_address(c, s, &svc->listen[i], "UDP listeners are not supported yet");
             if (c->n_problems == before)
-                check_listen_unique(c, svc_index, i);
+                cfg_check_listen_unique(c, svc_index, i);
         }
 
         /* An entry with a problem must not match a later one. */
@@ -483,9 +494,7 @@ static void parse_ids(struct ctx *c, const struct fields *f, struct psup_service
 
 /* ---- process settings ------------------------------------------------- */
 
-/* A mode or mask as a string of octal digits (a number would be read as
- * decimal: 022 is 22). */
-static void parse_octal(struct ctx *c, const cJSON *v, const char *example, int *out)
+void cfg_parse_octal(struct ctx *c, const cJSON *v, const char *example, int *out)
 {
     char num[40];
     const char *s;
@@ -526,7 +535,7 @@ static void parse_process(struct ctx *c, const struct fields *f, struct psup_ser
         cfg_path_pop(c);
     }
     if ((v = cfg_enter(c, f, S_UMASK))) {
-        parse_octal(c, v, "022", &svc->umask);
+        cfg_parse_octal(c, v, "022", &svc->umask);
         cfg_path_pop(c);
     }
     if ((v = cfg_enter(c, f, S_NICE))) {
@@ -665,12 +674,10 @@ static void parse_limits(struct ctx *c, const struct fields *f, struct psup_serv
 
 /* ---- unix socket files ------------------------------------------------ */
 
-/* Whether a listener has a socket file (or may have: an entry with a
- * problem is zeroed, and says nothing either way). */
-static bool has_unix_file(const struct psup_service_config *svc)
+bool cfg_has_unix_file(const struct psup_addr *listen, size_t n)
 {
-    for (size_t i = 0; i < svc->n_listen; i++) {
-        const struct psup_addr *a = &svc->listen[i];
+    for (size_t i = 0; i < n; i++) {
+        const struct psup_addr *a = &listen[i];
         if (a->u.sa.sa_family == AF_UNSPEC ||
             (a->u.sa.sa_family == AF_UNIX && a->u.un.sun_path[0]))
             return true;
@@ -686,19 +693,19 @@ static bool in_own_groups(const struct ctx *c, gid_t gid)
     return gid == c->egid;
 }
 
-static void parse_socket_owner(struct ctx *c, const struct fields *f,
-                               struct psup_service_config *svc)
+static void parse_socket_owner(struct ctx *c, const struct fields *f, int k_user, int k_group,
+                               uid_t *uid, gid_t *gid)
 {
     char label[96];
     const cJSON *v;
 
-    if ((v = cfg_enter(c, f, S_SOCKET_USER))) {
+    if ((v = cfg_enter(c, f, k_user))) {
         /* Only the uid is used: the name and home the look-up copies into
          * its service go to a scratch one. */
         struct psup_service_config scratch = {0};
         struct who w;
         if (cfg_resolve_user(c, v, &scratch, &w)) {
-            svc->socket_uid = w.uid;
+            *uid = w.uid;
             if (w.uid != c->euid && c->euid != 0)
                 cfg_fail(c, "psup runs as uid %u and cannot give a socket file to another user; "
                         "run psup as root or remove socket_user", (unsigned)c->euid);
@@ -707,29 +714,37 @@ static void parse_socket_owner(struct ctx *c, const struct fields *f,
         free(scratch.user_home);
         cfg_path_pop(c);
     }
-    if ((v = cfg_enter(c, f, S_SOCKET_GROUP))) {
-        if (cfg_resolve_group(c, v, &svc->socket_gid) && c->euid != 0 &&
-            !in_own_groups(c, svc->socket_gid))
+    if ((v = cfg_enter(c, f, k_group))) {
+        if (cfg_resolve_group(c, v, gid) && c->euid != 0 &&
+            !in_own_groups(c, *gid))
             cfg_fail(c, "psup is not a member of %s and cannot give a socket file to it; run "
-                    "psup as root or remove socket_group", cfg_group_label(svc->socket_gid, label));
+                    "psup as root or remove socket_group", cfg_group_label(*gid, label));
         cfg_path_pop(c);
     }
+}
+
+void cfg_parse_socket_file(struct ctx *c, const struct fields *f, const int keys[3],
+                           bool unix_file, int *mode, uid_t *uid, gid_t *gid)
+{
+    const cJSON *v;
+
+    if ((v = cfg_enter(c, f, keys[0]))) {
+        cfg_parse_octal(c, v, "0660", mode);
+        cfg_path_pop(c);
+    }
+    parse_socket_owner(c, f, keys[1], keys[2], uid, gid);
+    for (size_t i = 0; i < 3; i++)
+        if (f->item[keys[i]] && !unix_file)
+            cfg_fail_at(c, f, keys[i], "has no effect without a unix:/path listener");
 }
 
 static void parse_socket_file(struct ctx *c, const struct fields *f,
                               struct psup_service_config *svc)
 {
     static const int keys[] = {S_SOCKET_MODE, S_SOCKET_USER, S_SOCKET_GROUP};
-    const cJSON *v;
 
-    if ((v = cfg_enter(c, f, S_SOCKET_MODE))) {
-        parse_octal(c, v, "0660", &svc->socket_mode);
-        cfg_path_pop(c);
-    }
-    parse_socket_owner(c, f, svc);
-    for (size_t i = 0; i < sizeof(keys) / sizeof(keys[0]); i++)
-        if (f->item[keys[i]] && svc->listen && !has_unix_file(svc))
-            cfg_fail_at(c, f, keys[i], "has no effect without a unix:/path listener");
+    cfg_parse_socket_file(c, f, keys, !svc->listen || cfg_has_unix_file(svc->listen, svc->n_listen),
+                          &svc->socket_mode, &svc->socket_uid, &svc->socket_gid);
 }
 
 static void service_defaults(struct ctx *c, struct psup_service_config *svc)

@@ -93,6 +93,13 @@ static size_t warn_port(const char *at, const struct psup_addr *a, unsigned long
     return 1;
 }
 
+static size_t warn_address(const char *at, const struct psup_addr *a, unsigned long long caps,
+                           unsigned long long unprivileged, struct psup_diag *out)
+{
+    return a->proto == PSUP_PROTO_UNIX ? warn_unix(at, a, out)
+                                       : warn_port(at, a, caps, unprivileged, out);
+}
+
 size_t psup_config_warn(const struct psup_config *cfg, struct psup_diag *out)
 {
     unsigned long long caps = cfg_effective_capabilities();
@@ -104,11 +111,13 @@ size_t psup_config_warn(const struct psup_config *cfg, struct psup_diag *out)
     for (size_t i = 0; i < cfg->n_services; i++) {
         const struct psup_service_config *svc = &cfg->services[i];
         for (size_t j = 0; j < svc->n_listen; j++) {
-            const struct psup_addr *a = &svc->listen[j];
             snprintf(at, sizeof(at), "services[%zu].listen[%zu]", i, j);
-            n += a->proto == PSUP_PROTO_UNIX ? warn_unix(at, a, out)
-                                             : warn_port(at, a, caps, unprivileged, out);
+            n += warn_address(at, &svc->listen[j], caps, unprivileged, out);
         }
+    }
+    for (size_t j = 0; j < cfg->admin.n_listen; j++) {
+        snprintf(at, sizeof(at), "admin.listen[%zu]", j);
+        n += warn_address(at, &cfg->admin.listen[j], caps, unprivileged, out);
     }
     return n;
 }

@@ -124,7 +124,7 @@ def section(path, name):
 
 
 def schema_keys():
-    """{"top": set, "service": set, "pool": set, "rlimits": set}"""
+    """{"top": set, "service": set, "pool": set, "rlimits": set, "admin": set}"""
     schema = json.loads(SCHEMA.read_text())
     service = schema["$defs"]["service"]["properties"]
     return {
@@ -132,6 +132,7 @@ def schema_keys():
         "service": set(service),
         "pool": set(service["pool"]["properties"]),
         "rlimits": set(service["rlimits"]["properties"]),
+        "admin": set(schema["properties"]["admin"]["properties"]),
     }
 
 
@@ -431,6 +432,7 @@ def markdown_json_blocks(path):
 def unknown_keys(cfg):
     keys = schema_keys()
     bad = [k for k in cfg if k not in keys["top"]]
+    bad += [f"admin.{k}" for k in cfg.get("admin", {}) if k not in keys["admin"]]
     for i, svc in enumerate(cfg.get("services", [])):
         bad += [f"services[{i}].{k}" for k in svc if k not in keys["service"]]
         bad += [f"services[{i}].pool.{k}" for k in svc.get("pool", {}) if k not in keys["pool"]]

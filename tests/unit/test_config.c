@@ -1232,6 +1232,114 @@ static void test_unprivileged_limits(void **state)
 
 /* ---- suggestions, describe, references, files -------------------------------- */
 
+/* ---- the admin endpoint ----------------------------------------------------- */
+
+static void test_admin_values(void **state)
+{
+    struct psup_diag d;
+    struct psup_config *cfg;
+
+    (void)state;
+    cfg = must_load(BASE);
+    assert_int_equal(cfg->admin.n_listen, 0); /* no endpoint by default */
+    assert_int_equal(cfg->admin.max_clients, 32);
+    assert_int_equal(cfg->admin.socket_mode, 0600);
+    psup_config_unref(cfg);
+
+    cfg = parse_doc("{'services': [{" BASE "}], 'admin': {'listen': ['127.0.0.1:0', "
+                    "'unix:/run/psup/admin.sock', '[::1]:0'], 'max_clients': 4}}",
+                    &d);
+    assert_non_null(cfg);
+    assert_int_equal(cfg->admin.n_listen, 3);
+    assert_string_equal(cfg->admin.listen_text[1], "unix:/run/psup/admin.sock");
+    assert_int_equal(cfg->admin.listen[1].proto, PSUP_PROTO_UNIX);
+    assert_int_equal(cfg->admin.max_clients, 4);
+    assert_int_equal(cfg->admin.socket_mode, 0600);
+    assert_int_equal(cfg->admin.socket_uid, (uid_t)-1);
+    assert_int_equal(cfg->admin.socket_gid, (gid_t)-1);
+    psup_config_unref(cfg);
+    psup_diag_free(&d);
+
+    cfg = parse_doc("{'services': [{" BASE "}], 'admin': {'listen': ['unix:/run/a.sock'], "
+                    "'socket_mode': '0660'}}",
+                    &d);
+    assert_non_null(cfg);
+    assert_int_equal(cfg->admin.socket_mode, 0660);
+    psup_config_unref(cfg);
+    psup_diag_free(&d);
+}
+
+/* --check warns about admin addresses as about a service's. */
+static void test_admin_warnings(void **state)
+{
+    struct psup_diag d;
+    struct psup_config *cfg;
+
+    (void)state;
+    cfg = parse_doc("{'services': [{" BASE "}], 'admin': {'listen': ['127.0.0.1:0', "
+                    "'unix:/nonexistent-psup/admin.sock']}}",
+                    &d);
+    assert_non_null(cfg);
+    psup_diag_free(&d);
+    psup_diag_init(&d);
+    assert_int_equal(psup_config_warn(cfg, &d), 1);
+    assert_string_equal(d.items[0], "admin.listen[1]: the directory /nonexistent-psup does not "
+                                    "exist: the socket cannot be created");
+    psup_diag_free(&d);
+    psup_config_unref(cfg);
+}
+
+static void test_admin_errors(void **state)
+{
+    static const struct {
+        const char *doc, *want[3];
+    } cases[] = {
+        {"{'services': [{" BASE "}], 'admin': ['127.0.0.1:9100']}",
+         {"admin: expected an object with a \"listen\" array, got an array"}},
+        {"{'services': [{" BASE "}], 'admin': {}}", {"admin.listen: missing (required)"}},
+        {"{'services': [{" BASE "}], 'admin': {'lisen': ['127.0.0.1:9100']}}",
+         {"admin.lisen: unknown key; did you mean \"listen\"?", "admin.listen: missing (required)"}},
+        {"{'services': [{" BASE "}], 'admin': {'listen': []}}",
+         {"admin.listen: expected a non-empty array of addresses, got an empty array"}},
+        {"{'services': [{" BASE "}], 'admin': {'listen': ['localhost']}}",
+         {"admin.listen[0]: invalid address \"localhost\": expected HOST:PORT, [IPV6]:PORT, "
+          "*:PORT or unix:/path"}},
+        {"{'services': [{" BASE "}], 'admin': {'listen': [9100]}}",
+         {"admin.listen[0]: expected a string, got a number"}},
+        {"{'services': [{" BASE "}], 'admin': {'listen': ['udp://127.0.0.1:9100']}}",
+         {"admin.listen[0]: the admin endpoint speaks HTTP: use a TCP or unix: address"}},
+        {"{'services': [{'name': 't', 'listen': ['127.0.0.1:7000'], 'command': ['/bin/true']}], "
+         "'admin': {'listen': ['localhost:7000']}}",
+         {"admin.listen[0]: 127.0.0.1:7000 is already used by services[0].listen[0]"}},
+        {"{'services': [{" BASE "}], 'admin': {'listen': ['unix:/tmp/a', '127.0.0.1:0', "
+         "'unix:/tmp/a']}}",
+         {"admin.listen[2]: unix:/tmp/a is already used by admin.listen[0]"}},
+        {"{'services': [{'name': 't', 'listen': ['127.0.0.1:9100'], 'command': ['/bin/true']}], "
+         "'admin': {'listen': ['*:9100']}}",
+         {"admin.listen[0]: *:9100 overlaps services[0].listen[0] (127.0.0.1:9100): the kernel "
+          "does not bind a wildcard address beside another of its family on the same port"}},
+        {"{'services': [{" BASE "}], 'admin': {'listen': ['127.0.0.1:9100'], 'max_clients': 0}}",
+         {"admin.max_clients: must be between 1 and 1024, got 0"}},
+        {"{'services': [{" BASE "}], 'admin': {'listen': ['127.0.0.1:9100'], "
+         "'max_clients': 'many'}}",
+         {"admin.max_clients: expected a non-negative integer, got a string"}},
+        {"{'services': [{" BASE "}], 'admin': {'listen': ['127.0.0.1:9100', 'unix:@abstract'], "
+         "'socket_mode': '0660'}}",
+         {"admin.socket_mode: has no effect without a unix:/path listener"}},
+        {"{'services': [{" BASE "}], 'admin': {'listen': ['unix:/run/a.sock'], "
+         "'socket_mode': 660}}",
+         {"admin.socket_mode: expected a string of octal digits such as \"0660\", got a number; "
+          "quote it: \"660\""}},
+        {"{'services': [{" BASE "}], 'admin': {'listen': ['unix:/run/a.sock'], "
+         "'socket_group': 'no-such-group-here'}}",
+         {"admin.socket_group: no such group \"no-such-group-here\""}},
+    };
+
+    (void)state;
+    for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++)
+        expect_doc_errors(cases[i].doc, cases[i].want);
+}
+
 static void test_suggest(void **state)
 {
     static const char *const keys[] = {
@@ -1973,6 +2081,9 @@ int main(void)
         cmocka_unit_test(test_same_service_compares_what_was_resolved),
         cmocka_unit_test(test_stops_after_100_problems),
         cmocka_unit_test(test_warnings),
+        cmocka_unit_test(test_admin_values),
+        cmocka_unit_test(test_admin_errors),
+        cmocka_unit_test(test_admin_warnings),
     };
 
     return cmocka_run_group_tests(tests, NULL, NULL);
