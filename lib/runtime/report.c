@@ -44,7 +44,7 @@ static void log_status(struct psup_log *l, int status, bool signalled_by_psup)
         psup_log_str(l, "hint", "oom_or_external_kill");
 }
 
-static const char *step_name(uint32_t step)
+const char *psup_report_step_name(uint32_t step)
 {
     static const char *const names[] = {
         [PSUP_STEP_SETUP] = "setup", [PSUP_STEP_PROGRAM] = "program",
@@ -216,7 +216,7 @@ void psup_report_failure(const struct psup_worker *w, int status)
     psup_log_begin(&l, PSUP_LOG_ERROR, w->exec_failed ? "exec_failed" : "worker_failed");
     log_identity(&l, w);
     if (w->error) {
-        psup_log_str(&l, "step", step_name(w->step));
+        psup_log_str(&l, "step", psup_report_step_name(w->step));
         psup_log_str(&l, "program", w->gen->plan.svc->program);
         psup_log_errno(&l, w->error);
     } else {
@@ -234,7 +234,7 @@ void psup_report_backoff(const struct psup_service *s)
     psup_log_uint(&l, "failures", s->backoff.failures);
     psup_log_secs(&l, "delay", (double)s->backoff.delay_ms / 1000.0);
     if (s->last_error) {
-        psup_log_str(&l, "step", step_name(s->last_step));
+        psup_log_str(&l, "step", psup_report_step_name(s->last_step));
         psup_log_errno(&l, s->last_error);
     }
     psup_log_end(&l);

@@ -12,6 +12,9 @@
 
 #include "runtime/runtime.h"
 
+/* The name of a worker's step (enum psup_step) in records: "exec", "cwd". */
+const char *psup_report_step_name(uint32_t step);
+
 /* denied / limited, a few and then one a second per service and reason. */
 void psup_report_refusal(struct psup_service *s, enum psup_limit_reason reason, pid_t pid,
                          const struct psup_peer *peer, uint64_t now);

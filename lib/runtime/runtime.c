@@ -806,6 +806,21 @@ static void idle_exit(struct psup_runtime *rt, struct psup_worker *w, int status
     count_failure(w, status, now);
 }
 
+/* The outcome and run time of a connection, counted as its conn_end
+ * record is written: the admin endpoint's counts match the log's. */
+static void count_end(struct psup_worker *w, int status, uint64_t now)
+{
+    struct psup_counters *c = &w->service->counters;
+    enum psup_outcome o = w->exec_failed       ? PSUP_OUTCOME_EXEC_FAILED
+                          : w->timed_out       ? PSUP_OUTCOME_TIMEOUT
+                          : WIFSIGNALED(status) ? PSUP_OUTCOME_SIGNAL
+                          : WEXITSTATUS(status) ? PSUP_OUTCOME_ERROR
+                                                : PSUP_OUTCOME_OK;
+
+    c->ended[o]++;
+    psup_durations_add(&c->durations, now > w->busy_since ? now - w->busy_since : 0);
+}
+
 static void busy_exit(struct psup_worker *w, int status, uint64_t now)
 {
     struct psup_service *s = w->service;
@@ -813,6 +828,7 @@ static void busy_exit(struct psup_worker *w, int status, uint64_t now)
     if (w->counted)
         psup_sources_remove(&s->sources, &w->source);
     psup_report_conn_end(w, status, now);
+    count_end(w, status, now);
     if (w->exec_failed)
         count_failure(w, status, now);
     else if (psup_backoff_settle(&s->backoff, now, true))

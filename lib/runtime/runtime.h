@@ -17,6 +17,7 @@
 #include <sys/types.h>
 
 #include "policy/backoff.h"
+#include "base/durations.h"
 #include "config/config.h"
 #include "base/list.h"
 #include "net/listen.h"
@@ -49,8 +50,19 @@ struct psup_generation {
     unsigned refs;              /* workers, plus one while current */
 };
 
-/* What psup counts per service (reported at shutdown, and later by the
- * metrics endpoint). */
+/* How a connection's handler ended, as its conn_end record says it
+ * (spec/admin.md, psup_connections_total). */
+enum psup_outcome {
+    PSUP_OUTCOME_OK,          /* exit status 0 */
+    PSUP_OUTCOME_ERROR,       /* another exit status */
+    PSUP_OUTCOME_SIGNAL,      /* killed by a signal, not for its timeout */
+    PSUP_OUTCOME_TIMEOUT,     /* stopped for running past timeout */
+    PSUP_OUTCOME_EXEC_FAILED, /* the handler could not be executed */
+    PSUP_OUTCOMES,
+};
+
+/* What psup counts per service (reported at shutdown, and by the admin
+ * endpoint). */
 struct psup_counters {
     unsigned long long accepted;   /* connections whose handler ran (exec
                                       failures count under failed) */
@@ -60,6 +72,8 @@ struct psup_counters {
     unsigned long long overload;   /* refused at max_workers (on_overload reject) */
     unsigned long long failed;     /* worker failures (setup or exec) */
     unsigned long long timed_out;  /* handlers stopped by timeout */
+    unsigned long long ended[PSUP_OUTCOMES]; /* handlers reaped, by outcome */
+    struct psup_durations durations;         /* how long each of those ran */
 };
 
 /* What a log limiter counts, per service. */
@@ -104,6 +118,8 @@ struct psup_service {
     struct psup_counters counters;
     struct psup_log_limit limits[PSUP_LIMIT_COUNT];
     bool saturated;
+    bool paused;                     /* takes no new connections on purpose:
+                                        not ready (spec/admin.md, /readyz) */
     bool seen;                       /* apply: named by the new configuration */
     uint64_t saturated_since;
     uint64_t below_limit_since;      /* saturated, but a slot is free since */

@@ -56,6 +56,7 @@ static void service_stats(const struct psup_service *s, struct psup_service_stat
     st->backoff_not_before = s->backoff.delay_ms ? s->backoff.not_before : 0;
     st->counters = s->counters;
     st->saturated = s->saturated;
+    st->paused = s->paused;
     st->saturated_since = s->saturated ? s->saturated_since : 0;
     st->last_error = s->last_error;
     st->last_step = s->last_step;

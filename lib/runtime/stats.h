@@ -44,6 +44,7 @@ struct psup_service_stats {
     uint64_t backoff_not_before;    /* ms, the runtime's clock; 0 when free */
     struct psup_counters counters;
     bool saturated;
+    bool paused;                    /* not taking new connections on purpose */
     uint64_t saturated_since;       /* ms, the runtime's clock, if saturated */
     int last_error;                 /* errno of the last failure logged, or 0 */
     uint32_t last_step;             /* its enum psup_step */
