@@ -68,57 +68,93 @@ static void put_tail(struct psup_log *l, const char *s, size_t n)
     l->len += n;
 }
 
-static void put_escaped_char(struct psup_log *l, unsigned char c, bool json)
+static bool put_escaped_char(unsigned char c, bool json, psup_log_sink put_fn, void *arg)
 {
     static const char hex[] = "0123456789abcdef";
     char esc[7];
 
     switch (c) {
-    case '"': put(l, "\\\"", 2); return;
-    case '\\': put(l, "\\\\", 2); return;
-    case '\n': put(l, "\\n", 2); return;
-    case '\r': put(l, "\\r", 2); return;
-    case '\t': put(l, "\\t", 2); return;
+    case '"': return put_fn(arg, "\\\"", 2, false);
+    case '\\': return put_fn(arg, "\\\\", 2, false);
+    case '\n': return put_fn(arg, "\\n", 2, false);
+    case '\r': return put_fn(arg, "\\r", 2, false);
+    case '\t': return put_fn(arg, "\\t", 2, false);
     default: break;
     }
     if (json) {
         memcpy(esc, "\\u00", 4);
         esc[4] = hex[c >> 4];
         esc[5] = hex[c & 0xf];
-        put(l, esc, 6);
-    } else {
-        memcpy(esc, "\\x", 2);
-        esc[2] = hex[c >> 4];
-        esc[3] = hex[c & 0xf];
-        put(l, esc, 4);
+        return put_fn(arg, esc, 6, false);
     }
+    memcpy(esc, "\\x", 2);
+    esc[2] = hex[c >> 4];
+    esc[3] = hex[c & 0xf];
+    return put_fn(arg, esc, 4, false);
+}
+
+/* How many bytes from p on are printable ASCII that need no escape. */
+static size_t plain_run(const unsigned char *p, size_t n)
+{
+    size_t i = 0;
+
+    while (i < n && p[i] >= 0x20 && p[i] < 0x7f && p[i] != '"' && p[i] != '\\')
+        i++;
+    return i;
 }
 
 /* Copy a value with escapes: control characters, quotes and backslashes
  * always; a byte that is not valid UTF-8 becomes U+FFFD in JSON (which can
  * only carry characters, so consumers never choke) and \xNN in text, which
- * keeps the byte. */
-static void put_escaped(struct psup_log *l, const char *s, size_t n, bool json)
+ * keeps the byte. Runs of plain ASCII go out in one piece each (a handler's
+ * stderr lines are mostly that), as divisible text. */
+void psup_log_escape(const char *s, size_t n, bool json, psup_log_sink put_fn, void *arg)
 {
     const unsigned char *p = (const unsigned char *)s;
+    bool more = true;
 
-    for (size_t i = 0; i < n && !l->truncated;) {
+    for (size_t i = 0; i < n && more;) {
+        size_t run = plain_run(p + i, n - i);
+        if (run) {
+            more = put_fn(arg, s + i, run, true);
+            i += run;
+            continue;
+        }
         size_t len = p[i] < 0x20 || p[i] == '"' || p[i] == '\\' || p[i] == 0x7f
                          ? 0
                          : psup_utf8_len(p + i, n - i);
         if (len == 0 && json && p[i] >= 0x80) {
-            put(l, "\\ufffd", 6);
+            more = put_fn(arg, "\\ufffd", 6, false);
             i++;
             continue;
         }
         if (len == 0) {
-            put_escaped_char(l, p[i], json);
+            more = put_escaped_char(p[i], json, put_fn, arg);
             i++;
             continue;
         }
-        put(l, s + i, len);
+        more = put_fn(arg, s + i, len, false);
         i += len;
     }
+}
+
+/* Divisible text that does not fit whole is cut where the room ends: every
+ * byte of it is a character, so the value is still cut between two. */
+static bool put_record(void *arg, const char *s, size_t n, bool divisible)
+{
+    struct psup_log *l = arg;
+
+    if (divisible && !l->truncated && l->len + n > CONTENT_MAX) {
+        put(l, s, CONTENT_MAX - l->len);
+        l->truncated = true;
+        return false;
+    }
+    return put(l, s, n);
+}
+
+static void put_escaped(struct psup_log *l, const char *s, size_t n, bool json)
+{
+    psup_log_escape(s, n, json, put_record, l);
 }
 
 static bool needs_quotes(const char *s, size_t n)

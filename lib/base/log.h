@@ -70,6 +70,18 @@ void psup_log_exit(int status);
 /* One record per problem of a configuration that did not load. */
 void psup_log_problems(const char *event, const struct psup_diag *diag);
 
+/* Where psup_log_escape writes n bytes: divisible when they are single-byte
+ * characters (a sink short of room may take a part of them), else one
+ * escape or character to take whole or not at all. Returns false to stop
+ * (no room left). */
+typedef bool (*psup_log_sink)(void *arg, const char *s, size_t n, bool divisible);
+
+/* The escapes of a quoted log value, written to put_fn: quotes,
+ * backslashes and control characters escaped (JSON's \u00XX or logfmt's
+ * \xNN), a byte that is not valid UTF-8 as U+FFFD in JSON and \xNN in
+ * text. Also what the admin endpoint's JSON uses. */
+void psup_log_escape(const char *s, size_t n, bool json, psup_log_sink put_fn, void *arg);
+
 /* The symbolic name of a signal ("TERM", "KILL", "RTMIN+1"). */
 const char *psup_signal_name(int sig, char buf[16]);
 

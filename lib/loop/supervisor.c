@@ -27,6 +27,7 @@
 #include <unistd.h>
 #include <uv.h>
 
+#include "loop/admin.h"
 #include "loop/errlog.h"
 #include "base/fd.h"
 #include "base/log.h"
@@ -52,6 +53,8 @@ struct psup_supervisor {
     int channel[2]; /* [0] the supervisor's end, [1] the workers' */
     struct psup_runtime rt;
     struct psup_list errlogs;
+    struct psup_admin_server *admin;
+    struct psup_admin_state admin_state; /* what the admin endpoint reports */
     const struct psup_supervisor_options *opts;
     enum phase phase;
     bool loop_ready;
@@ -424,10 +427,65 @@ static void log_reload_result(const struct psup_apply_report *rep)
     psup_log_end(&l);
 }
 
+static double wall_clock(void)
+{
+    struct timespec ts;
+
+    clock_gettime(CLOCK_REALTIME, &ts);
+    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+/* For the admin endpoint: psup_reloads_total and /status's last_reload. */
+static void note_reload(struct psup_supervisor *sup, enum psup_reload_result result,
+                        unsigned problems)
+{
+    struct psup_admin_state *st = &sup->admin_state;
+
+    st->reloads[result]++;
+    st->last_reload = wall_clock();
+    st->last_reload_result = result;
+    st->last_reload_problems = problems;
+}
+
+static void reject_reload(struct psup_supervisor *sup, const char *reason)
+{
+    struct psup_log l;
+
+    psup_log_begin(&l, PSUP_LOG_ERROR, "reload_rejected");
+    psup_log_str(&l, "reason", reason);
+    psup_log_str(&l, "kept", "running configuration");
+    psup_log_end(&l);
+    note_reload(sup, PSUP_RELOAD_FAILED, 0);
+}
+
+/* Apply a loaded configuration: the admin listeners are found or bound
+ * first, so that either part failing leaves everything as it was. */
+static void apply_reload(struct psup_supervisor *sup, struct psup_config *cfg)
+{
+    struct psup_apply_report rep;
+    struct psup_admin_plan plan;
+
+    if (psup_admin_server_plan(sup->admin, &cfg->admin, &plan) < 0) {
+        reject_reload(sup, "an admin listener could not be bound");
+        return;
+    }
+    if (psup_runtime_apply(&sup->rt, cfg, now_ms(sup), &rep) < 0) {
+        psup_admin_server_abandon(&plan);
+        reject_reload(sup, "a listener could not be bound");
+        return;
+    }
+    psup_admin_server_commit(sup->admin, &cfg->admin, &plan);
+    if (!sup->opts->log_format_forced && cfg->log_format_set)
+        psup_log_set_format(cfg->log_format);
+    log_reload_result(&rep);
+    if (rep.listeners_opened)
+        psup_runtime_log_listeners(&sup->rt);
+    note_reload(sup, PSUP_RELOAD_OK, 0);
+}
+
 static void reload(struct psup_supervisor *sup)
 {
     struct psup_diag diag;
-    struct psup_apply_report rep;
     struct psup_log l;
 
     psup_diag_init(&diag);
@@ -439,22 +497,12 @@ static void reload(struct psup_supervisor *sup)
         psup_log_str(&l, "config", sup->opts->config_path);
         psup_log_str(&l, "kept", "running configuration");
         psup_log_end(&l);
+        note_reload(sup, PSUP_RELOAD_INVALID, (unsigned)diag.count);
         psup_diag_free(&diag);
         return;
     }
     psup_diag_free(&diag);
-    if (psup_runtime_apply(&sup->rt, cfg, now_ms(sup), &rep) < 0) {
-        psup_log_begin(&l, PSUP_LOG_ERROR, "reload_rejected");
-        psup_log_str(&l, "reason", "a listener could not be bound");
-        psup_log_str(&l, "kept", "running configuration");
-        psup_log_end(&l);
-    } else {
-        if (!sup->opts->log_format_forced && cfg->log_format_set)
-            psup_log_set_format(cfg->log_format);
-        log_reload_result(&rep);
-        if (rep.listeners_opened)
-            psup_runtime_log_listeners(&sup->rt);
-    }
+    apply_reload(sup, cfg);
     psup_config_unref(cfg);
 }
 
@@ -626,6 +674,33 @@ static bool has_terminal(void)
     return true;
 }
 
+/* The first configuration: the admin endpoint's listeners and the
+ * services'. Either failing to bind is exit status 3, with the address and
+ * the reason logged. */
+static int apply_first(struct psup_supervisor *sup, struct psup_config *cfg)
+{
+    struct psup_admin_state *st = &sup->admin_state;
+    struct psup_apply_report rep;
+    struct psup_admin_plan plan;
+    int rc;
+
+    st->rt = &sup->rt;
+    st->config_path = sup->opts->config_path;
+    st->pid = getpid();
+    st->started = wall_clock();
+    st->started_ms = now_ms(sup);
+    if (!(sup->admin = psup_admin_server_new(&sup->loop, st)))
+        return log_fatal("admin", -ENOMEM), -ENOMEM;
+    if ((rc = psup_admin_server_plan(sup->admin, &cfg->admin, &plan)) < 0)
+        return rc;
+    if ((rc = psup_runtime_apply(&sup->rt, cfg, now_ms(sup), &rep)) < 0) {
+        psup_admin_server_abandon(&plan);
+        return rc;
+    }
+    psup_admin_server_commit(sup->admin, &cfg->admin, &plan);
+    return 0;
+}
+
 static int setup(struct psup_supervisor *sup, struct psup_config *cfg)
 {
     int rc;
@@ -656,8 +731,7 @@ static int setup(struct psup_supervisor *sup, struct psup_config *cfg)
     sup->rt.handler_sessions = has_terminal();
     find_changed_signals(&sup->rt);
     log_start(sup, cfg);
-    struct psup_apply_report rep;
-    if ((rc = psup_runtime_apply(&sup->rt, cfg, now_ms(sup), &rep)) < 0)
+    if ((rc = apply_first(sup, cfg)) < 0)
         return rc; /* the listener and its reason are logged */
     psup_runtime_log_listeners(&sup->rt);
     log_ready(sup);
@@ -681,8 +755,10 @@ static void teardown(struct psup_supervisor *sup)
 {
     if (sup->loop_ready) {
         psup_errlog_close_all(&sup->errlogs);
+        psup_admin_server_close(sup->admin);
         uv_walk(&sup->loop, walk_close_cb, NULL);
         uv_run(&sup->loop, UV_RUN_DEFAULT);
+        psup_admin_server_free(sup->admin);
         int rc = uv_loop_close(&sup->loop);
         if (rc < 0)
             log_fatal("uv_loop_close", rc);

@@ -207,6 +207,13 @@ def talk(addr, data=b"", timeout=10.0):
         return read_all(s)
 
 
+def make_script(path, body="echo fine", interpreter="/bin/sh"):
+    """An executable script at path: a handler a test can remove or break."""
+    path.write_text(f"#!{interpreter}\n{body}\n")
+    path.chmod(0o755)
+    return path
+
+
 def parse_report(text):
     """The output of tests/helpers/report: key=value lines, env:NAME=value."""
     report, env = {}, {}

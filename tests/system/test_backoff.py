@@ -9,13 +9,7 @@ import signal
 import socket
 import time
 
-from conftest import alive, config, connect, read_all, service, talk, wait_for
-
-
-def make_script(path, body="echo fine", interpreter="/bin/sh"):
-    path.write_text(f"#!{interpreter}\n{body}\n")
-    path.chmod(0o755)
-    return path
+from conftest import alive, config, connect, make_script, read_all, service, talk, wait_for
 
 
 def try_talk(addr, data=b"", timeout=10):

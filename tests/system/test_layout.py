@@ -25,7 +25,10 @@ ALLOWED = {
     "config": {"proto", "base", "net"},
     "spawn": {"proto", "child"},
     "runtime": {"proto", "base", "policy", "net", "config", "spawn"},
-    "loop": {"proto", "base", "policy", "net", "config", "spawn", "runtime"},
+    # Pure HTTP: the relay's and the admin endpoint's request parser.
+    "http": set(),
+    "admin": {"proto", "base", "policy", "net", "config", "spawn", "runtime", "http"},
+    "loop": {"proto", "base", "policy", "net", "config", "spawn", "runtime", "http", "admin"},
 }
 
 # Child code may call these libc functions only: pure functions that touch
