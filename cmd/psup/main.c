@@ -5,9 +5,11 @@
  * place that chooses an exit status (spec/signals.md lists them).
  */
 #include <getopt.h>
+#include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "cmd.h"
 #include "config/config.h"
@@ -93,6 +95,34 @@ static int parse_args(int argc, char **argv, struct cli *cli)
     return -1;
 }
 
+/* psup-cgi, found relative to psup's own binary (PSUP_CGI_RELATIVE, such as
+ * "../lib/psup/psup-cgi"), so an installation can be moved as a whole and a
+ * build tree runs its own relay. Resolved once, at start: a binary replaced
+ * while psup runs makes /proc/self/exe read "... (deleted)". The kernel's
+ * path is canonical, so each leading "../" just drops a component of its
+ * directory. NULL when /proc/self/exe cannot be read: cgi services are then
+ * a configuration error (lib/config/protocol.c). */
+static void find_cgi_relay(char *out, size_t size)
+{
+    char self[PATH_MAX];
+    ssize_t n = readlink("/proc/self/exe", self, sizeof(self) - 1);
+    const char *rel = PSUP_CGI_RELATIVE;
+
+    out[0] = '\0';
+    if (n <= 0)
+        return;
+    self[n] = '\0';
+    char *slash = strrchr(self, '/');
+    if (!slash)
+        return;
+    *slash = '\0'; /* the directory of psup */
+    while (strncmp(rel, "../", 3) == 0 && (slash = strrchr(self, '/'))) {
+        *slash = '\0';
+        rel += 3;
+    }
+    snprintf(out, size, "%s/%s", self, rel);
+}
+
 /* --check prints problems for a person; a run logs them as records. */
 static void report_problems(const struct cli *cli, const struct psup_diag *diag)
 {
@@ -152,6 +182,9 @@ int main(int argc, char **argv)
     psup_log_setup(2, cli.format, cli.verbose ? PSUP_LOG_DEBUG : PSUP_LOG_INFO);
 
     /* 3. The configuration, in full, before anything is bound. */
+    char relay[PATH_MAX + 64];
+    find_cgi_relay(relay, sizeof(relay));
+    psup_config_set_cgi_relay(relay[0] ? relay : NULL);
     psup_diag_init(&diag);
     struct psup_config *cfg = psup_config_load(cli.config, &diag);
     report_problems(&cli, &diag);

@@ -69,16 +69,29 @@ long psup_child_cloexec_all(const struct psup_plan *p);
 void psup_child_take(struct psup_child *c, uint32_t index, int conn,
                      const struct sockaddr *remote);
 
-/* The handler's environment for a connection, in c->envp (env.c). */
+/* The handler's environment for a connection, in c->envp (env.c): local
+ * is the address the client connected to and peer the client (on TCP:
+ * with a PROXY header, its destination and source), proxy the
+ * connection's own peer when it sent a PROXY header (family 0 otherwise;
+ * its TLVs are in c->proxy). */
 char **psup_child_env(struct psup_child *c, const struct psup_plan_listener *l,
-                      const struct sockaddr *remote, const struct sockaddr *local,
-                      const struct psup_peer *peer, unsigned connnum);
+                      const struct psup_peer *local, const struct psup_peer *peer,
+                      const struct psup_peer *proxy, unsigned connnum);
+
+/* The client of a connection as the worker took it: who (peer, proxy, as
+ * in struct psup_msg), its TCPCONNNUM and the stderr pipe's write end (or
+ * -1). */
+struct psup_child_client {
+    const struct psup_peer *peer;
+    const struct psup_peer *proxy;
+    unsigned connnum;
+    int log_pipe;
+};
 
 /* Become the handler of conn: its descriptors, environment, process and
- * credentials, then execve (exec.c). log_pipe is the write end of the
- * stderr pipe, or -1. */
+ * credentials, then execve (exec.c): the relay for a cgi service, else the
+ * service's program. */
 _Noreturn void psup_child_exec(struct psup_child *c, const struct psup_plan_listener *l,
-                               int conn, const struct sockaddr *remote,
-                               const struct psup_peer *peer, unsigned connnum, int log_pipe);
+                               int conn, const struct psup_child_client *client);
 
 #endif

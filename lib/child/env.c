@@ -34,14 +34,17 @@ static void env_end(struct env_writer *w, size_t value_len)
     w->used += value_len + 1;
 }
 
-static void env_str(struct env_writer *w, const char *name, const char *value)
+static void env_bytes(struct env_writer *w, const char *name, const void *value, size_t len)
 {
-    size_t len = strlen(value);
-
     if (w->used + strlen(name) + len + 2 > PSUP_ENVBUF_SIZE)
         return;
     memcpy(env_start(w, name), value, len);
     env_end(w, len);
+}
+
+static void env_str(struct env_writer *w, const char *name, const char *value)
+{
+    env_bytes(w, name, value, strlen(value));
 }
 
 static void env_uint(struct env_writer *w, const char *name, unsigned long long v)
@@ -52,17 +55,38 @@ static void env_uint(struct env_writer *w, const char *name, unsigned long long 
     env_str(w, name, digits);
 }
 
-static void env_ip(struct env_writer *w, const char *name, const struct sockaddr *sa)
+static void env_peer(struct env_writer *w, const char *ip_name, const char *port_name,
+                     const struct psup_peer *p)
 {
     char ip[PSUP_IP_STRLEN];
 
-    psup_ip_format(sa, ip);
-    env_str(w, name, ip);
+    psup_ip_key_format(p->addr, ip);
+    env_str(w, ip_name, ip);
+    env_uint(w, port_name, p->port);
+}
+
+/* Whether every byte is visible ASCII: a unique id that is not (the
+ * protocol allows any bytes) is left out rather than encoded. */
+static bool visible_ascii(const uint8_t *b, size_t n)
+{
+    for (size_t i = 0; i < n; i++)
+        if (b[i] < 0x21 || b[i] > 0x7e)
+            return false;
+    return true;
+}
+
+/* What a version 2 header says beyond the addresses (spec/proxy.md). */
+static void env_proxy_tlvs(struct env_writer *w, const struct psup_proxy_header *h)
+{
+    if (h->authority_len)
+        env_bytes(w, "PROXYAUTHORITY", h->raw + h->authority_off, h->authority_len);
+    if (h->unique_id_len && visible_ascii(h->raw + h->unique_id_off, h->unique_id_len))
+        env_bytes(w, "PROXYUNIQUEID", h->raw + h->unique_id_off, h->unique_id_len);
 }
 
 char **psup_child_env(struct psup_child *c, const struct psup_plan_listener *l,
-                        const struct sockaddr *remote, const struct sockaddr *local,
-                        const struct psup_peer *peer, unsigned connnum)
+                      const struct psup_peer *local, const struct psup_peer *peer,
+                      const struct psup_peer *proxy, unsigned connnum)
 {
     const struct psup_plan *p = c->plan;
     struct env_writer w = {.envp = c->envp, .buf = c->envbuf};
@@ -78,16 +102,16 @@ char **psup_child_env(struct psup_child *c, const struct psup_plan_listener *l,
     } else {
         /* PROTO=TCP for IPv6 too, as s6-tcpserver does. */
         env_str(&w, "PROTO", "TCP");
-        env_ip(&w, "TCPLOCALIP", local);
-        env_uint(&w, "TCPLOCALPORT", psup_sockaddr_port(local));
-        env_ip(&w, "TCPREMOTEIP", remote);
-        env_uint(&w, "TCPREMOTEPORT", psup_sockaddr_port(remote));
+        env_peer(&w, "TCPLOCALIP", "TCPLOCALPORT", local);
+        env_peer(&w, "TCPREMOTEIP", "TCPREMOTEPORT", peer);
         env_uint(&w, "TCPCONNNUM", connnum);
-        env_ip(&w, "REMOTE_ADDR", remote);
-        env_uint(&w, "REMOTE_PORT", psup_sockaddr_port(remote));
+        env_peer(&w, "REMOTE_ADDR", "REMOTE_PORT", peer);
+        if (proxy->family) {
+            env_peer(&w, "PROXYREMOTEIP", "PROXYREMOTEPORT", proxy);
+            env_proxy_tlvs(&w, &c->proxy);
+        }
     }
     env_uint(&w, "PSUP_CONN_ID", c->conn_id);
     w.envp[w.n] = NULL;
     return w.envp;
 }
-

@@ -10,6 +10,7 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <string.h>
 #include <sys/prctl.h>
 #include <sys/resource.h>
 
@@ -84,19 +85,40 @@ static long drop_privileges(const struct psup_service_config *svc)
     return 0;
 }
 
+/* The address the client connected to (TCP): a PROXY header's
+ * destination, or the socket's own. */
+static void local_address(const struct psup_child *c, int conn,
+                          const struct psup_child_client *client, struct psup_peer *local)
+{
+    struct sockaddr_storage sa = {0};
+    socklen_t len = sizeof(sa);
+
+    memset(local, 0, sizeof(*local));
+    local->family = AF_INET6;
+    if (client->proxy->family && c->proxy.has_addresses) {
+        memcpy(local->addr, c->proxy.dst_addr, sizeof(local->addr));
+        local->port = c->proxy.dst_port;
+    } else if (psup_sys(SYS_getsockname, conn, &sa, &len) == 0) {
+        psup_ip_key((const struct sockaddr *)&sa, local->addr);
+        local->port = (uint16_t)psup_sockaddr_port((const struct sockaddr *)&sa);
+    }
+}
+
 _Noreturn void psup_child_exec(struct psup_child *c, const struct psup_plan_listener *l,
-                               int conn, const struct sockaddr *remote,
-                               const struct psup_peer *peer, unsigned connnum, int log_pipe)
+                               int conn, const struct psup_child_client *client)
 {
     const struct psup_service_config *svc = c->plan->svc;
-    struct sockaddr_storage local = {0};
-    socklen_t local_len = sizeof(local);
+    /* A cgi service runs the relay, which runs the command (spec/cgi.md). */
+    const char *program = svc->relay ? svc->relay : svc->program;
+    char *const *argv = svc->relay ? svc->relay_argv : svc->argv;
+    int log_pipe = client->log_pipe;
     enum psup_step step = PSUP_STEP_SETUP;
+    struct psup_peer local = {0};
     long r;
 
     if (l->proto != PSUP_PROTO_UNIX)
-        psup_sys(SYS_getsockname, conn, &local, &local_len);
-    char **envp = psup_child_env(c, l, remote, (struct sockaddr *)&local, peer, connnum);
+        local_address(c, conn, client, &local);
+    char **envp = psup_child_env(c, l, &local, client->peer, client->proxy, client->connnum);
 
     /* 1. The connection on 0 and 1. It cannot already be 0 or 1: psup keeps
      *    0-2 open from the start, so dup3 always clears CLOEXEC here. */
@@ -133,7 +155,7 @@ _Noreturn void psup_child_exec(struct psup_child *c, const struct psup_plan_list
      *    is unblocked: its default action is to ignore it. */
     psup_child_set_sigmask(0);
 
-    r = psup_sys(SYS_execve, svc->program, svc->argv, envp);
+    r = psup_sys(SYS_execve, program, argv, envp);
     /* Still here: report, and exit like a shell would (127: not found). */
     psup_child_set_sigmask(~UINT64_C(0));
     psup_child_report(c, PSUP_MSG_EXEC_FAILED, PSUP_STEP_EXEC, r);

@@ -106,6 +106,47 @@ static const char *refusal_text(const struct psup_service_config *svc, enum psup
     }
 }
 
+_Static_assert(PSUP_PROXY_PROTOCOL_V1 == PSUP_PROXY_V1 && PSUP_PROXY_PROTOCOL_V2 == PSUP_PROXY_V2 &&
+                   PSUP_PROXY_PROTOCOL_ANY == PSUP_PROXY_ANY,
+               "a service's proxy_protocol is the reader's accept argument");
+
+/* A service behind a load balancer (spec/proxy.md): the connection must
+ * come from proxy_from and start with a PROXY header, whose source is then
+ * the client everywhere; the connection's own peer becomes m->proxy.
+ * Returns false when the connection was refused, reported and closed
+ * (without a word: the peer is a balancer, or not one at all). */
+static bool take_proxy_header(struct psup_child *c, int conn, struct psup_msg *m)
+{
+    const struct psup_service_config *svc = c->plan->svc;
+    long r = -EACCES;
+
+    m->proxy = m->peer;
+    /* Before any byte is read: a connection from elsewhere must not hold
+     * a worker for proxy_timeout. */
+    if (!psup_access_allowed(svc->proxy_from, svc->n_proxy_from, NULL, 0, m->peer.addr))
+        goto refuse;
+    /* Busy from here on: the supervisor starts a spare in this worker's
+     * place while the header arrives, so slow balancers cannot take every
+     * spare for proxy_timeout each. */
+    m->kind = PSUP_MSG_READING;
+    psup_child_send(c, m, -1);
+    r = psup_proxy_read(conn, svc->proxy_protocol, svc->proxy_timeout_ms, &c->proxy);
+    if (r < 0)
+        goto refuse;
+    /* LOCAL and UNKNOWN keep the connection's own addresses. */
+    if (c->proxy.has_addresses) {
+        memcpy(m->peer.addr, c->proxy.src_addr, sizeof(m->peer.addr));
+        m->peer.port = c->proxy.src_port;
+    }
+    return true;
+refuse:
+    m->kind = PSUP_MSG_PROXY_REFUSED;
+    m->err = (int32_t)-r;
+    psup_child_send(c, m, -1);
+    psup_child_close(conn);
+    return false;
+}
+
 /* Show the client in this worker's tally entry; with count, return how many
  * of the service's handlers serve it now, this one included. */
 static unsigned publish_source(const struct psup_child *c, const struct psup_peer *peer,
@@ -121,16 +162,17 @@ static unsigned publish_source(const struct psup_child *c, const struct psup_pee
  * supervisor, and become the handler. Returns only if the supervisor could
  * not be told (the connection is then closed). */
 static void run_without_verdict(struct psup_child *c, const struct psup_plan_listener *l,
-                                int conn, const struct sockaddr *remote, struct psup_msg *m)
+                                int conn, struct psup_msg *m)
 {
-    unsigned connnum = publish_source(c, &m->peer, true);
+    struct psup_child_client client = {&m->peer, &m->proxy, 0, -1};
 
+    client.connnum = publish_source(c, &m->peer, true);
     m->kind = PSUP_MSG_RUNNING;
     if (psup_child_send(c, m, -1) < 0) {
         psup_tally_withdraw(c->plan->tally, c->tally_slot);
         return;
     }
-    psup_child_exec(c, l, conn, remote, &m->peer, connnum, -1);
+    psup_child_exec(c, l, conn, &client);
 }
 
 /* Ask the supervisor about the connection (BUSY, with the stderr pipe's
@@ -165,6 +207,8 @@ void psup_child_take(struct psup_child *c, uint32_t index, int conn,
     int log_pipe[2] = {-1, -1};
 
     describe_peer(conn, l, remote, &m.peer);
+    if (svc->proxy_protocol && !take_proxy_header(c, conn, &m))
+        return;
 
     /* allow/deny are decided here, without a round trip: a denied client
      * costs one accept and one message, never a process. */
@@ -177,7 +221,7 @@ void psup_child_take(struct psup_child *c, uint32_t index, int conn,
     }
 
     if (!p->needs_verdict && c->tally_slot != PSUP_TALLY_NONE) {
-        run_without_verdict(c, l, conn, remote, &m);
+        run_without_verdict(c, l, conn, &m);
         psup_child_close(conn);
         return;
     }
@@ -198,8 +242,9 @@ void psup_child_take(struct psup_child *c, uint32_t index, int conn,
          * reload may leave both kinds running). */
         if (c->tally_slot != PSUP_TALLY_NONE)
             publish_source(c, &m.peer, false);
-        psup_child_exec(c, l, conn, remote, &m.peer, psup_verdict_connnum(verdict),
-                        log_pipe[1]);
+        struct psup_child_client client = {&m.peer, &m.proxy, psup_verdict_connnum(verdict),
+                                           log_pipe[1]};
+        psup_child_exec(c, l, conn, &client);
     }
     psup_child_close(log_pipe[1]);
     refuse(c, conn, refusal_text(svc, code));

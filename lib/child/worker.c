@@ -196,8 +196,10 @@ int psup_worker_main(void *arg)
     psup_child_set_sigmask(PSUP_KSIG(p->verdict_signal) | PSUP_KSIG(PSUP_SIG_RETIRE));
 
     /* 6. A program removed or broken after load: fail now, before taking a
-     *    connection, so clients wait in the backlog while psup backs off. */
-    if ((r = psup_sys(SYS_faccessat, AT_FDCWD, p->svc->program, X_OK)) < 0)
+     *    connection, so clients wait in the backlog while psup backs off.
+     *    A cgi service needs the relay and the script it runs. */
+    if ((r = psup_sys(SYS_faccessat, AT_FDCWD, p->svc->program, X_OK)) < 0 ||
+        (p->svc->relay && (r = psup_sys(SYS_faccessat, AT_FDCWD, p->svc->relay, X_OK)) < 0))
         psup_child_setup_failed(c, PSUP_STEP_PROGRAM, r);
 
     /* 7. Processes are scarce: wait until the supervisor has checked that

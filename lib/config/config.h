@@ -26,6 +26,22 @@ enum psup_stderr_mode {
     PSUP_STDERR_LOG,
 };
 
+/* What psup speaks on a service's connections (spec/cgi.md). */
+enum psup_protocol {
+    PSUP_PROTOCOL_RAW, /* the handler gets the connection as it is (default) */
+    PSUP_PROTOCOL_CGI, /* psup-cgi reads an HTTP request and runs the command
+                          as a CGI script */
+};
+
+/* Which PROXY protocol headers a service takes (spec/proxy.md); the values
+ * are lib/child/proxy.h's PSUP_PROXY_V1, _V2 and _ANY. */
+enum psup_proxy_protocol {
+    PSUP_PROXY_PROTOCOL_NONE = 0,
+    PSUP_PROXY_PROTOCOL_V1 = 1,
+    PSUP_PROXY_PROTOCOL_V2 = 2,
+    PSUP_PROXY_PROTOCOL_ANY = 3,
+};
+
 enum psup_overload {
     PSUP_OVERLOAD_QUEUE,  /* wait in the kernel backlog (default) */
     PSUP_OVERLOAD_REJECT, /* accept and close at once, with overload_message */
@@ -105,6 +121,22 @@ struct psup_service_config {
     char *overload_message;
     double timeout;             /* seconds a handler may run; 0: no limit */
 
+    /* "protocol": "cgi": the worker execs the relay (relay, relay_argv:
+     * psup-cgi OPTIONS -- PROGRAM ARGS, built at load from program, argv,
+     * the http object, timeout and kill_grace) instead of program. NULL
+     * for "raw". */
+    enum psup_protocol protocol;
+    char *relay;
+    char **relay_argv;
+    size_t relay_argc;
+
+    /* PROXY protocol (spec/proxy.md). proxy_from holds the balancers;
+     * proxy_timeout_ms bounds the whole header (at least 1). */
+    enum psup_proxy_protocol proxy_protocol;
+    struct psup_cidr *proxy_from;
+    size_t n_proxy_from;
+    int proxy_timeout_ms;
+
     /* The files of unix:/path listeners: mode, owner and group, or -1,
      * (uid_t)-1, (gid_t)-1 to leave them as bind makes them. */
     int socket_mode;
@@ -136,6 +168,11 @@ struct psup_config {
     struct psup_admin_config admin;
     unsigned refs;           /* see psup_config_ref */
 };
+
+/* Where psup-cgi is (psup resolves it at start, relative to its own binary:
+ * spec/cgi.md), or NULL if psup could not find its own binary: a cgi
+ * service is then a configuration error. Kept for every later load. */
+void psup_config_set_cgi_relay(const char *path);
 
 /* Read, parse and validate a configuration file. Returns a configuration
  * with one reference, or NULL with every problem appended to diag (a file

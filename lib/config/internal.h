@@ -241,6 +241,13 @@ bool cfg_want_array(struct ctx *c, const cJSON *v, const char *what);
 /* A string sent to a refused client: *out is a copy. */
 void cfg_want_message(struct ctx *c, const cJSON *v, char **out);
 
+/* A list of CIDRs at member k of f, if present, into *out (*n_out of them);
+ * what says what is expected ("a non-empty array of CIDR strings ..."), and
+ * an empty array is accepted only with allow_empty. Returns false if the
+ * list had a problem. */
+bool cfg_parse_cidrs(struct ctx *c, const struct fields *f, int k, const char *what,
+                     bool allow_empty, struct psup_cidr **out, size_t *n_out);
+
 /* ---- service.c: one member of "services" -------------------------------- */
 
 /* Around the services of one file, and its admin object: the tables of
@@ -287,6 +294,21 @@ void cfg_parse_socket_file(struct ctx *c, const struct fields *f, const int keys
 void cfg_parse_admin(struct ctx *c, const cJSON *v);
 void cfg_admin_defaults(struct psup_admin_config *adm);
 void cfg_free_admin(struct psup_admin_config *adm);
+
+/* ---- protocol.c: protocol, http and the PROXY protocol keys ------------ */
+
+/* Where those keys are in the service's key table. */
+struct cfg_protocol_keys {
+    int protocol, http, proxy_protocol, proxy_from, proxy_timeout;
+};
+
+/* Parse them into svc, and for a cgi service build the relay's argv: call
+ * it after listen, command and timeout. */
+void cfg_parse_protocol(struct ctx *c, const struct fields *f, const struct cfg_protocol_keys *k,
+                        struct psup_service_config *svc);
+
+/* Whether two services run the same relay with the same argv. */
+bool cfg_relay_same(const struct psup_service_config *a, const struct psup_service_config *b);
 
 /* ---- resolve.c: what is looked up on the system ------------------------- */
 

@@ -2,7 +2,8 @@
 /*
  * Reading JSON values with checks: the members of an object against a table
  * of known keys (with "did you mean" for typos), and typed values (integers
- * in a range, seconds, strings, choices) that report what they got instead.
+ * in a range, seconds, strings, choices, lists of CIDRs) that report what
+ * they got instead.
  * Pure: no look-ups on the system.
  */
 #include "config/config.h"
@@ -280,4 +281,36 @@ bool cfg_want_array(struct ctx *c, const cJSON *v, const char *what)
         return false;
     }
     return true;
+}
+
+bool cfg_parse_cidrs(struct ctx *c, const struct fields *f, int k, const char *what,
+                     bool allow_empty, struct psup_cidr **out, size_t *n_out)
+{
+    const cJSON *v = cfg_enter(c, f, k), *el;
+    bool ok = true;
+    size_t i = 0;
+
+    if (!v)
+        return true;
+    if (!cJSON_IsArray(v) || (!allow_empty && cJSON_GetArraySize(v) == 0)) {
+        cfg_fail(c, "expected %s, got %s", what, cfg_type_name(v));
+        cfg_path_pop(c);
+        return false;
+    }
+    *out = cfg_xcalloc(c, (size_t)cJSON_GetArraySize(v), sizeof(**out));
+    cJSON_ArrayForEach(el, v) {
+        const char *s, *why = NULL;
+
+        cfg_push_index(c, i++);
+        if (!cfg_want_string(c, el, false, &s))
+            ok = false;
+        else if (*out && psup_cidr_parse(s, &(*out)[*n_out], &why) < 0) {
+            cfg_fail(c, "invalid CIDR %s: %s", cfg_quote(c, s), why);
+            ok = false;
+        } else if (*out)
+            (*n_out)++;
+        cfg_path_pop(c);
+    }
+    cfg_path_pop(c);
+    return ok;
 }

@@ -179,6 +179,9 @@ static void free_service(struct psup_service_config *s)
     free(s->per_source_message);
     free(s->rate_message);
     free(s->overload_message);
+    free(s->relay);
+    free_strv(s->relay_argv, s->relay_argc);
+    free(s->proxy_from);
 }
 
 static void free_config(struct psup_config *cfg)
@@ -357,7 +360,7 @@ bool psup_config_service_same(const struct psup_service_config *a,
            a->set_ids == b->set_ids && a->uid == b->uid && a->gid == b->gid &&
            a->n_groups == b->n_groups &&
            (a->n_groups == 0 || memcmp(a->groups, b->groups, a->n_groups * sizeof(gid_t)) == 0) &&
-           a->backlog == b->backlog;
+           a->backlog == b->backlog && cfg_relay_same(a, b);
 }
 
 struct psup_config *psup_config_ref(struct psup_config *cfg)
@@ -454,4 +457,11 @@ void psup_config_describe(const struct psup_service_config *svc, char *buf, size
         put(&b, "; rate %g/s", svc->rate);
     if (svc->timeout > 0)
         put(&b, "; timeout %gs", svc->timeout);
+    if (svc->protocol == PSUP_PROTOCOL_CGI)
+        put(&b, "; cgi");
+    if (svc->proxy_protocol)
+        put(&b, "; proxy protocol %s from %zu CIDR%s",
+            svc->proxy_protocol == PSUP_PROXY_PROTOCOL_ANY ? "v1/v2"
+            : svc->proxy_protocol == PSUP_PROXY_PROTOCOL_V1 ? "v1" : "v2",
+            svc->n_proxy_from, svc->n_proxy_from == 1 ? "" : "s");
 }

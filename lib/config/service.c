@@ -26,6 +26,7 @@ enum {
     S_ALLOW, S_DENY, S_DENY_MESSAGE, S_MAX_PER_SOURCE, S_PER_SOURCE_V6,
     S_PER_SOURCE_MESSAGE, S_RATE, S_RATE_BURST, S_RATE_MESSAGE, S_ON_OVERLOAD,
     S_OVERLOAD_MESSAGE, S_TIMEOUT, S_SOCKET_MODE, S_SOCKET_USER, S_SOCKET_GROUP,
+    S_PROTOCOL, S_HTTP, S_PROXY_PROTOCOL, S_PROXY_FROM, S_PROXY_TIMEOUT,
 };
 
 static const char *const service_keys[] = {
@@ -34,7 +35,13 @@ static const char *const service_keys[] = {
     "no_new_privileges",
     "allow", "deny", "deny_message", "max_per_source", "per_source_ipv6_prefix",
     "per_source_message", "rate", "rate_burst", "rate_message", "on_overload",
-    "overload_message", "timeout", "socket_mode", "socket_user", "socket_group", NULL,
+    "overload_message", "timeout", "socket_mode", "socket_user", "socket_group",
+    "protocol", "http", "proxy_protocol", "proxy_from", "proxy_timeout", NULL,
+};
+
+/* The keys protocol.c reads. */
+static const struct cfg_protocol_keys protocol_keys = {
+    S_PROTOCOL, S_HTTP, S_PROXY_PROTOCOL, S_PROXY_FROM, S_PROXY_TIMEOUT,
 };
 
 _Static_assert(sizeof(service_keys) / sizeof(service_keys[0]) <= MAX_KEYS + 1,
@@ -559,42 +566,6 @@ static void parse_process(struct ctx *c, const struct fields *f, struct psup_ser
 
 /* ---- access and limits ---------------------------------------------- */
 
-/* Returns false if the list had a problem. */
-static bool parse_cidrs(struct ctx *c, const struct fields *f, int k, bool allow_empty,
-                        struct psup_cidr **out, size_t *n_out)
-{
-    const cJSON *v = cfg_enter(c, f, k), *el;
-    bool ok = true;
-    size_t i = 0;
-
-    if (!v)
-        return true;
-    if (!cJSON_IsArray(v) || (!allow_empty && cJSON_GetArraySize(v) == 0)) {
-        cfg_fail(c, "expected %s, got %s", allow_empty ? "an array of CIDR strings"
-                                                   : "a non-empty array of CIDR strings (omit "
-                                                     "allow to allow every client)",
-             cfg_type_name(v));
-        cfg_path_pop(c);
-        return false;
-    }
-    *out = cfg_xcalloc(c, (size_t)cJSON_GetArraySize(v), sizeof(**out));
-    cJSON_ArrayForEach(el, v) {
-        const char *s, *why = NULL;
-
-        cfg_push_index(c, i++);
-        if (!cfg_want_string(c, el, false, &s))
-            ok = false;
-        else if (*out && psup_cidr_parse(s, &(*out)[*n_out], &why) < 0) {
-            cfg_fail(c, "invalid CIDR %s: %s", cfg_quote(c, s), why);
-            ok = false;
-        } else if (*out)
-            (*n_out)++;
-        cfg_path_pop(c);
-    }
-    cfg_path_pop(c);
-    return ok;
-}
-
 /* A message key that only means something with another setting. */
 static void parse_dependent_message(struct ctx *c, const struct fields *f, int k, bool useful,
                                     const char *without, char **out)
@@ -611,10 +582,12 @@ static void parse_dependent_message(struct ctx *c, const struct fields *f, int k
 
 static void parse_access(struct ctx *c, const struct fields *f, struct psup_service_config *svc)
 {
-    bool ok = parse_cidrs(c, f, S_ALLOW, false, &svc->allow, &svc->n_allow);
+    bool ok = cfg_parse_cidrs(c, f, S_ALLOW, "a non-empty array of CIDR strings (omit allow to "
+                              "allow every client)", false, &svc->allow, &svc->n_allow);
     const cJSON *v;
 
-    ok = parse_cidrs(c, f, S_DENY, true, &svc->deny, &svc->n_deny) && ok;
+    ok = cfg_parse_cidrs(c, f, S_DENY, "an array of CIDR strings", true, &svc->deny,
+                         &svc->n_deny) && ok;
     parse_dependent_message(c, f, S_DENY_MESSAGE, !ok || svc->n_allow || svc->n_deny,
                             "without allow or deny", &svc->deny_message);
 
@@ -804,4 +777,5 @@ void cfg_parse_service(struct ctx *c, const cJSON *obj, size_t index)
     parse_access(c, &f, svc);
     parse_limits(c, &f, svc);
     parse_socket_file(c, &f, svc);
+    cfg_parse_protocol(c, &f, &protocol_keys, svc);
 }

@@ -155,6 +155,11 @@ size_t psup_ip_format(const struct sockaddr *sa, char *buf)
     return 0;
 }
 
+size_t psup_ip_key_format(const uint8_t key[16], char *buf)
+{
+    return is_v4_mapped(key) ? fmt_ipv4(key + 12, buf) : psup_ip6_format(key, buf);
+}
+
 /* A port in network order, read byte by byte: ntohs is a libc call in an
  * unoptimised build. */
 static unsigned be16(const void *p)

@@ -36,6 +36,10 @@ struct psup_source {
  * PSUP_IP_STRLEN bytes. Returns the length written (0 for other families). */
 size_t psup_ip_format(const struct sockaddr *sa, char *buf);
 
+/* Format a key of psup_ip_key's form as psup_ip_format does (v4-mapped
+ * as dotted IPv4). */
+size_t psup_ip_key_format(const uint8_t key[16], char *buf);
+
 /* Format 16 bytes as IPv6 text (RFC 5952), even a v4-mapped address. */
 size_t psup_ip6_format(const uint8_t b[16], char *buf);
 

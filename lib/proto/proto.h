@@ -22,6 +22,7 @@
 #include <sys/socket.h>
 #include <sys/types.h>
 
+#include "child/proxy.h"
 #include "config/config.h"
 #include "net/addr.h"
 #include "proto/inet.h"
@@ -39,6 +40,11 @@ enum psup_msg_kind {
     PSUP_MSG_ACCEPT_FAILED, /* accept failed for lack of resources; retries */
     PSUP_MSG_GAVE_UP,       /* no verdict for BUSY seq in time: the client
                                was closed, the worker is idle again */
+    PSUP_MSG_READING,       /* took a connection and reads its PROXY header
+                               (up to proxy_timeout): busy, not yet a handler */
+    PSUP_MSG_PROXY_REFUSED, /* the connection came from outside proxy_from
+                               (err EACCES), or its PROXY header was refused
+                               (err: spec/proxy.md's reason); closed, idle */
 };
 
 /* Where a worker failed, for PSUP_MSG_SETUP_FAILED. */
@@ -87,7 +93,9 @@ struct psup_msg {
     uint32_t listener; /* index in the plan's listeners, for BUSY/DENIED */
     uint32_t seq;      /* BUSY, GAVE_UP: the worker's request number, which
                           the verdict repeats */
-    struct psup_peer peer;
+    struct psup_peer peer;  /* the client: a PROXY header's source, if any */
+    struct psup_peer proxy; /* the connection's own peer when it sent a PROXY
+                               header (family 0 otherwise) */
 };
 
 /* The supervisor's answer to BUSY, sent with sigqueue(PSUP_SIG_VERDICT) as
@@ -190,9 +198,10 @@ struct psup_plan {
     bool own_session;       /* setsid, not only setpgid: psup has a terminal */
 };
 
-/* Per-connection variables the worker adds, at most. */
-#define PSUP_ENV_DYNAMIC 12
-#define PSUP_ENVBUF_SIZE 1024
+/* Per-connection variables the worker adds, at most, and their room (a
+ * PROXY header's authority and unique id take up to 255 and 128 bytes). */
+#define PSUP_ENV_DYNAMIC 16
+#define PSUP_ENVBUF_SIZE 2048
 
 /* One worker's record as its code sees it: written by the supervisor before
  * the worker starts; afterwards only the worker writes envp and envbuf. */
@@ -206,6 +215,9 @@ struct psup_child {
     uint32_t tally_slot; /* its entry in the tally, or PSUP_TALLY_NONE */
     char **envp; /* n_env_base + PSUP_ENV_DYNAMIC + 1 slots */
     char envbuf[PSUP_ENVBUF_SIZE];
+    /* The PROXY header of the connection being taken: too large for the
+     * worker's small stack (lib/child/README.md). */
+    struct psup_proxy_header proxy;
 };
 
 #endif

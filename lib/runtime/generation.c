@@ -73,6 +73,24 @@ void psup_generation_free(struct psup_generation *g)
     free(g);
 }
 
+/* How long a handler may run before psup stops it (0: no limit): the
+ * service's timeout. A cgi service's relay answers 504 at the timeout and
+ * stops the script within kill_grace (its --kill-grace is this
+ * configuration's); psup's SIGTERM at the same moment would make it answer
+ * 503 instead, so psup's timer is a backstop kill_grace + 1 s later
+ * (spec/cgi.md). */
+static uint64_t handler_timeout_ms(const struct psup_config *cfg,
+                                   const struct psup_service_config *svc)
+{
+    double secs = svc->timeout;
+
+    if (secs <= 0)
+        return 0;
+    if (svc->protocol == PSUP_PROTOCOL_CGI)
+        secs += cfg->kill_grace + 1.0;
+    return (uint64_t)(secs * 1000.0);
+}
+
 struct psup_generation *psup_generation_new(const struct psup_runtime *rt,
                                             struct psup_config *cfg,
                                             const struct psup_service_config *svc,
@@ -121,6 +139,7 @@ struct psup_generation *psup_generation_new(const struct psup_runtime *rt,
     g->plan.needs_verdict = svc->max_per_source || svc->rate > 0 ||
                             svc->on_overload == PSUP_OVERLOAD_REJECT ||
                             svc->stderr_mode == PSUP_STDERR_LOG;
+    g->timeout_ms = handler_timeout_ms(cfg, svc);
     g->refs = 1;
     return g;
 }

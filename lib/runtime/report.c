@@ -6,6 +6,7 @@
  */
 #include "runtime/report.h"
 
+#include <errno.h>
 #include <signal.h>
 #include <string.h>
 #include <sys/wait.h>
@@ -28,12 +29,51 @@ static void log_peer(struct psup_log *l, const struct psup_peer *peer)
         psup_log_uint(l, "remote_uid", peer->uid);
         return;
     }
-    struct sockaddr_in6 sa = {.sin6_family = AF_INET6};
     char ip[PSUP_IP_STRLEN];
-    memcpy(sa.sin6_addr.s6_addr, peer->addr, 16);
-    psup_ip_format((struct sockaddr *)&sa, ip);
+    psup_ip_key_format(peer->addr, ip);
     psup_log_str(l, "remote_ip", ip);
     psup_log_uint(l, "remote_port", peer->port);
+}
+
+/* The balancer that sent a PROXY header (spec/proxy.md), if any. */
+static void log_proxy(struct psup_log *l, const struct psup_peer *proxy)
+{
+    char ip[PSUP_IP_STRLEN];
+
+    if (!proxy->family)
+        return;
+    psup_ip_key_format(proxy->addr, ip);
+    psup_log_str(l, "proxy_ip", ip);
+    psup_log_uint(l, "proxy_port", proxy->port);
+}
+
+/* Why a PROXY connection was refused, as spec/proxy.md names it; NULL for
+ * a failure of the socket (then logged by its errno). */
+static const char *proxy_reason(int err)
+{
+    switch (err) {
+    case EACCES: return "proxy_from";
+    case EPROTO: return "malformed";
+    case EPROTONOSUPPORT: return "unsupported";
+    case EMSGSIZE: return "too_long";
+    case ETIMEDOUT: return "timeout";
+    case ECONNRESET: return "closed";
+    default: return NULL;
+    }
+}
+
+static void log_proxy_refused(struct psup_log *l, const struct psup_service *s,
+                              const struct psup_limited_event *ev)
+{
+    const char *reason = proxy_reason(ev->err);
+
+    psup_log_begin(l, PSUP_LOG_WARN, "proxy_refused");
+    psup_log_str(l, "service", s->name);
+    psup_log_int(l, "pid", ev->pid);
+    psup_log_str(l, "reason", reason ? reason : "error");
+    if (!reason)
+        psup_log_errno(l, ev->err);
+    log_proxy(l, &ev->proxy);
 }
 
 /* A SIGKILL psup did not send is usually the OOM killer: say so. */
@@ -89,6 +129,9 @@ static void log_limited(const struct psup_service *s, enum psup_limit_reason rea
         psup_log_int(&l, "pid", ev->pid);
         psup_log_str(&l, "stderr", "inherit");
         break;
+    case PSUP_LIMIT_PROXY:
+        log_proxy_refused(&l, s, ev);
+        break;
     default:
         psup_log_begin(&l, PSUP_LOG_WARN, reason == PSUP_LIMIT_DENIED ? "denied" : "limited");
         psup_log_str(&l, "service", s->name);
@@ -96,6 +139,7 @@ static void log_limited(const struct psup_service *s, enum psup_limit_reason rea
             psup_log_str(&l, "reason", limit_reasons[reason]);
         psup_log_int(&l, "pid", ev->pid);
         log_peer(&l, &ev->peer);
+        log_proxy(&l, &ev->proxy);
         break;
     }
     if (suppressed)
@@ -159,11 +203,20 @@ uint64_t psup_report_next_flush(const struct psup_runtime *rt)
 }
 
 void psup_report_refusal(struct psup_service *s, enum psup_limit_reason reason, pid_t pid,
-                         const struct psup_peer *peer, uint64_t now)
+                         const struct psup_peer *peer, const struct psup_peer *proxy,
+                         uint64_t now)
 {
-    struct psup_limited_event ev = {.pid = pid, .peer = *peer};
+    struct psup_limited_event ev = {.pid = pid, .peer = *peer, .proxy = *proxy};
 
     report_limited(s, reason, &ev, now);
+}
+
+void psup_report_proxy_refused(struct psup_service *s, pid_t pid, const struct psup_peer *proxy,
+                               int err, uint64_t now)
+{
+    struct psup_limited_event ev = {.pid = pid, .err = err, .proxy = *proxy};
+
+    report_limited(s, PSUP_LIMIT_PROXY, &ev, now);
 }
 
 void psup_report_gave_up(const struct psup_worker *w, const struct psup_msg *m)
@@ -176,6 +229,7 @@ void psup_report_gave_up(const struct psup_worker *w, const struct psup_msg *m)
     psup_log_str(&l, "service", w->service->name);
     psup_log_int(&l, "pid", w->pid);
     log_peer(&l, &m->peer);
+    log_proxy(&l, &m->proxy);
     psup_log_str(&l, "outcome", "closed");
     psup_log_end(&l);
 }
@@ -216,8 +270,11 @@ void psup_report_failure(const struct psup_worker *w, int status)
     psup_log_begin(&l, PSUP_LOG_ERROR, w->exec_failed ? "exec_failed" : "worker_failed");
     log_identity(&l, w);
     if (w->error) {
+        const struct psup_service_config *svc = w->gen->plan.svc;
         psup_log_str(&l, "step", psup_report_step_name(w->step));
-        psup_log_str(&l, "program", w->gen->plan.svc->program);
+        /* A cgi service execs the relay, which execs the program. */
+        psup_log_str(&l, "program",
+                     svc->relay && w->step == PSUP_STEP_EXEC ? svc->relay : svc->program);
         psup_log_errno(&l, w->error);
     } else {
         log_status(&l, status, w->signalled);
@@ -286,6 +343,7 @@ void psup_report_conn_end(const struct psup_worker *w, int status, uint64_t now)
     psup_log_begin(&l, PSUP_LOG_INFO, "conn_end");
     log_identity(&l, w);
     log_peer(&l, &w->peer);
+    log_proxy(&l, &w->proxy);
     if (w->listener < g->plan.n_listeners)
         psup_log_str(&l, "listener", g->listeners[w->listener].text);
     if (w->exec_failed)
@@ -304,8 +362,9 @@ void psup_report_timeout(const struct psup_worker *w)
     psup_log_begin(&l, PSUP_LOG_WARN, "timeout");
     log_identity(&l, w);
     log_peer(&l, &w->peer);
+    log_proxy(&l, &w->proxy);
     psup_log_str(&l, "key", "timeout");
-    psup_log_secs(&l, "limit", w->gen->plan.svc->timeout);
+    psup_log_secs(&l, "limit", (double)w->gen->timeout_ms / 1000.0);
     psup_log_end(&l);
 }
 
@@ -323,6 +382,7 @@ static void log_summary(void *arg, const struct psup_service_stats *s)
     psup_log_uint(&l, "limited_overload", s->counters.overload);
     psup_log_uint(&l, "failed", s->counters.failed);
     psup_log_uint(&l, "timed_out", s->counters.timed_out);
+    psup_log_uint(&l, "proxy_refused", s->counters.proxy_refused);
     psup_log_end(&l);
 }
 

@@ -15,9 +15,15 @@
 /* The name of a worker's step (enum psup_step) in records: "exec", "cwd". */
 const char *psup_report_step_name(uint32_t step);
 
-/* denied / limited, a few and then one a second per service and reason. */
+/* denied / limited, a few and then one a second per service and reason;
+ * proxy is the balancer (family 0: no PROXY header). */
 void psup_report_refusal(struct psup_service *s, enum psup_limit_reason reason, pid_t pid,
-                         const struct psup_peer *peer, uint64_t now);
+                         const struct psup_peer *peer, const struct psup_peer *proxy,
+                         uint64_t now);
+/* proxy_refused, likewise: a connection from outside proxy_from (err
+ * EACCES) or without a valid PROXY header (err as spec/proxy.md gives it). */
+void psup_report_proxy_refused(struct psup_service *s, pid_t pid, const struct psup_peer *proxy,
+                               int err, uint64_t now);
 /* A worker gave the client of m up: the verdict did not come in time. */
 void psup_report_gave_up(const struct psup_worker *w, const struct psup_msg *m);
 void psup_report_accept_failed(struct psup_worker *w, int err, uint64_t now);

@@ -571,15 +571,15 @@ static void refused(struct psup_worker *w, enum psup_verdict v, uint64_t now)
     switch (v) {
     case PSUP_VERDICT_PER_SOURCE:
         s->counters.per_source++;
-        psup_report_refusal(s, PSUP_LIMIT_PER_SOURCE, w->pid, &w->peer, now);
+        psup_report_refusal(s, PSUP_LIMIT_PER_SOURCE, w->pid, &w->peer, &w->proxy, now);
         break;
     case PSUP_VERDICT_RATE:
         s->counters.rate++;
-        psup_report_refusal(s, PSUP_LIMIT_RATE, w->pid, &w->peer, now);
+        psup_report_refusal(s, PSUP_LIMIT_RATE, w->pid, &w->peer, &w->proxy, now);
         break;
     case PSUP_VERDICT_OVERLOAD:
         s->counters.overload++;
-        psup_report_refusal(s, PSUP_LIMIT_OVERLOAD, w->pid, &w->peer, now);
+        psup_report_refusal(s, PSUP_LIMIT_OVERLOAD, w->pid, &w->peer, &w->proxy, now);
         break;
     default:
         break;
@@ -602,6 +602,7 @@ static bool follow_stderr(struct psup_runtime *rt, struct psup_worker *w, int fd
 static void note_connection(struct psup_worker *w, const struct psup_msg *m)
 {
     w->peer = m->peer;
+    w->proxy = m->proxy;
     w->listener = m->listener;
     w->seq = m->seq;
     psup_peer_source(&w->peer, w->gen->plan.svc->per_source_ipv6_prefix, &w->source);
@@ -615,8 +616,8 @@ static void became_busy(struct psup_runtime *rt, struct psup_worker *w, uint64_t
     set_state(w, PSUP_WORKER_BUSY);
     w->busy_since = now;
     w->service->counters.accepted++;
-    if (cfg->timeout > 0)
-        set_deadline(rt, w, now + (uint64_t)(cfg->timeout * 1000.0));
+    if (w->gen->timeout_ms)
+        set_deadline(rt, w, now + w->gen->timeout_ms);
     track_saturation(w->service, cfg->max_workers, now);
     /* Replace the spare at once, not on a timer (unless processes are
      * scarce: then the new handler's children go first). */
@@ -624,6 +625,37 @@ static void became_busy(struct psup_runtime *rt, struct psup_worker *w, uint64_t
         spawn_yield(rt, now);
     else
         maintain_service(rt, w->service, now);
+}
+
+/* A PROXY header is being read (spec/proxy.md): the worker counts as busy,
+ * so a spare replaces it, but runs no handler yet. */
+static void on_reading(struct psup_runtime *rt, struct psup_worker *w, uint64_t now)
+{
+    if (w->state != PSUP_WORKER_IDLE && w->state != PSUP_WORKER_RETIRING)
+        return;
+    set_state(w, PSUP_WORKER_READING);
+    if (slots_scarce(rt))
+        spawn_yield(rt, now);
+    else
+        maintain_service(rt, w->service, now);
+}
+
+/* A worker that read a PROXY header and runs no handler (refused) is idle
+ * again, and leaves if its configuration is gone meanwhile. */
+static void done_reading(struct psup_runtime *rt, struct psup_worker *w)
+{
+    set_state(w, PSUP_WORKER_IDLE);
+    if (w->gen != w->service->current || !rt->accepting)
+        retire(rt, w);
+}
+
+static void on_proxy_refused(struct psup_runtime *rt, struct psup_worker *w,
+                             const struct psup_msg *m, uint64_t now)
+{
+    w->service->counters.proxy_refused++;
+    psup_report_proxy_refused(w->service, w->pid, &m->proxy, m->err, now);
+    if (w->state == PSUP_WORKER_READING)
+        done_reading(rt, w);
 }
 
 static void on_busy(struct psup_runtime *rt, struct psup_worker *w, const struct psup_msg *m,
@@ -639,6 +671,11 @@ static void on_busy(struct psup_runtime *rt, struct psup_worker *w, const struct
         psup_fd_close(passed_fd);
         return;
     }
+    /* Counted busy while it read a PROXY header: idle for the decision,
+     * which counts the handlers that run. */
+    bool was_reading = w->state == PSUP_WORKER_READING;
+    if (was_reading)
+        set_state(w, PSUP_WORKER_IDLE);
     note_connection(w, m);
     enum psup_verdict v = decide(rt, w, now, &connnum);
     if (v == PSUP_VERDICT_RUN && cfg->stderr_mode == PSUP_STDERR_LOG) {
@@ -662,6 +699,8 @@ static void on_busy(struct psup_runtime *rt, struct psup_worker *w, const struct
     }
     if (v != PSUP_VERDICT_RUN) {
         refused(w, v, now);
+        if (was_reading)
+            done_reading(rt, w);
         return;
     }
     became_busy(rt, w, now);
@@ -672,6 +711,8 @@ static void on_busy(struct psup_runtime *rt, struct psup_worker *w, const struct
 static void on_running(struct psup_runtime *rt, struct psup_worker *w,
                        const struct psup_msg *m, uint64_t now)
 {
+    if (w->state == PSUP_WORKER_READING)
+        set_state(w, PSUP_WORKER_IDLE);
     note_connection(w, m);
     /* A handler that has exited already no longer counts. */
     w->counted = !w->exited && psup_sources_add(&w->service->sources, &w->source) > 0;
@@ -728,7 +769,9 @@ void psup_runtime_on_message(struct psup_runtime *rt, const struct psup_msg *m, 
         break;
     case PSUP_MSG_DENIED:
         w->service->counters.denied++;
-        psup_report_refusal(w->service, PSUP_LIMIT_DENIED, w->pid, &m->peer, now);
+        psup_report_refusal(w->service, PSUP_LIMIT_DENIED, w->pid, &m->peer, &m->proxy, now);
+        if (w->state == PSUP_WORKER_READING)
+            done_reading(rt, w); /* the header's client is denied */
         break;
     case PSUP_MSG_SETUP_FAILED:
     case PSUP_MSG_EXEC_FAILED:
@@ -745,6 +788,12 @@ void psup_runtime_on_message(struct psup_runtime *rt, const struct psup_msg *m, 
         break;
     case PSUP_MSG_GAVE_UP:
         on_gave_up(rt, w, m, now);
+        break;
+    case PSUP_MSG_READING:
+        on_reading(rt, w, now);
+        break;
+    case PSUP_MSG_PROXY_REFUSED:
+        on_proxy_refused(rt, w, m, now);
         break;
     default:
         break;

@@ -29,6 +29,8 @@ enum psup_worker_state {
     PSUP_WORKER_IDLE,        /* waiting for a connection */
     PSUP_WORKER_RETIRING,    /* idle, asked to leave with the retire signal */
     PSUP_WORKER_STOPPED,     /* idle, stopped by a signal (SIGSTOP) */
+    PSUP_WORKER_READING,     /* took a connection and reads its PROXY header:
+                                counted busy, but no handler yet */
     PSUP_WORKER_BUSY,        /* took a connection; runs (or becomes) the handler */
     PSUP_WORKER_TERMINATING, /* busy; its group was sent SIGTERM */
     PSUP_WORKER_KILLING,     /* busy; its group was sent SIGKILL */
@@ -47,6 +49,8 @@ struct psup_generation {
     char **env_base;
     struct psup_plan_listener *listeners;
     int *keep_fds;
+    uint64_t timeout_ms;        /* how long a handler may run before psup
+                                   stops it, 0: no limit (generation.c) */
     unsigned refs;              /* workers, plus one while current */
 };
 
@@ -74,6 +78,8 @@ struct psup_counters {
     unsigned long long timed_out;  /* handlers stopped by timeout */
     unsigned long long ended[PSUP_OUTCOMES]; /* handlers reaped, by outcome */
     struct psup_durations durations;         /* how long each of those ran */
+    unsigned long long proxy_refused; /* outside proxy_from, or no valid PROXY
+                                         header in time */
 };
 
 /* What a log limiter counts, per service. */
@@ -84,6 +90,7 @@ enum psup_limit_reason {
     PSUP_LIMIT_OVERLOAD,
     PSUP_LIMIT_ACCEPT,
     PSUP_LIMIT_STDERR,
+    PSUP_LIMIT_PROXY,
     PSUP_LIMIT_COUNT,
 };
 
@@ -93,6 +100,7 @@ struct psup_limited_event {
     unsigned long long conn;
     int err;
     struct psup_peer peer;
+    struct psup_peer proxy; /* family 0: no PROXY header */
 };
 
 /* Per-reason log limiter: a few lines, then one a second with a count.
@@ -142,6 +150,8 @@ struct psup_worker {
     uint64_t busy_since;
     uint64_t deadline;           /* timeout, or SIGKILL after SIGTERM */
     struct psup_peer peer;
+    struct psup_peer proxy;      /* the balancer, for a PROXY header (family 0:
+                                    none) */
     uint32_t listener;
     uint32_t seq;                /* of the BUSY being answered */
     struct psup_source source;

@@ -124,7 +124,8 @@ def section(path, name):
 
 
 def schema_keys():
-    """{"top": set, "service": set, "pool": set, "rlimits": set, "admin": set}"""
+    """{"top": set, "service": set, "pool": set, "rlimits": set, "admin": set,
+    "http": set}"""
     schema = json.loads(SCHEMA.read_text())
     service = schema["$defs"]["service"]["properties"]
     return {
@@ -133,6 +134,7 @@ def schema_keys():
         "pool": set(service["pool"]["properties"]),
         "rlimits": set(service["rlimits"]["properties"]),
         "admin": set(schema["properties"]["admin"]["properties"]),
+        "http": set(service["http"]["properties"]),
     }
 
 
@@ -281,6 +283,7 @@ def test_collectors_find_what_they_must():
     assert {"name", "listen", "command", "pool", "rlimits", "timeout"} <= keys["service"]
     assert keys["pool"] == {"min_spare", "max_spare", "max_workers"}
     assert {"nofile", "core", "cpu"} <= keys["rlimits"]
+    assert {"max_head", "server_name"} <= keys["http"]
     assert {"shutdown_timeout", "min_spare", "name", "overload_message"} <= config_md_table_keys()
     events = logged_events()
     # A literal, a conditional and a name passed to a helper.
@@ -437,6 +440,7 @@ def unknown_keys(cfg):
         bad += [f"services[{i}].{k}" for k in svc if k not in keys["service"]]
         bad += [f"services[{i}].pool.{k}" for k in svc.get("pool", {}) if k not in keys["pool"]]
         bad += [f"services[{i}].rlimits.{k}" for k in svc.get("rlimits", {}) if k not in keys["rlimits"]]
+        bad += [f"services[{i}].http.{k}" for k in svc.get("http", {}) if k not in keys["http"]]
     return bad
 
 

@@ -32,6 +32,12 @@
 
 #define BASE "'name': 't', 'listen': ['127.0.0.1:0'], 'command': ['/bin/true']"
 #define UNIX_BASE "'name': 't', 'listen': ['unix:/run/t.sock'], 'command': ['/bin/true']"
+#define CGI_BASE BASE ", 'protocol': 'cgi'"
+#define PROXY_BASE BASE ", 'proxy_protocol': 'v2', 'proxy_from': ['127.0.0.1']"
+
+/* The CGI relay the tests' psup "finds" (main sets it; a test that
+ * changes it puts this one back). */
+#define TEST_RELAY "/bin/true"
 
 /* ---- helpers ---------------------------------------------------------- */
 
@@ -625,6 +631,53 @@ static const struct {
      "services[0].socket_mode: has no effect without a unix:/path listener"},
     {"'name': 't', 'listen': ['unix:@abstract'], 'command': ['/bin/true'], 'socket_group': 0",
      "services[0].socket_group: has no effect without a unix:/path listener"},
+
+    /* protocol and http */
+    {BASE ", 'protocol': 'fastcgi'",
+     "services[0].protocol: expected \"raw\" or \"cgi\", got \"fastcgi\""},
+    {BASE ", 'http': {}", "services[0].http: has no effect unless protocol is \"cgi\""},
+    {BASE ", 'protocol': 'raw', 'http': {'max_body': 1}",
+     "services[0].http: has no effect unless protocol is \"cgi\""},
+    {CGI_BASE ", 'http': 5", "services[0].http: expected an object, got a number"},
+    {CGI_BASE ", 'http': {'max_heads': 100}",
+     "services[0].http.max_heads: unknown key; did you mean \"max_head\"?"},
+    {CGI_BASE ", 'http': {'max_head': 63}",
+     "services[0].http.max_head: must be between 64 and 1048576, got 63"},
+    {CGI_BASE ", 'http': {'max_fields': 0}",
+     "services[0].http.max_fields: must be between 1 and 10000, got 0"},
+    {CGI_BASE ", 'http': {'max_body': -1}",
+     "services[0].http.max_body: expected a non-negative integer, got -1"},
+    {CGI_BASE ", 'http': {'max_body': 2e12}",
+     "services[0].http.max_body: must be between 0 and 1099511627776, got 2000000000000"},
+    {CGI_BASE ", 'http': {'max_response_head': 100}",
+     "services[0].http.max_response_head: must be between 256 and 1048576, got 100"},
+    {CGI_BASE ", 'http': {'head_timeout': 0}", "services[0].http.head_timeout: must be > 0, got 0"},
+    {CGI_BASE ", 'http': {'idle_timeout': '5'}",
+     "services[0].http.idle_timeout: expected a number of seconds, got a string"},
+    {CGI_BASE ", 'http': {'server_name': ''}", "services[0].http.server_name: must not be empty"},
+    {CGI_BASE ", 'http': {'server_name': 'a b'}",
+     "services[0].http.server_name: expected a host name (1 to 255 printable ASCII characters, "
+     "no space), got \"a b\""},
+
+    /* PROXY protocol */
+    {BASE ", 'proxy_protocol': 'v3', 'proxy_from': ['127.0.0.1']",
+     "services[0].proxy_protocol: expected \"v1\", \"v2\" or \"any\", got \"v3\""},
+    {BASE ", 'proxy_protocol': 'any'",
+     "services[0].proxy_from: missing (required with proxy_protocol)"},
+    {BASE ", 'proxy_from': ['10.0.0.0/8']",
+     "services[0].proxy_from: has no effect without proxy_protocol"},
+    {BASE ", 'proxy_timeout': 2", "services[0].proxy_timeout: has no effect without proxy_protocol"},
+    {BASE ", 'proxy_protocol': 'v1', 'proxy_from': []",
+     "services[0].proxy_from: expected a non-empty array of CIDR strings (the addresses of the "
+     "load balancers), got an empty array"},
+    {BASE ", 'proxy_protocol': 'v1', 'proxy_from': ['10.0.0.1/8']",
+     "services[0].proxy_from[0]: invalid CIDR \"10.0.0.1/8\": host bits are set beyond /8; did "
+     "you mean 10.0.0.0/8?"},
+    {PROXY_BASE ", 'proxy_timeout': 0", "services[0].proxy_timeout: must be > 0, got 0"},
+    {PROXY_BASE ", 'proxy_timeout': 4000", "services[0].proxy_timeout: must be at most 3600, got 4000"},
+    {"'name': 't', 'listen': ['127.0.0.1:0', 'unix:@p'], 'command': ['/bin/true'], "
+     "'proxy_protocol': 'v2', 'proxy_from': ['127.0.0.1']",
+     "services[0].proxy_protocol: is for TCP listeners only, and listen[1] is a unix socket"},
 };
 
 static void test_service_errors(void **state)
@@ -639,7 +692,8 @@ static void test_reserved_env_names(void **state)
     static const char *const names[] = {
         "PROTO", "TCPLOCALIP", "TCPLOCALPORT", "TCPREMOTEIP", "TCPREMOTEPORT", "TCPCONNNUM",
         "REMOTE_ADDR", "REMOTE_PORT", "UNIXLOCALPATH", "UNIXREMOTEEUID", "UNIXREMOTEEGID",
-        "UNIXREMOTEPID", "PSUP_SERVICE", "PSUP_CONN_ID",
+        "UNIXREMOTEPID", "PSUP_SERVICE", "PSUP_CONN_ID", "PROXYREMOTEIP", "PROXYREMOTEPORT",
+        "PROXYAUTHORITY", "PROXYUNIQUEID",
     };
     char body[256], want[128];
 
@@ -1879,6 +1933,151 @@ static void test_same_service_compares_what_was_resolved(void **state)
     scratch_remove(&b);
 }
 
+static void expect_argv(char *const *argv, size_t argc, const char *const *want)
+{
+    size_t n = 0;
+
+    while (want[n])
+        n++;
+    for (size_t i = 0; i < argc; i++)
+        print_message("    argv[%zu] = %s\n", i, argv[i]);
+    assert_int_equal(argc, n);
+    for (size_t i = 0; i < n; i++)
+        assert_string_equal(argv[i], want[i]);
+    assert_null(argv[n]);
+}
+
+/* The relay's argv is built at load, whole: the http keys as the relay's
+ * options of the same names, the timeout and kill_grace in milliseconds,
+ * then the command with its program as resolved. */
+static void test_cgi_relay_argv(void **state)
+{
+    static const char *const full[] = {
+        "psup-cgi", "--max-head=4096", "--max-fields=20", "--max-body=0",
+        "--max-response-head=512", "--head-timeout=0.250", "--idle-timeout=0.001",
+        "--server-name=app.example", "--timeout=2.500", "--kill-grace=0.500", "--",
+        "/bin/echo", "a b", "", NULL,
+    };
+    static const char *const minimal[] = {
+        "psup-cgi", "--kill-grace=2.000", "--", "/bin/sh", "-c", "echo hi", NULL,
+    };
+    struct psup_diag d;
+    (void)state;
+    struct psup_config *cfg = parse_doc(
+        "{'kill_grace': 0.5, 'services': [{'name': 't', 'listen': ['127.0.0.1:0'], "
+        "'protocol': 'cgi', 'command': ['echo', 'a b', ''], 'env': {'PATH': '/bin'}, "
+        "'timeout': 2.5, 'http': {'max_head': 4096, 'max_fields': 20, 'max_body': 0, "
+        "'max_response_head': 512, 'head_timeout': 0.25, 'idle_timeout': 0.0001, "
+        "'server_name': 'app.example'}}]}", &d);
+
+    if (!cfg)
+        dump(&d);
+    assert_non_null(cfg);
+    const struct psup_service_config *s = &cfg->services[0];
+    assert_int_equal(s->protocol, PSUP_PROTOCOL_CGI);
+    assert_string_equal(s->relay, TEST_RELAY);
+    assert_string_equal(s->program, "/bin/echo");
+    expect_argv(s->relay_argv, s->relay_argc, full);
+    psup_config_unref(cfg);
+    psup_diag_free(&d);
+
+    cfg = must_load("'name': 't', 'listen': ['127.0.0.1:0'], 'protocol': 'cgi', "
+                    "'command': 'echo hi'");
+    s = &cfg->services[0];
+    expect_argv(s->relay_argv, s->relay_argc, minimal);
+    psup_config_unref(cfg);
+
+    cfg = must_load(BASE ", 'protocol': 'raw'");
+    assert_int_equal(cfg->services[0].protocol, PSUP_PROTOCOL_RAW);
+    assert_null(cfg->services[0].relay);
+    assert_null(cfg->services[0].relay_argv);
+    psup_config_unref(cfg);
+}
+
+/* psup-cgi is part of psup: without it a cgi service cannot run. */
+static void test_cgi_relay_must_be_there(void **state)
+{
+    struct scratch sc;
+    char path[PATH_MAX], want[PATH_MAX + 100];
+
+    (void)state;
+    psup_config_set_cgi_relay("/nonexistent-psup/lib/psup/psup-cgi");
+    expect_service_error(CGI_BASE, "services[0].protocol: \"cgi\" needs psup's CGI relay, and "
+                         "/nonexistent-psup/lib/psup/psup-cgi does not exist");
+    scratch_make(&sc);
+    scratch_file(&sc, "psup-cgi", 0644);
+    snprintf(path, sizeof(path), "%s/psup-cgi", sc.dir);
+    psup_config_set_cgi_relay(path);
+    snprintf(want, sizeof(want), "services[0].protocol: \"cgi\" needs psup's CGI relay, and %s "
+             "is not executable (Permission denied)", path);
+    expect_service_error(CGI_BASE, want);
+    scratch_remove(&sc);
+    psup_config_set_cgi_relay(NULL);
+    expect_service_error(CGI_BASE, "services[0].protocol: \"cgi\" needs psup's CGI relay, "
+                         "psup-cgi, which psup finds beside its own binary, and psup could not "
+                         "read its own path (/proc/self/exe)");
+    /* A raw service does not need it. */
+    psup_config_unref(must_load(BASE));
+    psup_config_set_cgi_relay(TEST_RELAY);
+}
+
+/* A change of kill_grace changes a cgi service (its relay's argv), not a
+ * raw one: a reload gives the cgi service new workers. */
+static void test_same_cgi_service_compares_the_relay_argv(void **state)
+{
+    struct psup_diag d;
+    (void)state;
+    const char *doc[] = {
+        "{'kill_grace': 1, 'services': [{" CGI_BASE "}, {'name': 'r', 'listen': ['127.0.0.1:0'], "
+        "'command': ['/bin/true']}]}",
+        "{'kill_grace': 3, 'services': [{" CGI_BASE "}, {'name': 'r', 'listen': ['127.0.0.1:0'], "
+        "'command': ['/bin/true']}]}",
+    };
+    struct psup_config *one = parse_doc(doc[0], &d), *two;
+
+    psup_diag_free(&d);
+    two = parse_doc(doc[1], &d);
+    psup_diag_free(&d);
+    assert_non_null(one);
+    assert_non_null(two);
+    assert_string_equal(one->services[0].canonical, two->services[0].canonical);
+    assert_false(psup_config_service_same(&one->services[0], &two->services[0]));
+    assert_true(psup_config_service_same(&one->services[1], &two->services[1]));
+    psup_config_unref(one);
+    one = parse_doc(doc[1], &d);
+    psup_diag_free(&d);
+    assert_true(psup_config_service_same(&one->services[0], &two->services[0]));
+    psup_config_unref(one);
+    psup_config_unref(two);
+}
+
+static void test_proxy_settings(void **state)
+{
+    (void)state;
+    struct psup_config *cfg = must_load(BASE);
+    assert_int_equal(cfg->services[0].proxy_protocol, PSUP_PROXY_PROTOCOL_NONE);
+    psup_config_unref(cfg);
+
+    cfg = must_load(BASE ", 'proxy_protocol': 'any', 'proxy_from': ['10.0.0.0/8', '::1']");
+    const struct psup_service_config *s = &cfg->services[0];
+    assert_int_equal(s->proxy_protocol, PSUP_PROXY_PROTOCOL_ANY);
+    assert_int_equal(s->n_proxy_from, 2);
+    assert_int_equal(s->proxy_from[0].prefix, 96 + 8);
+    assert_int_equal(s->proxy_timeout_ms, 5000);
+    psup_config_unref(cfg);
+
+    cfg = must_load(BASE ", 'proxy_protocol': 'v1', 'proxy_from': ['127.0.0.1'], "
+                    "'proxy_timeout': 0.0001");
+    assert_int_equal(cfg->services[0].proxy_protocol, PSUP_PROXY_PROTOCOL_V1);
+    assert_int_equal(cfg->services[0].proxy_timeout_ms, 1);
+    psup_config_unref(cfg);
+
+    cfg = must_load(PROXY_BASE ", 'proxy_timeout': 2.5");
+    assert_int_equal(cfg->services[0].proxy_protocol, PSUP_PROXY_PROTOCOL_V2);
+    assert_int_equal(cfg->services[0].proxy_timeout_ms, 2500);
+    psup_config_unref(cfg);
+}
+
 /* A broken file is reported from its first 100 problems: checking the rest
  * could cost a slow failed look-up for each of thousands of services. */
 static void test_stops_after_100_problems(void **state)
@@ -2084,7 +2283,12 @@ int main(void)
         cmocka_unit_test(test_admin_values),
         cmocka_unit_test(test_admin_errors),
         cmocka_unit_test(test_admin_warnings),
+        cmocka_unit_test(test_cgi_relay_argv),
+        cmocka_unit_test(test_cgi_relay_must_be_there),
+        cmocka_unit_test(test_same_cgi_service_compares_the_relay_argv),
+        cmocka_unit_test(test_proxy_settings),
     };
 
+    psup_config_set_cgi_relay(TEST_RELAY);
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

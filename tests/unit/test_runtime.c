@@ -278,6 +278,18 @@ static void message(struct rt_test *t, pid_t pid, enum psup_msg_kind kind, uint3
     send_message(t, pid, kind, seq, from, 0, 0);
 }
 
+/* A message about a connection that came through a load balancer,
+ * 127.0.0.9 (spec/proxy.md): peer is the header's source. */
+static void proxied(struct rt_test *t, pid_t pid, enum psup_msg_kind kind, uint32_t seq,
+                    uint8_t from, int err)
+{
+    struct psup_msg m = {.kind = kind, .pid = pid, .err = err, .seq = seq};
+
+    m.peer = client(from);
+    m.proxy = client(9);
+    psup_runtime_on_message(&t->rt, &m, -1, t->now);
+}
+
 static void reap(struct rt_test *t, pid_t pid, int status)
 {
     assert_true(psup_runtime_on_exit(&t->rt, pid, status, t->now));
@@ -317,8 +329,8 @@ static pid_t spawned(const struct rt_test *t, size_t i)
 
 static const char *state_name(int state)
 {
-    static const char *const names[] = {"IDLE", "RETIRING", "STOPPED", "BUSY", "TERMINATING",
-                                        "KILLING"};
+    static const char *const names[] = {"IDLE", "RETIRING", "STOPPED", "READING", "BUSY",
+                                        "TERMINATING", "KILLING"};
     return state == GONE ? "(gone)" : names[state];
 }
 
@@ -1064,6 +1076,161 @@ static void busy_or_retiring_stopped_unchanged(void **state)
     EXPECT_NO_CALLS(t);
 }
 
+/* ==== READING: a PROXY header on its way (spec/proxy.md) ================= */
+
+#define PROXIED ", 'proxy_protocol': 'v2', 'proxy_from': ['127.0.0.9']"
+
+/* | IDLE, RETIRING | READING | READING | counted busy; replace the spare | */
+static void idle_reading_to_reading(void **state)
+{
+    struct rt_test *t = *state;
+
+    apply(t, POOL1 PROXIED);
+    pid_t w = spawned(t, 0);
+    EXPECT_CALLS(t, SPAWN);
+    proxied(t, w, PSUP_MSG_READING, 0, 9, 0);
+    EXPECT_CALLS(t, SPAWN);
+    expect_state(t, w, PSUP_WORKER_READING);
+    expect_pool(t, 1, 1, 0, 0);
+    assert_int_equal(svc(t)->counters.accepted, 0);
+    EXPECT_QUIET_LOG(t);
+}
+
+/* | READING | BUSY, verdict run; or RUNNING | BUSY | the header's source is
+ * the client: counted, logged at conn_end with the balancer | */
+static void reading_busy_or_running_to_busy(void **state)
+{
+    struct rt_test *t = *state;
+
+    apply(t, POOL1 PROXIED ", 'max_per_source': 1");
+    pid_t a = spawned(t, 0);
+    proxied(t, a, PSUP_MSG_READING, 0, 9, 0);
+    pid_t b = spawned(t, 1);
+    proxied(t, a, PSUP_MSG_BUSY, 1, 1, 0);
+    EXPECT_CALLS(t, SPAWN, SPAWN, VERDICT(a, PSUP_VERDICT_RUN, 1, 1));
+    expect_state(t, a, PSUP_WORKER_BUSY);
+    expect_pool(t, 1, 1, 0, 0);
+    assert_int_equal(source_count(t, 1), 1);
+    assert_int_equal(source_count(t, 9), 0);
+    /* Another client of the same balancer is another source. */
+    proxied(t, b, PSUP_MSG_READING, 0, 9, 0);
+    proxied(t, b, PSUP_MSG_BUSY, 1, 2, 0);
+    EXPECT_CALLS(t, SPAWN, VERDICT(b, PSUP_VERDICT_RUN, 1, 1));
+    expect_pool(t, 1, 2, 0, 0);
+    skip_log(t);
+    reap(t, a, EXITED(0));
+    EXPECT_LOG(t, "event=conn_end remote_ip=127.0.0.1 proxy_ip=127.0.0.9 status=0");
+
+    apply(t, POOL1 PROXIED);
+    skip_log(t);
+    t->fake.seen = t->fake.n_calls;
+    pid_t c = spawned(t, t->fake.n_spawned - 1);
+    proxied(t, c, PSUP_MSG_READING, 0, 9, 0);
+    proxied(t, c, PSUP_MSG_RUNNING, 0, 3, 0);
+    EXPECT_CALLS(t, SPAWN);
+    expect_state(t, c, PSUP_WORKER_BUSY);
+}
+
+/* | READING | PROXY_REFUSED | IDLE; RETIRING if its generation is gone or
+ * psup is stopping | count and log proxy_refused (rate-limited) | */
+static void reading_proxy_refused_to_idle(void **state)
+{
+    struct rt_test *t = *state;
+
+    apply(t, POOL1 PROXIED);
+    pid_t a = spawned(t, 0);
+    proxied(t, a, PSUP_MSG_READING, 0, 9, 0);
+    pid_t b = spawned(t, 1);
+    EXPECT_CALLS(t, SPAWN, SPAWN);
+    proxied(t, a, PSUP_MSG_PROXY_REFUSED, 0, 9, ETIMEDOUT);
+    expect_state(t, a, PSUP_WORKER_IDLE);
+    /* Two idle now, above max_spare: the newest leaves. */
+    progress(t);
+    EXPECT_CALLS(t, SIGNAL(b, SIGURG));
+    assert_int_equal(svc(t)->counters.proxy_refused, 1);
+    assert_int_equal(svc(t)->counters.accepted, 0);
+    EXPECT_LOG(t, "event=proxy_refused reason=timeout proxy_ip=127.0.0.9");
+    reap(t, b, EXITED(0));
+
+    proxied(t, a, PSUP_MSG_READING, 0, 9, 0);
+    pid_t c = spawned(t, 2);
+    apply(t, POOL1 PROXIED ", 'env': {'GEN': '2'}");
+    EXPECT_CALLS(t, SPAWN, SPAWN, SIGNAL(c, SIGURG));
+    expect_state(t, a, PSUP_WORKER_READING);
+    proxied(t, a, PSUP_MSG_PROXY_REFUSED, 0, 9, EPROTO);
+    EXPECT_CALLS(t, SIGNAL(a, SIGURG));
+    expect_state(t, a, PSUP_WORKER_RETIRING);
+    EXPECT_LOG(t, "event=proxy_refused reason=malformed");
+}
+
+/* | IDLE | PROXY_REFUSED (outside proxy_from: no header was read) |
+ * unchanged | count and log proxy_refused | */
+static void idle_proxy_refused_unchanged(void **state)
+{
+    struct rt_test *t = *state;
+
+    apply(t, POOL1 PROXIED);
+    pid_t w = spawned(t, 0);
+    EXPECT_CALLS(t, SPAWN);
+    proxied(t, w, PSUP_MSG_PROXY_REFUSED, 0, 9, EACCES);
+    EXPECT_NO_CALLS(t);
+    expect_state(t, w, PSUP_WORKER_IDLE);
+    EXPECT_LOG(t, "event=proxy_refused reason=proxy_from proxy_ip=127.0.0.9");
+}
+
+/* | READING | DENIED (allow/deny judged the header's source) | IDLE |
+ * count and log it, with the balancer | */
+static void reading_denied_to_idle(void **state)
+{
+    struct rt_test *t = *state;
+
+    apply(t, POOL1 PROXIED ", 'deny': ['127.0.0.5']");
+    pid_t w = spawned(t, 0);
+    proxied(t, w, PSUP_MSG_READING, 0, 9, 0);
+    proxied(t, w, PSUP_MSG_DENIED, 0, 5, 0);
+    EXPECT_CALLS(t, SPAWN, SPAWN);
+    expect_state(t, w, PSUP_WORKER_IDLE);
+    assert_int_equal(svc(t)->counters.denied, 1);
+    EXPECT_LOG(t, "event=denied remote_ip=127.0.0.5 proxy_ip=127.0.0.9");
+}
+
+/* | READING | shutdown reaches shutdown_timeout | (gone) | SIGKILL to the
+ * group: no handler ran | */
+static void reading_killed_at_shutdown_timeout(void **state)
+{
+    struct rt_test *t = *state;
+
+    apply(t, POOL1 PROXIED);
+    pid_t w = spawned(t, 0);
+    proxied(t, w, PSUP_MSG_READING, 0, 9, 0);
+    pid_t spare = spawned(t, 1);
+    EXPECT_CALLS(t, SPAWN, SPAWN);
+    shutdown_begins(t);
+    EXPECT_CALLS(t, SIGNAL(spare, SIGURG));
+    expect_state(t, w, PSUP_WORKER_READING);
+    shutdown_timeout(t);
+    EXPECT_CALLS(t, SIGNAL(-w, SIGKILL), SIGNAL(-spare, SIGKILL));
+}
+
+/* A cgi service's relay enforces timeout itself (504); psup's timer is a
+ * backstop kill_grace + 1 s later (spec/cgi.md). */
+static void cgi_timeout_is_a_backstop(void **state)
+{
+    struct rt_test *t = *state;
+
+    apply_doc(t, "{'kill_grace': 0.5, 'services': [" SERVICE("s") POOL1
+                 ", 'protocol': 'cgi', 'timeout': 5}]}");
+    pid_t w = spawned(t, 0);
+    message(t, w, PSUP_MSG_RUNNING, 1, 1);
+    EXPECT_CALLS(t, SPAWN, SPAWN);
+    assert_int_equal(psup_runtime_next_deadline(&t->rt, t->now), T0 + 6500);
+    advance(t, 6499);
+    EXPECT_NO_CALLS(t);
+    advance(t, 1);
+    EXPECT_CALLS(t, SIGNAL(-w, SIGTERM));
+    EXPECT_LOG(t, "event=timeout key=timeout limit=6.500");
+}
+
 /* ==== TERMINATING, KILLING =============================================== */
 
 /* | BUSY | timeout reached | TERMINATING | SIGTERM to the group; log
@@ -1591,6 +1758,13 @@ int main(void)
         ROW(busy_refused_while_stopping),
         ROW(unknown_pid_busy_gets_close),
         ROW(idle_denied_unchanged),
+        ROW(idle_reading_to_reading),
+        ROW(reading_busy_or_running_to_busy),
+        ROW(reading_proxy_refused_to_idle),
+        ROW(idle_proxy_refused_unchanged),
+        ROW(reading_denied_to_idle),
+        ROW(reading_killed_at_shutdown_timeout),
+        ROW(cgi_timeout_is_a_backstop),
         ROW(idle_accept_failed_unchanged),
         ROW(busy_gave_up_to_idle),
         ROW(busy_gave_up_old_generation_to_retiring),
@@ -1623,5 +1797,6 @@ int main(void)
         ROW(stats_of_an_empty_runtime),
     };
 
+    psup_config_set_cgi_relay("/bin/true"); /* what psup-cgi is for cgi services here */
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

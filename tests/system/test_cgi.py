@@ -1,18 +1,21 @@
 # SPDX-License-Identifier: MIT
-"""psup-cgi, the CGI relay (spec/cgi.md), end to end: psup runs it as an
-ordinary handler ("command": [psup-cgi, options, "--", script]) and real
-clients talk to it: curl, Python's http.client and raw sockets. Checked:
-every meta-variable from inside a shell script, GET with a query, POST with
-a body (by length and chunked), HEAD, 100-continue, the exact status of
-malformed, slow and oversized requests (and that the script never ran),
-scripts that print garbage, nothing, or sleep past the timeout, response
-translation (Status, redirects), stderr kept from the client, the seeds'
-WSGI app through wsgiref's CGIHandler on IPv4 and IPv6, and SIGTERM."""
+""""protocol": "cgi" services (spec/cgi.md), end to end: psup runs the
+service's command through its relay, psup-cgi, and real clients talk to it:
+curl, Python's http.client, headless Chromium (when installed) and raw
+sockets. Checked: the relay's argv as psup builds it from the service, every
+meta-variable from inside a shell script, GET with a query, POST with a body
+(by length and chunked), HEAD, 100-continue, the exact status of malformed,
+slow and oversized requests (and that the script never ran), scripts that
+print garbage, nothing, or run past the timeout (504 from the relay, psup's
+own timer only a backstop), response translation (Status, redirects), stderr
+kept from the client, the seeds' WSGI app through wsgiref's CGIHandler on
+IPv4 and IPv6, SIGTERM, and a psup whose relay is missing."""
 
 import concurrent.futures
 import http.client
 import os
 import pathlib
+import shutil
 import signal
 import socket
 import subprocess
@@ -21,7 +24,7 @@ import time
 
 import pytest
 
-from conftest import alive, config, connect, read_all, service, wait_for
+from conftest import alive, children_of, config, connect, proc_stat, read_all, service, wait_for
 
 ROOT = pathlib.Path(__file__).resolve().parents[2]
 PYTHON = "/usr/bin/python3"
@@ -42,22 +45,23 @@ def relay_path(psup_bin):
 
 
 @pytest.fixture
-def cgi(psup, psup_bin, tmp_path):
-    """cgi(script_text, relay_args, **service_keys) starts psup with one
-    service "cgi" that runs the script through the relay."""
+def cgi(psup, tmp_path):
+    """cgi(script_text, listen, command, top, **service_keys) starts psup with
+    one service "cgi" with "protocol": "cgi" that runs the script (or
+    command); http={...} sets the service's http object."""
     count = [0]
 
-    def start(script_text=ENV_SCRIPT, relay_args=(), listen=("127.0.0.1:0",), command=None,
-              top=None, **svc):
+    def start(script_text=ENV_SCRIPT, listen=("127.0.0.1:0",), command=None, top=None, **svc):
         count[0] += 1
         script = tmp_path / f"script{count[0]}"
         script.write_text(script_text)
         script.chmod(0o755)
         program = command or [str(script)]
-        cmd = [str(relay_path(psup_bin)), *relay_args, "--", *program]
         marker = tmp_path / f"ran{count[0]}"
         svc.setdefault("env", {})["MARKER"] = str(marker)
-        p = psup(config(service("cgi", list(listen), cmd, **svc), **(top or {})))
+        p = psup(config(service("cgi", list(listen), program, protocol="cgi", **svc),
+                        **(top or {})))
+        p.script = script
         p.marker = marker
         return p
 
@@ -319,7 +323,7 @@ def test_refused_requests_get_their_status_and_never_run_the_script(cgi):
 
 
 def test_chunked_body_over_the_limit_is_413(cgi):
-    p = cgi(relay_args=["--max-body", "1000"])
+    p = cgi(http={"max_body": 1000})
     chunk = b"400\r\n" + b"x" * 1024 + b"\r\n"
     response = raw(p.addr("cgi"), b"POST / HTTP/1.1\r\nHost: h\r\nTransfer-Encoding: chunked\r\n\r\n" + chunk)
     assert status_of(response) == 413
@@ -330,7 +334,7 @@ def test_chunked_body_over_the_limit_is_413(cgi):
 def test_413_reaches_a_client_still_sending_its_body(cgi):
     """The relay answers at once and reads what keeps coming for a while,
     so the client gets the 413 instead of a reset."""
-    p = cgi(relay_args=["--max-body", "1000"])
+    p = cgi(http={"max_body": 1000})
     with connect(p.addr("cgi")) as s:
         s.sendall(b"POST / HTTP/1.1\r\nHost: h\r\nContent-Length: 500000\r\n\r\n")
         s.sendall(b"y" * 200_000)
@@ -339,7 +343,7 @@ def test_413_reaches_a_client_still_sending_its_body(cgi):
 
 
 def test_slow_head_is_408_after_the_head_timeout(cgi):
-    p = cgi(relay_args=["--head-timeout", "1"])
+    p = cgi(http={"head_timeout": 1})
     with connect(p.addr("cgi")) as s:
         s.sendall(b"GET / HTTP/1.1\r\nHost: h\r\n")
         started = time.monotonic()
@@ -351,7 +355,7 @@ def test_slow_head_is_408_after_the_head_timeout(cgi):
 
 
 def test_slow_body_is_408_after_the_idle_timeout(cgi):
-    p = cgi(relay_args=["--idle-timeout", "1"])
+    p = cgi(http={"idle_timeout": 1})
     with connect(p.addr("cgi")) as s:
         s.sendall(b"POST / HTTP/1.1\r\nHost: h\r\nContent-Length: 10\r\n\r\nabc")
         started = time.monotonic()
@@ -361,12 +365,66 @@ def test_slow_body_is_408_after_the_idle_timeout(cgi):
     assert 0.8 < elapsed < 5, elapsed
 
 
-def test_invalid_relay_options_are_500_and_status_2(cgi):
-    p = cgi(relay_args=["--max-head", "1"], stderr="log")
-    assert status_of(raw(p.addr("cgi"), b"GET / HTTP/1.1\r\nHost: h\r\n\r\n")) == 500
-    assert p.wait_event("conn_end", service="cgi")[0]["status"] == 2
-    assert p.wait_event("stderr", service="cgi")[0]["line"] == "psup-cgi: invalid value for --max-head: 1"
-    assert not p.marker.exists()
+def test_relay_options_are_the_service_settings(cgi):
+    """While a request runs, the relay's command line is what psup built
+    from the service: the http object, timeout and kill_grace as the
+    relay's options, then the command with its program as resolved."""
+    p = cgi(f"#!/bin/sh\n: > \"$MARKER\"\nsleep 2\nprintf 'Content-Type: text/plain\\n\\nok'\n",
+            http={"max_body": 1000, "head_timeout": 0.25, "server_name": "app.example"},
+            timeout=5, top={"kill_grace": 0.5})
+    result = {}
+    t = threading.Thread(target=lambda: result.update(r=raw(p.addr("cgi"),
+                                                           b"GET / HTTP/1.0\r\n\r\n")))
+    t.start()
+    wait_for(p.marker.exists, 10, "the script to start")
+    relays = [c for c in children_of(p.pid) if (proc_stat(c) or "????")[3] == "psup-cgi"]
+    assert len(relays) == 1, relays
+    argv = pathlib.Path(f"/proc/{relays[0]}/cmdline").read_bytes().split(b"\0")[:-1]
+    t.join(15)
+    assert [a.decode() for a in argv] == [
+        "psup-cgi", "--max-body=1000", "--head-timeout=0.250", "--server-name=app.example",
+        "--timeout=5.000", "--kill-grace=0.500", "--", str(p.script)]
+    assert status_of(result["r"]) == 200
+
+
+def test_server_name_is_used_when_the_request_names_no_host(cgi):
+    p = cgi(http={"server_name": "www.example"})
+    env, _ = parse_env(raw(p.addr("cgi"), b"GET /n HTTP/1.0\r\n\r\n").split(b"\r\n\r\n", 1)[1])
+    assert env["SERVER_NAME"] == "www.example"
+
+
+def test_relay_refuses_invalid_options_itself(psup, psup_bin):
+    """psup's configuration never gives the relay invalid options; run on its
+    own (as a raw handler), the relay answers 500 and exits 2."""
+    cmd = [str(relay_path(psup_bin)), "--max-head", "1", "--", "/bin/true"]
+    p = psup(config(service("relay", ["127.0.0.1:0"], cmd, stderr="log")))
+    assert status_of(raw(p.addr("relay"), b"GET / HTTP/1.1\r\nHost: h\r\n\r\n")) == 500
+    assert p.wait_event("conn_end", service="relay")[0]["status"] == 2
+    assert p.wait_event("stderr", service="relay")[0]["line"] == \
+        "psup-cgi: invalid value for --max-head: 1"
+
+
+def test_a_psup_without_its_relay_refuses_cgi_services(psup_bin, tmp_path):
+    """psup finds psup-cgi beside its own binary (../lib/psup/psup-cgi); a
+    copy of psup without it loads raw services but no cgi one."""
+    bindir = tmp_path / "prefix" / "bin"
+    bindir.mkdir(parents=True)
+    alone = bindir / "psup"
+    shutil.copy2(psup_bin, alone)
+    cfg = tmp_path / "cgi.json"
+    cfg.write_text('{"services": [{"name": "c", "listen": ["127.0.0.1:0"], '
+                   '"protocol": "cgi", "command": ["/bin/true"]}]}')
+    out = subprocess.run([str(alone), "--check", str(cfg)], capture_output=True, text=True,
+                         timeout=30)
+    relay = tmp_path / "prefix" / "lib" / "psup" / "psup-cgi"
+    assert out.returncode == 1, out
+    assert out.stderr == (f'psup: services[0].protocol: "cgi" needs psup\'s CGI relay, and '
+                          f"{relay} does not exist\n")
+    relay.parent.mkdir(parents=True)
+    shutil.copy2(relay_path(psup_bin), relay)
+    out = subprocess.run([str(alone), "--check", str(cfg)], capture_output=True, text=True,
+                         timeout=30)
+    assert out.returncode == 0, out.stderr
 
 
 def test_client_that_connects_and_leaves_gets_nothing(cgi):
@@ -397,20 +455,35 @@ def test_script_printing_nothing_is_502_and_its_status_is_logged(cgi):
 
 def test_script_past_the_timeout_is_504_and_its_group_is_stopped(cgi, tmp_path):
     pidfile = tmp_path / "sleeper.pid"
-    p = cgi(f"#!/bin/sh\nsleep 60 &\necho $! > {pidfile}\nwait\n", relay_args=["--timeout", "1"])
+    p = cgi(f"#!/bin/sh\nsleep 60 &\necho $! > {pidfile}\nwait\n", timeout=1)
     started = time.monotonic()
     response = raw(p.addr("cgi"), b"GET / HTTP/1.1\r\nHost: h\r\n\r\n")
     assert status_of(response) == 504
     assert time.monotonic() - started < 5
     end = p.wait_event("conn_end", service="cgi")[0]
     assert end["status"] == 128 + signal.SIGTERM
+    assert "outcome" not in end and not p.events("timeout"), "psup's backstop fired"
     sleeper = int(pidfile.read_text())
     wait_for(lambda: not alive(sleeper), 5, "the script's child to be stopped with it")
 
 
+def test_psup_timeout_is_a_backstop_behind_the_relay(cgi):
+    """A script that ignores SIGTERM: the relay answers 504 at the timeout
+    and kills it kill_grace later; psup's own timer, kill_grace + 1 s after
+    the relay's, never has to act, so the client never sees a 503."""
+    p = cgi("#!/bin/sh\ntrap '' TERM\nsleep 30\n", timeout=1, top={"kill_grace": 0.5})
+    started = time.monotonic()
+    response = raw(p.addr("cgi"), b"GET / HTTP/1.1\r\nHost: h\r\n\r\n")
+    assert status_of(response) == 504
+    end = p.wait_event("conn_end", service="cgi")[0]
+    assert time.monotonic() - started < 2.5 + 2
+    assert end["status"] == 128 + signal.SIGKILL, end
+    assert "outcome" not in end and not p.events("timeout"), "psup's backstop fired"
+
+
 def test_timeout_after_the_header_cuts_the_chunked_body_short(cgi):
     p = cgi("#!/bin/sh\nprintf 'Content-Type: text/plain\\n\\npart one\\n'\nexec sleep 60\n",
-            relay_args=["--timeout", "1"])
+            timeout=1)
     response = raw(p.addr("cgi"), b"GET / HTTP/1.1\r\nHost: h\r\n\r\n")
     assert status_of(response) == 200
     assert b"Transfer-Encoding: chunked" in response and b"part one" in response
@@ -476,6 +549,16 @@ def test_example_shell_script(cgi):
 # The seeds' WSGI application, and stopping psup.
 
 
+def test_example_configuration_passes_check(psup_bin):
+    """examples/services.json (run from the source tree) with its cgi
+    services: the shell script and the WSGI app."""
+    out = subprocess.run([psup_bin, "--check", "examples/services.json"], cwd=ROOT,
+                         capture_output=True, text=True, timeout=30)
+    assert out.returncode == 0, out.stderr
+    cgi_lines = [line for line in out.stdout.splitlines() if line.endswith("; cgi")]
+    assert [line.split(":")[0] for line in cgi_lines] == ["hello-cgi", "wsgi"]
+
+
 @pytest.mark.parametrize("listen", ["127.0.0.1:0", "[::1]:0"])
 def test_wsgi_app_through_cgihandler(cgi, listen):
     p = cgi(command=[PYTHON, str(ROOT / "examples" / "cgi" / "wsgi_app.py")], listen=[listen])
@@ -485,6 +568,48 @@ def test_wsgi_app_through_cgihandler(cgi, listen):
     host, port = p.addr("cgi")
     url = f"http://[{host}]:{port}/" if ":" in host else f"http://{host}:{port}/"
     assert curl("-g", url).stdout == b"Hallo Welt!"
+
+
+CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
+
+PAGE_SCRIPT = """#!/bin/sh
+printf 'Content-Type: text/html; charset=utf-8\\n\\n'
+printf '<!doctype html><html><body><p id="who">%s %s</p>' "$REMOTE_ADDR" "$QUERY_STRING"
+printf '<script>document.getElementById("who").textContent += " (scripted)"</script>'
+printf '</body></html>\\n'
+"""
+
+
+def chromium_dom(url, tmp_path):
+    """The DOM headless Chromium renders for url (its own process group,
+    ended by pid whatever happens)."""
+    profile = tmp_path / "chromium-profile"
+    proc = subprocess.Popen([CHROMIUM, "--headless", "--no-sandbox", "--disable-gpu",
+                             f"--user-data-dir={profile}", "--dump-dom", url],
+                            stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
+                            start_new_session=True)
+    try:
+        out, _ = proc.communicate(timeout=120)
+    finally:
+        try:
+            os.killpg(proc.pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+        proc.wait()
+    assert proc.returncode == 0
+    return out.decode()
+
+
+@pytest.mark.skipif(not CHROMIUM, reason="chromium is not installed")
+def test_a_browser_renders_a_shell_script_page_and_the_wsgi_app(cgi, tmp_path):
+    p = cgi(PAGE_SCRIPT)
+    host, port = p.addr("cgi")
+    dom = chromium_dom(f"http://{host}:{port}/page?from=chromium", tmp_path)
+    assert '<p id="who">127.0.0.1 from=chromium (scripted)</p>' in dom, dom
+    w = cgi(command=[PYTHON, str(ROOT / "examples" / "cgi" / "wsgi_app.py")], listen=["[::1]:0"])
+    host, port = w.addr("cgi")
+    dom = chromium_dom(f"http://[{host}]:{port}/", tmp_path)
+    assert "Hallo Welt!" in dom, dom
 
 
 def request_across_sigterm(p, started):
