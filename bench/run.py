@@ -44,9 +44,9 @@ import time
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(HERE)
 
-ALL_SERVERS = ["psup", "tcpserver", "tcpsvd", "socat", "socat-relay", "xinetd",
+ALL_SERVERS = ["psup", "psup-cgi", "tcpserver", "tcpsvd", "socat", "socat-relay", "xinetd",
                "spawn-server", "limit"]
-DEFAULT_SERVERS = ["psup", "tcpserver", "tcpsvd", "socat", "xinetd", "limit"]
+DEFAULT_SERVERS = ["psup", "psup-cgi", "tcpserver", "tcpsvd", "socat", "xinetd", "limit"]
 ALL_HANDLERS = ["hello", "cat", "http"]
 DEFAULT_CONC = [1, 8, 64, 256]
 
@@ -55,6 +55,10 @@ HTTP_REQUEST = (b"GET / HTTP/1.0\r\nHost: bench\r\nUser-Agent: psup-load\r\n"
                 b"Accept: */*\r\n\r\n")
 HTTP_REPLY = (b"HTTP/1.0 200 OK\r\nContent-Type: text/plain\r\nContent-Length: 6\r\n"
               b"Connection: close\r\n\r\nhello\n")
+# What psup's CGI relay answers for bench/cgi.sh: its head carries a Date,
+# so the load generator checks the status line and the probe the body too.
+CGI_REPLY_PREFIX = b"HTTP/1.1 200 OK\r\n"
+CGI_REPLY_SUFFIX = b"\r\n\r\nhello\n"
 
 READY_RE = re.compile(r'event=ready\b|"event"\s*:\s*"ready"')
 
@@ -141,6 +145,19 @@ def proc_cpu_ns(pid):
     return sched, stat
 
 
+def children_cpu_ns(pid):
+    """CPU time of the reaped children of pid and of their reaped
+    descendants (cutime + cstime): for a server, the processes that served
+    its connections, handlers included (for psup: worker, relay, script)."""
+    try:
+        with open("/proc/%d/stat" % pid) as f:
+            fields = f.read().rsplit(")", 1)[1].split()
+        # cutime is field 16, cstime field 17
+        return (int(fields[13]) + int(fields[14])) * 1_000_000_000 // CLK_TCK
+    except (OSError, ValueError, IndexError):
+        return None
+
+
 def proc_mem_kib(pid):
     rss = hwm = None
     try:
@@ -167,9 +184,10 @@ def system_busy():
         return 0, 0
 
 
-def probe(port, payload, expect, deadline):
+def probe(port, handler, deadline):
     """Wait until 127.0.0.1:port accepts, then do one request and check the
     reply. Returns None when correct, else a reason."""
+    payload = handler.payload
     last = "no attempt"
     while True:
         now = time.monotonic()
@@ -201,8 +219,8 @@ def probe(port, payload, expect, deadline):
             return "request: %s" % e
         finally:
             s.close()
-        if data != expect:
-            return "wrong reply %r (expected %r)" % (data[:200], expect)
+        if not handler.matches(data):
+            return "wrong reply %r (expected %s)" % (data[:200], handler.expected_text())
         return None
 
 
@@ -238,6 +256,11 @@ class Server:
     def available(cls, ctx):
         return shutil.which(cls.binary) is not None
 
+    @classmethod
+    def supports(cls, handler):
+        """Whether the server has a row in handler's tables."""
+        return True
+
     def argv(self):
         raise NotImplementedError
 
@@ -265,7 +288,7 @@ class Server:
             self.wait_ready(deadline)
             if self.proc.poll() is not None:
                 raise BenchError("exited with status %s" % self.proc.returncode)
-            err = probe(self.port, self.handler.payload, self.handler.expect, deadline)
+            err = probe(self.port, self.handler, deadline)
             if err:
                 raise BenchError(err)
         except BenchError as e:
@@ -301,6 +324,8 @@ class Psup(Server):
     def prepare(self):
         svc = {"name": "bench", "listen": ["127.0.0.1:%d" % self.port],
                "command": self.handler.argv}
+        if self.handler.protocol != "raw":
+            svc["protocol"] = self.handler.protocol
         svc.update(self.ctx.psup_service)
         conf = {"services": [svc]}
         conf.update(self.ctx.psup_top)
@@ -327,6 +352,22 @@ class Psup(Server):
                 raise BenchError("no event=ready line within %.0f s" %
                                  self.ctx.ready_timeout)
             time.sleep(0.01)  # polling the log for a condition, with a deadline
+
+
+class PsupCgi(Psup):
+    """psup with "protocol": "cgi", in the http handler's tables: the same
+    answer from bench/cgi.sh, a CGI script, through psup's relay (the one
+    process between the script and the socket), so the row next to psup's
+    shows what the HTTP translation costs."""
+
+    name = "psup-cgi"
+
+    @classmethod
+    def supports(cls, handler):
+        return handler.name == "http"
+
+    def __init__(self, ctx, handler, tmpdir):
+        super().__init__(ctx, ctx.cgi_handler, tmpdir)
 
 
 class Tcpserver(Server):
@@ -447,8 +488,8 @@ class SpawnServer(Server):
         return [self.ctx.spawnserver, "127.0.0.1", str(self.port)] + self.handler.argv
 
 
-SERVER_CLASSES = {c.name: c for c in (Psup, Tcpserver, Tcpsvd, Socat, SocatRelay, Xinetd,
-                                      SpawnServer)}
+SERVER_CLASSES = {c.name: c for c in (Psup, PsupCgi, Tcpserver, Tcpsvd, Socat, SocatRelay,
+                                      Xinetd, SpawnServer)}
 
 
 # ----------------------------------------------------------------------------
@@ -456,12 +497,39 @@ SERVER_CLASSES = {c.name: c for c in (Psup, Tcpserver, Tcpsvd, Socat, SocatRelay
 
 
 class Handler:
-    def __init__(self, name, argv, payload, expect, load_args):
+    """A handler and the reply it must give: exactly expect, or (for the
+    cgi handler, whose reply has a Date) a prefix and a suffix."""
+
+    def __init__(self, name, argv, payload, expect, load_args, protocol="raw",
+                 prefix=None, suffix=None):
         self.name = name
         self.argv = argv
         self.payload = payload
         self.expect = expect
         self.load_args = load_args
+        self.protocol = protocol
+        self.prefix = prefix
+        self.suffix = suffix
+
+    def matches(self, data):
+        if self.expect is not None:
+            return data == self.expect
+        return data.startswith(self.prefix) and data.endswith(self.suffix)
+
+    def expected_text(self):
+        if self.expect is not None:
+            return repr(self.expect)
+        return "%r ... %r" % (self.prefix, self.suffix)
+
+
+def make_cgi_handler():
+    """http.sh's answer from bench/cgi.sh, a CGI script, as the psup-cgi
+    server runs it in place of the http handler."""
+    cgi = os.path.join(HERE, "cgi.sh")
+    return Handler("cgi", ["/bin/sh", cgi], HTTP_REQUEST, None,
+                   ["-p", c_escape(HTTP_REQUEST), "-e", c_escape(CGI_REPLY_PREFIX),
+                    "--expect-prefix"], protocol="cgi", prefix=CGI_REPLY_PREFIX,
+                   suffix=CGI_REPLY_SUFFIX)
 
 
 def make_handlers(bindir):
@@ -489,6 +557,7 @@ class Context:
         self.psup_args = args.psup_arg or []
         self.psup_service = json.loads(args.psup_service) if args.psup_service else {}
         self.psup_top = json.loads(args.psup_top) if args.psup_top else {}
+        self.cgi_handler = make_cgi_handler()
         self.ready_timeout = args.ready_timeout
 
     def track(self, proc):
@@ -526,19 +595,23 @@ class Context:
                 log("warning: cleanup of pid %d: %s" % (p.pid, e))
 
 
-def run_load(ctx, server, handler, conc):
+def run_load(ctx, server, conc):
+    """One measurement of server, with the handler it runs (for psup-cgi
+    the CGI script, checked by its own reply)."""
     a = ctx.args
     cmd = [ctx.load, "-a", "127.0.0.1:%d" % server.port, "-c", str(conc),
            "-d", str(a.duration), "-w", str(a.warmup), "-t", str(a.timeout),
-           "--json"] + handler.load_args
+           "--json"] + server.handler.load_args
     pid = server.pid
     cpu0 = proc_cpu_ns(pid)
+    kids0 = children_cpu_ns(pid)
     sys0 = system_busy()
     t0 = time.monotonic()
     res = subprocess.run(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                          timeout=a.duration + a.warmup + a.timeout / 1000.0 + 30)
     wall = time.monotonic() - t0
     cpu1 = proc_cpu_ns(pid)
+    kids1 = children_cpu_ns(pid)
     sys1 = system_busy()
     rss, hwm = proc_mem_kib(pid)
     if res.returncode not in (0, 1):
@@ -563,6 +636,8 @@ def run_load(ctx, server, handler, conc):
         "srv_cpu_us_per_conn": (cpu_ns / 1000.0 / conns) if cpu_ns is not None else None,
         "srv_cpu_source": "schedstat" if sched is not None else "stat",
         "srv_cpu_stat_us_per_conn": (stat / 1000.0 / conns) if stat is not None else None,
+        "children_cpu_us_per_conn": ((kids1 - kids0) / 1000.0 / conns
+                                     if kids0 is not None and kids1 is not None else None),
         "srv_rss_kib": rss,
         "srv_hwm_kib": hwm,
         "machine_busy_pct": (100.0 * busy / total) if total else None,  # of all CPUs
@@ -599,6 +674,7 @@ def run_limit(ctx, handler, jobs):
         "mean_us": r["mean_us"],
         "load_cpu_pct": None,
         "srv_cpu_us_per_conn": None,
+        "children_cpu_us_per_conn": None,
         "srv_rss_kib": None,
     }
 
@@ -614,7 +690,9 @@ def aggregate(results, servers, handlers, concs, rounds):
     for h in handlers:
         for c in concs:
             for s in servers:
-                runs = results.get((h, c, s), [])
+                if (h, c, s) not in results:
+                    continue  # the server cannot run this handler
+                runs = results[(h, c, s)]
                 good = [r for r in runs if r is not None]
                 if not good:
                     agg[(h, c, s)] = None
@@ -657,6 +735,7 @@ def aggregate(results, servers, handlers, concs, rounds):
                     "mean": median([r["lat"].get("mean") for r in good]),
                     "errors": e,
                     "srv_cpu_us": median([r.get("srv_cpu_us_per_conn") for r in good]),
+                    "children_cpu_us": median([r.get("children_cpu_us_per_conn") for r in good]),
                     "srv_rss_kib": max([r.get("srv_rss_kib") or 0 for r in good]) or None,
                     "load_cpu_pct": median([r.get("load_cpu_pct") for r in good]),
                     "jobs": good[0].get("jobs"),
@@ -679,6 +758,7 @@ COLUMNS = [
     ("max", "max ms"),
     ("errors", "errors"),
     ("cpu", "srv µs/conn"),
+    ("kids", "handler µs/conn"),
     ("rss", "srv RSS KiB"),
     ("load", "load CPU%"),
 ]
@@ -695,7 +775,9 @@ def fmt_ratio(x):
 def table_rows(agg, h, c, servers):
     rows = []
     for s in servers:
-        a = agg.get((h, c, s))
+        if (h, c, s) not in agg:
+            continue  # the server cannot run this handler
+        a = agg[(h, c, s)]
         if a is None:
             rows.append([s, "failed"] + [""] * (len(COLUMNS) - 2))
             continue
@@ -715,6 +797,7 @@ def table_rows(agg, h, c, servers):
             fmt_ms(a["max"]),
             str(a["errors"]["total"]),
             "-" if a["srv_cpu_us"] is None else "%.0f" % a["srv_cpu_us"],
+            "-" if a.get("children_cpu_us") is None else "%.0f" % a["children_cpu_us"],
             "-" if a["srv_rss_kib"] is None else str(a["srv_rss_kib"]),
             "-" if a["load_cpu_pct"] is None else "%.0f" % a["load_cpu_pct"],
         ])
@@ -824,7 +907,7 @@ def machine_info(ctx, servers):
         v = sh(["dpkg-query", "-W", "-f=${Version}", pkg])
         vers[pkg] = v if v and "no packages" not in v else "?"
     psup_v = "?"
-    if "psup" in servers and ctx.psup:
+    if ("psup" in servers or "psup-cgi" in servers) and ctx.psup:
         psup_v = sh([ctx.psup, "--version"]).splitlines()[0:1]
         psup_v = psup_v[0] if psup_v else "?"
     sysctl = {k: " ".join(read_first_line("/proc/sys/net/" + k.replace(".", "/")).split())
@@ -923,6 +1006,9 @@ def main():
     p.add_argument("--markdown", metavar="FILE", help="write the tables and the machine "
                    "description; a file with <!-- bench:begin --> and <!-- bench:end --> "
                    "markers gets only the part between them replaced")
+    p.add_argument("--markdown-tag", metavar="TAG", help="use the markers "
+                   "<!-- bench:TAG:begin --> and <!-- bench:TAG:end --> instead (a section "
+                   "of its own, such as the CGI comparison)")
     p.add_argument("--smoke", action="store_true",
                    help="every server once, ~1 s, concurrency 8, hello handler; exit 0 "
                    "when every server answered correctly (no timing assertions)")
@@ -1008,7 +1094,7 @@ def main():
             h = all_handlers[hname]
             running = {}
             for s in servers:
-                if s == "limit":
+                if s == "limit" or not SERVER_CLASSES[s].supports(h):
                     continue
                 srv = SERVER_CLASSES[s](ctx, h, tmpdir)
                 try:
@@ -1026,6 +1112,8 @@ def main():
                     order = servers[k:] + servers[:k]
                     for s in order:
                         key = (hname, c, s)
+                        if s != "limit" and not SERVER_CLASSES[s].supports(h):
+                            continue  # psup-cgi has rows for the http handler only
                         results.setdefault(key, [None] * args.rounds)
                         if s == "limit":
                             jobs = min(c, os.cpu_count() or 1)
@@ -1048,7 +1136,7 @@ def main():
                                     log("run.py: restart failed: %s" % e)
                                     running.pop(s)
                                     continue
-                            r = run_load(ctx, srv, h, c)
+                            r = run_load(ctx, srv, c)
                             if not r["alive_after"]:
                                 failures.append("%s died during %s c=%d round %d" %
                                                 (s, hname, c, rnd + 1))
@@ -1058,7 +1146,7 @@ def main():
                             (hname, c, rnd + 1, s, r["rate"], r["errors"]["total"]))
             for s, srv in running.items():
                 rc = srv.stop()
-                if s == "psup" and rc != 0:
+                if s in ("psup", "psup-cgi") and rc != 0:
                     failures.append("psup exited with status %s after SIGTERM" % rc)
     except KeyboardInterrupt:
         interrupted = True
@@ -1098,7 +1186,8 @@ def main():
             json.dump(doc, f, indent=1)
     if args.markdown:
         md = format_markdown(agg, handlers, concs, servers, args, machine)
-        begin, end = "<!-- bench:begin -->", "<!-- bench:end -->"
+        tag = "bench:%s:" % args.markdown_tag if args.markdown_tag else "bench:"
+        begin, end = "<!-- %sbegin -->" % tag, "<!-- %send -->" % tag
         try:
             with open(args.markdown) as f:
                 old = f.read()
@@ -1116,6 +1205,8 @@ def main():
         for h in handlers:
             for c in concs:
                 for s in servers:
+                    if s != "limit" and not SERVER_CLASSES[s].supports(all_handlers[h]):
+                        continue
                     a = agg.get((h, c, s))
                     if a is None:
                         bad.append("%s/%s c=%d: no result" % (s, h, c))
