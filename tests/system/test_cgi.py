@@ -629,9 +629,11 @@ def request_across_sigterm(p, started):
     return result["response"], p.wait_exit()
 
 
-def test_graceful_sigterm_lets_a_slow_request_finish(cgi, tmp_path):
+@pytest.mark.parametrize("listen", ["127.0.0.1:0", "[::1]:0"])
+def test_graceful_sigterm_lets_a_slow_request_finish(cgi, tmp_path, listen):
     started = tmp_path / "started"
-    p = cgi(f"#!/bin/sh\n: > {started}\nsleep 1\nprintf 'Content-Type: text/plain\\n\\nfinished\\n'\n")
+    p = cgi(f"#!/bin/sh\n: > {started}\nsleep 1\nprintf 'Content-Type: text/plain\\n\\nfinished\\n'\n",
+            listen=[listen])
     response, status = request_across_sigterm(p, started)
     assert status_of(response) == 200
     assert response.endswith(b"finished\n\r\n0\r\n\r\n")

@@ -183,6 +183,13 @@ def test_cgi_behind_haproxy_sees_the_real_client_in_remote_addr(psup, haproxy, t
     assert sorted(e["remote_ip"] for e in ends) == ["127.0.0.2", "127.0.0.3"]
 
 
+def curl_speaks_proxy_protocol():
+    out = subprocess.run(["curl", "--help", "all"], capture_output=True, text=True, timeout=10)
+    return "--haproxy-protocol" in out.stdout
+
+
+@pytest.mark.skipif(not shutil.which("curl") or not curl_speaks_proxy_protocol(),
+                    reason="curl without --haproxy-protocol")
 @pytest.mark.parametrize("family", ["ipv4", "ipv6"])
 def test_curl_haproxy_protocol(psup, tmp_path, family):
     """curl --haproxy-protocol sends a v1 header naming its own connection:
