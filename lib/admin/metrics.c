@@ -103,9 +103,10 @@ static void connections(struct psup_buf *b, const struct psup_service_stats *s)
 
 static void refused(struct psup_buf *b, const struct psup_service_stats *s)
 {
-    const char *const reasons[] = {"denied", "per_source", "rate", "overload"};
+    const char *const reasons[] = {"denied", "per_source", "rate", "overload", "proxy"};
     const unsigned long long counts[] = {s->counters.denied, s->counters.per_source,
-                                         s->counters.rate, s->counters.overload};
+                                         s->counters.rate, s->counters.overload,
+                                         s->counters.proxy_refused};
 
     for (size_t i = 0; i < sizeof(counts) / sizeof(counts[0]); i++) {
         series(b, "psup_refused_total", s->name, "reason", reasons[i]);

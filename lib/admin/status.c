@@ -28,6 +28,7 @@ static void put_counters(struct psup_json *j, const struct psup_counters *c)
     psup_json_uint(j, "per_source", c->per_source);
     psup_json_uint(j, "rate", c->rate);
     psup_json_uint(j, "overload", c->overload);
+    psup_json_uint(j, "proxy", c->proxy_refused);
     psup_json_end_object(j);
     psup_json_uint(j, "worker_failures", c->failed);
     psup_json_uint(j, "timed_out", c->timed_out);

@@ -15,6 +15,7 @@
 #include <cmocka.h>
 
 #include <cjson/cJSON.h>
+#include <errno.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -242,6 +243,10 @@ static void test_connections_are_counted_by_outcome(void **state)
     connection(t, "a", 0, SIGKILL);
     connection(t, "b", 2000, W_EXITCODE(0, 0));
     message(t, idle_worker(t, "b"), PSUP_MSG_DENIED);
+    /* A PROXY header that did not come in time (spec/proxy.md). */
+    struct psup_msg late = {.kind = PSUP_MSG_PROXY_REFUSED, .pid = idle_worker(t, "b"),
+                            .err = ETIMEDOUT};
+    psup_runtime_on_message(&t->rt, &late, -1, t->now);
     char *m = metrics(t);
     expect_line(m, "psup_connections_total{service=\"a\",outcome=\"ok\"} 1");
     expect_line(m, "psup_connections_total{service=\"a\",outcome=\"error\"} 1");
@@ -251,6 +256,8 @@ static void test_connections_are_counted_by_outcome(void **state)
     expect_line(m, "psup_connections_total{service=\"b\",outcome=\"ok\"} 1");
     expect_line(m, "psup_refused_total{service=\"b\",reason=\"denied\"} 1");
     expect_line(m, "psup_refused_total{service=\"a\",reason=\"denied\"} 0");
+    expect_line(m, "psup_refused_total{service=\"b\",reason=\"proxy\"} 1");
+    expect_line(m, "psup_refused_total{service=\"a\",reason=\"proxy\"} 0");
     /* 0 ms, 7 ms and 30 ms: cumulative buckets. */
     expect_line(m, "psup_handler_duration_seconds_bucket{service=\"a\",le=\"0.005\"} 1");
     expect_line(m, "psup_handler_duration_seconds_bucket{service=\"a\",le=\"0.01\"} 2");
