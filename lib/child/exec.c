@@ -1,8 +1,9 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * Becoming the handler: the connection on fds 0 and 1, fd 2 per the
- * service's stderr setting, the process settings and credentials, nothing
- * of psup left open, an empty signal mask, then execve. The order of the
+ * Becoming the handler: the connection on fds 0 and 1 (a datagram: its
+ * pipe on 0, the reply socket on 1), fd 2 per the service's stderr
+ * setting, the process settings and credentials, nothing of psup left
+ * open, an empty signal mask, then execve. The order of the
  * steps is spec/handler.md's; each comment names what its step prevents.
  * Child code: lib/child/README.md.
  */
@@ -84,25 +85,20 @@ static long drop_privileges(const struct psup_service_config *svc)
     return 0;
 }
 
-_Noreturn void psup_child_exec(struct psup_child *c, const struct psup_plan_listener *l,
-                               int conn, const struct sockaddr *remote,
-                               const struct psup_peer *peer, unsigned connnum, int log_pipe)
+_Noreturn void psup_child_exec(struct psup_child *c, char **envp, int in, int out,
+                               int log_pipe)
 {
     const struct psup_service_config *svc = c->plan->svc;
-    struct sockaddr_storage local = {0};
-    socklen_t local_len = sizeof(local);
     enum psup_step step = PSUP_STEP_SETUP;
     long r;
 
-    if (l->proto != PSUP_PROTO_UNIX)
-        psup_sys(SYS_getsockname, conn, &local, &local_len);
-    char **envp = psup_child_env(c, l, remote, (struct sockaddr *)&local, peer, connnum);
-
-    /* 1. The connection on 0 and 1. It cannot already be 0 or 1: psup keeps
-     *    0-2 open from the start, so dup3 always clears CLOEXEC here. */
-    if ((r = psup_sys(SYS_dup3, conn, 0, 0)) < 0 || (r = psup_sys(SYS_dup3, conn, 1, 0)) < 0)
+    /* 1. The connection on 0 and 1. Neither can already be 0 or 1: psup
+     *    keeps 0-2 open from the start, so dup3 always clears CLOEXEC here. */
+    if ((r = psup_sys(SYS_dup3, in, 0, 0)) < 0 || (r = psup_sys(SYS_dup3, out, 1, 0)) < 0)
         goto fail;
-    psup_child_close(conn);
+    psup_child_close(in);
+    if (out != in)
+        psup_child_close(out);
     step = PSUP_STEP_STDERR;
     if ((r = setup_stderr(svc, log_pipe)) < 0)
         goto fail;

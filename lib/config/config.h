@@ -31,6 +31,16 @@ enum psup_overload {
     PSUP_OVERLOAD_REJECT, /* accept and close at once, with overload_message */
 };
 
+/* How a service serves its listeners (spec/config.md, "mode"). */
+enum psup_mode {
+    PSUP_MODE_ACCEPT,   /* stream listeners: a handler per connection */
+    PSUP_MODE_DATAGRAM, /* UDP listeners: a handler per datagram (spec/udp.md) */
+};
+
+/* The receive buffer of a UDP listener unless recv_buffer says otherwise:
+ * about 10000 datagrams of up to 100 bytes (spec/udp.md). */
+#define PSUP_RECV_BUFFER_DEFAULT (4 * 1024 * 1024)
+
 struct psup_rlimit {
     int resource;        /* RLIMIT_NOFILE, ... */
     const char *name;    /* "nofile", ... (static string) */
@@ -55,10 +65,13 @@ struct psup_service_config {
     size_t argc;
     bool shell;
 
+    enum psup_mode mode;
+
     unsigned min_spare;
     unsigned max_spare;
     unsigned max_workers;
     int backlog;
+    int recv_buffer; /* bytes, for UDP listeners (SO_RCVBUF) */
 
     /* Environment: env holds "NAME=value" strings from the env object, in
      * file order. clear_env and pass_env as in spec/config.md. */

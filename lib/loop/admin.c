@@ -424,11 +424,11 @@ static int listener_open(struct psup_admin_server *srv, const struct psup_admin_
 {
     struct admin_listener *l = calloc(1, sizeof(*l));
     struct psup_socket_perms perms = socket_perms(cfg);
+    struct psup_socket_sizes sizes = {.backlog = ADMIN_BACKLOG};
     const char *what = "socket";
     /* A unix socket file gets its mode (0600 unless set) and owner before
      * it is at its path: it never accepts a connection with wider access. */
-    int rc = l ? psup_listener_open(&l->sock, &cfg->listen[i], ADMIN_BACKLOG, &perms, "admin",
-                                    &what)
+    int rc = l ? psup_listener_open(&l->sock, &cfg->listen[i], &sizes, &perms, "admin", &what)
                : -ENOMEM;
 
     if (rc == 0 && (rc = uv_poll_init(srv->loop, &l->poll, l->sock.fd)) < 0) {

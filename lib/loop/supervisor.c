@@ -29,6 +29,7 @@
 
 #include "loop/admin.h"
 #include "loop/errlog.h"
+#include "loop/replies.h"
 #include "base/fd.h"
 #include "base/log.h"
 #include "runtime/report.h"
@@ -55,6 +56,7 @@ struct psup_supervisor {
     struct psup_list errlogs;
     struct psup_admin_server *admin;
     struct psup_admin_state admin_state; /* what the admin endpoint reports */
+    struct psup_list replies;
     const struct psup_supervisor_options *opts;
     enum phase phase;
     bool loop_ready;
@@ -203,6 +205,32 @@ static void collect_exits(struct psup_supervisor *sup, struct exits *ex)
     }
 }
 
+/* The descriptors a message carried, by the bits of m->fds, in order. Out
+ * of descriptors, the kernel passes fewer (MSG_CTRUNC): the last ones are
+ * missing (a handler then keeps psup's stderr, spec/handler.md; a datagram
+ * handler cannot reply, spec/udp.md). */
+static struct psup_passed_fds passed_fds(struct msghdr *mh, const struct psup_msg *m)
+{
+    struct psup_passed_fds fds = {-1, -1};
+    int got[2] = {-1, -1};
+    size_t n = 0;
+    struct cmsghdr *h = CMSG_FIRSTHDR(mh);
+
+    if (h && h->cmsg_level == SOL_SOCKET && h->cmsg_type == SCM_RIGHTS) {
+        n = (h->cmsg_len - CMSG_LEN(0)) / sizeof(int);
+        n = n > 2 ? 2 : n;
+        memcpy(got, CMSG_DATA(h), n * sizeof(int));
+    }
+    size_t i = 0;
+    if (m->fds & PSUP_MSG_FD_LOG)
+        fds.log = got[i++];
+    if (m->fds & PSUP_MSG_FD_REPLY)
+        fds.reply = got[i++];
+    for (; i < n; i++)
+        psup_fd_close(got[i]); /* more than it said: not ours to keep */
+    return fds;
+}
+
 /* Read every queued message. Before a request for a verdict, the exits that
  * happened before it are taken: a handler that has exited must not count
  * against max_per_source, though its exit is handled only later. */
@@ -214,7 +242,7 @@ static void read_channel(struct psup_supervisor *sup, struct exits *ex)
         struct psup_msg m;
         union {
             struct cmsghdr hdr;
-            char buf[CMSG_SPACE(sizeof(int))];
+            char buf[CMSG_SPACE(2 * sizeof(int))];
         } control;
         struct iovec iov = {.iov_base = &m, .iov_len = sizeof(m)};
         struct msghdr mh = {.msg_iov = &iov, .msg_iovlen = 1, .msg_control = control.buf,
@@ -224,19 +252,14 @@ static void read_channel(struct psup_supervisor *sup, struct exits *ex)
             continue;
         if (n < 0)
             return; /* EAGAIN: all read */
-        int fd = -1;
-        struct cmsghdr *h = CMSG_FIRSTHDR(&mh);
-        if (h && h->cmsg_level == SOL_SOCKET && h->cmsg_type == SCM_RIGHTS)
-            memcpy(&fd, CMSG_DATA(h), sizeof(int));
-        /* Out of descriptors, the kernel drops the fd (MSG_CTRUNC): the
-         * handler then keeps psup's stderr (spec/handler.md). */
-        if ((size_t)n != sizeof(m)) {
-            psup_fd_close(fd);
+        if ((size_t)n != sizeof(m))
+            m.fds = 0; /* not a message of ours: whatever came is closed */
+        struct psup_passed_fds fds = passed_fds(&mh, &m);
+        if ((size_t)n != sizeof(m))
             continue;
-        }
         if (m.kind == PSUP_MSG_BUSY)
             collect_exits(sup, ex);
-        psup_runtime_on_message(&sup->rt, &m, fd, now);
+        psup_runtime_on_message(&sup->rt, &m, &fds, now);
     }
 }
 
@@ -566,6 +589,19 @@ static void stderr_done_hook(void *arg, struct psup_errlog *e)
     psup_errlog_handler_gone(e);
 }
 
+static bool reply_socket_hook(void *arg, struct psup_reply *r)
+{
+    struct psup_supervisor *sup = arg;
+
+    return psup_replies_watch(&sup->loop, &sup->replies, r);
+}
+
+static void reply_done_hook(void *arg, struct psup_reply *r)
+{
+    (void)arg;
+    psup_replies_handler_gone(r);
+}
+
 /* ------------------------------------------------------------------------ */
 /* Start-up and tear-down. */
 
@@ -727,7 +763,8 @@ static int setup(struct psup_supervisor *sup, struct psup_config *cfg)
     uv_timer_init(&sup->loop, &sup->timer);
     sup->timer.data = sup;
     psup_runtime_init(&sup->rt, sup->channel[1], !sup->opts->use_fork);
-    sup->rt.hooks = (struct psup_runtime_hooks){stderr_pipe_hook, stderr_done_hook, sup};
+    sup->rt.hooks = (struct psup_runtime_hooks){stderr_pipe_hook, stderr_done_hook,
+                                                reply_socket_hook, reply_done_hook, sup};
     sup->rt.handler_sessions = has_terminal();
     find_changed_signals(&sup->rt);
     log_start(sup, cfg);
@@ -756,6 +793,7 @@ static void teardown(struct psup_supervisor *sup)
     if (sup->loop_ready) {
         psup_errlog_close_all(&sup->errlogs);
         psup_admin_server_close(sup->admin);
+        psup_replies_close_all(&sup->replies);
         uv_walk(&sup->loop, walk_close_cb, NULL);
         uv_run(&sup->loop, UV_RUN_DEFAULT);
         psup_admin_server_free(sup->admin);
@@ -799,6 +837,7 @@ int psup_supervisor_run(struct psup_config *cfg, const struct psup_supervisor_op
     sup->opts = opts;
     sup->channel[0] = sup->channel[1] = -1;
     psup_list_init(&sup->errlogs);
+    psup_list_init(&sup->replies);
     int rc = setup(sup, cfg);
     if (rc == 0) {
         uv_run(&sup->loop, UV_RUN_DEFAULT);

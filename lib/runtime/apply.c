@@ -88,6 +88,24 @@ static struct psup_socket_perms socket_perms(const struct psup_service_config *s
     return (struct psup_socket_perms){svc->socket_mode, svc->socket_uid, svc->socket_gid};
 }
 
+/* A UDP listener got a smaller receive buffer than asked for: without
+ * CAP_NET_ADMIN the kernel caps it at net.core.rmem_max. Bursts beyond it
+ * are dropped by the kernel (spec/udp.md). */
+static void log_recv_buffer(const struct psup_listener *l)
+{
+    struct psup_log lg;
+
+    if (l->addr.proto != PSUP_PROTO_UDP || l->recv_buffer_got >= l->recv_buffer)
+        return;
+    psup_log_begin(&lg, PSUP_LOG_WARN, "recv_buffer_limited");
+    psup_log_str(&lg, "service", l->owner);
+    psup_log_str(&lg, "addr", l->bound);
+    psup_log_uint(&lg, "asked", (unsigned)l->recv_buffer);
+    psup_log_uint(&lg, "got", (unsigned)l->recv_buffer_got);
+    psup_log_str(&lg, "hint", "raise net.core.rmem_max, or give psup CAP_NET_ADMIN");
+    psup_log_end(&lg);
+}
+
 static size_t count_addresses(const struct psup_config *cfg)
 {
     size_t n = 0;
@@ -143,15 +161,16 @@ static int plan_listeners(const struct psup_runtime *rt, const struct psup_confi
             const char *what = "socket";
             if (!l) {
                 struct psup_socket_perms perms = socket_perms(svc);
+                struct psup_socket_sizes sizes = {svc->backlog, svc->recv_buffer};
                 l = calloc(1, sizeof(*l));
-                rc = l ? psup_listener_open(l, &svc->listen[j], svc->backlog, &perms, svc->name,
-                                            &what)
+                rc = l ? psup_listener_open(l, &svc->listen[j], &sizes, &perms, svc->name, &what)
                        : -ENOMEM;
                 if (rc < 0) {
                     log_bind_failure(rt, svc, j, what, rc);
                     free(l);
                     break;
                 }
+                log_recv_buffer(l);
                 lp->fresh[lp->n] = true;
             }
             lp->next[lp->n++] = l;
@@ -162,16 +181,21 @@ static int plan_listeners(const struct psup_runtime *rt, const struct psup_confi
     return rc;
 }
 
-/* A kept listener takes the new configuration's backlog and socket file
- * settings. */
+/* A kept listener takes the new configuration's backlog (or receive
+ * buffer) and socket file settings. */
 static void update_kept(struct psup_listener *l, const struct psup_service_config *svc)
 {
     struct psup_socket_perms perms = socket_perms(svc);
     const char *what = "listen";
     int rc = psup_listener_set_backlog(l, svc->backlog);
+    int asked = l->recv_buffer;
 
     if (rc < 0)
         log_update_failure(l, what, rc);
+    if ((rc = psup_listener_set_recv_buffer(l, svc->recv_buffer)) < 0)
+        log_update_failure(l, "recv_buffer", rc);
+    else if (l->recv_buffer != asked)
+        log_recv_buffer(l);
     if ((rc = psup_listener_set_perms(l, &perms, &what)) < 0)
         log_update_failure(l, what, rc);
 }
@@ -331,7 +355,7 @@ static void apply_services(struct psup_runtime *rt, struct psup_config *cfg,
             append_name(rep->removed, sizeof(rep->removed), s->name);
             psup_runtime_switch_generation(rt, s, NULL, now);
         }
-        if (!s->seen && psup_list_empty(&s->workers))
+        if (!s->seen && psup_list_empty(&s->workers) && !s->replying)
             psup_service_free(s);
         else
             s->seen = false;

@@ -56,6 +56,12 @@ struct psup_service *psup_service_new(const char *name)
     return s;
 }
 
+void psup_service_release(struct psup_service *s)
+{
+    if (!s->current && psup_list_empty(&s->workers) && !s->replying)
+        psup_service_free(s);
+}
+
 void psup_service_free(struct psup_service *s)
 {
     psup_list_remove(&s->link);
@@ -93,6 +99,8 @@ struct psup_generation *psup_generation_new(const struct psup_runtime *rt,
         struct psup_plan_listener *pl = &g->listeners[j];
         pl->fd = ls[j]->fd;
         pl->proto = svc->listen[j].proto;
+        pl->family = ls[j]->family;
+        pl->port = ls[j]->port;
         snprintf(pl->text, sizeof(pl->text), "%s", ls[j]->bound);
         /* "unix:/path" or "unix:@name": UNIXLOCALPATH is what follows. */
         pl->unix_path = pl->proto == PSUP_PROTO_UNIX ? pl->text + 5 : NULL;

@@ -82,6 +82,15 @@ static void log_limited(const struct psup_service *s, enum psup_limit_reason rea
         psup_log_int(&l, "pid", ev->pid);
         psup_log_errno(&l, ev->err);
         break;
+    case PSUP_LIMIT_REPLY:
+        psup_log_begin(&l, PSUP_LOG_WARN, "reply_failed");
+        psup_log_str(&l, "service", s->name);
+        psup_log_uint(&l, "conn", ev->conn);
+        psup_log_int(&l, "pid", ev->pid);
+        log_peer(&l, &ev->peer);
+        psup_log_str(&l, "step", ev->step);
+        psup_log_errno(&l, ev->err);
+        break;
     case PSUP_LIMIT_STDERR:
         psup_log_begin(&l, PSUP_LOG_WARN, "stderr_fallback");
         psup_log_str(&l, "service", s->name);
@@ -196,6 +205,16 @@ void psup_report_stderr_fallback(struct psup_worker *w, uint64_t now)
     report_limited(w->service, PSUP_LIMIT_STDERR, &ev, now);
 }
 
+void psup_report_reply_failed(struct psup_service *s, unsigned long long conn, pid_t pid,
+                              const struct psup_peer *peer, int err, const char *step,
+                              uint64_t now)
+{
+    struct psup_limited_event ev = {.pid = pid, .conn = conn, .err = err, .peer = *peer,
+                                    .step = step};
+
+    report_limited(s, PSUP_LIMIT_REPLY, &ev, now);
+}
+
 void psup_report_saturation(const struct psup_service *s, bool saturated, uint64_t duration_ms)
 {
     struct psup_log l;
@@ -294,6 +313,8 @@ void psup_report_conn_end(const struct psup_worker *w, int status, uint64_t now)
         psup_log_str(&l, "outcome", "timeout");
     log_status(&l, status, w->signalled);
     psup_log_uint(&l, "duration_ms", now - w->busy_since);
+    if (g->plan.svc->mode == PSUP_MODE_DATAGRAM)
+        psup_log_uint(&l, "replies", w->replies);
     psup_log_end(&l);
 }
 
@@ -323,6 +344,10 @@ static void log_summary(void *arg, const struct psup_service_stats *s)
     psup_log_uint(&l, "limited_overload", s->counters.overload);
     psup_log_uint(&l, "failed", s->counters.failed);
     psup_log_uint(&l, "timed_out", s->counters.timed_out);
+    if (strcmp(s->mode, "datagram") == 0) {
+        psup_log_uint(&l, "replies", s->counters.replies);
+        psup_log_uint(&l, "replies_failed", s->counters.replies_failed);
+    }
     psup_log_end(&l);
 }
 

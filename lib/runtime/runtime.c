@@ -23,6 +23,7 @@
 #include "policy/pool.h"
 #include "proto/rawsys.h"
 #include "runtime/generation.h"
+#include "runtime/reply.h"
 #include "runtime/report.h"
 
 /* ------------------------------------------------------------------------ */
@@ -253,6 +254,7 @@ static void worker_free(struct psup_runtime *rt, struct psup_worker *w)
     psup_tally_release(&w->service->tally, w->child.tally_slot);
     stack_release(rt, &w->stack);
     psup_generation_unref(w->gen);
+    free(w->child.dgram);
     free(w);
 }
 
@@ -362,6 +364,12 @@ static int spawn_one(struct psup_runtime *rt, struct psup_service *s, uint64_t n
         return -ENOMEM;
     if (rt->live + 1 > rt->table_size && (rc = table_grow(rt)) < 0)
         goto fail;
+    /* Not calloc: a datagram is written over it; 64 KiB zeroed per
+     * datagram would cost more than the rest of taking it. */
+    if (g->plan.svc->mode == PSUP_MODE_DATAGRAM && !(w->child.dgram = malloc(PSUP_DGRAM_MAX))) {
+        rc = -ENOMEM;
+        goto fail;
+    }
     if ((rc = stack_acquire(rt, &w->stack)) < 0)
         goto fail;
     w->child.plan = &g->plan;
@@ -392,6 +400,7 @@ static int spawn_one(struct psup_runtime *rt, struct psup_service *s, uint64_t n
     *out = w;
     return 0;
 fail:
+    free(w->child.dgram);
     free(w);
     return rc;
 }
@@ -602,6 +611,7 @@ static bool follow_stderr(struct psup_runtime *rt, struct psup_worker *w, int fd
 static void note_connection(struct psup_worker *w, const struct psup_msg *m)
 {
     w->peer = m->peer;
+    w->route = m->route;
     w->listener = m->listener;
     w->seq = m->seq;
     psup_peer_source(&w->peer, w->gen->plan.svc->per_source_ipv6_prefix, &w->source);
@@ -627,7 +637,7 @@ static void became_busy(struct psup_runtime *rt, struct psup_worker *w, uint64_t
 }
 
 static void on_busy(struct psup_runtime *rt, struct psup_worker *w, const struct psup_msg *m,
-                    int passed_fd, uint64_t now)
+                    const struct psup_passed_fds *fds, uint64_t now)
 {
     const struct psup_service_config *cfg = w->gen->plan.svc;
     unsigned connnum = 0;
@@ -636,19 +646,26 @@ static void on_busy(struct psup_runtime *rt, struct psup_worker *w, const struct
     if (w->exited) {
         /* Killed before the verdict: nothing to answer, nothing to count
          * (its pid, already reaped, may be another process's by now). */
-        psup_fd_close(passed_fd);
+        psup_fd_close(fds->log);
+        psup_fd_close(fds->reply);
         return;
     }
     note_connection(w, m);
     enum psup_verdict v = decide(rt, w, now, &connnum);
     if (v == PSUP_VERDICT_RUN && cfg->stderr_mode == PSUP_STDERR_LOG) {
-        if (!follow_stderr(rt, w, passed_fd)) {
+        if (!follow_stderr(rt, w, fds->log)) {
             flags |= PSUP_VERDICT_NO_LOG_PIPE;
             psup_report_stderr_fallback(w, now);
         }
     } else {
-        psup_fd_close(passed_fd);
+        psup_fd_close(fds->log);
     }
+    /* Followed before the verdict is sent: the handler may write as soon
+     * as it runs. A refused datagram's socket is simply closed. */
+    if (v == PSUP_VERDICT_RUN)
+        psup_reply_follow(rt, w, fds->reply, now);
+    else
+        psup_fd_close(fds->reply);
 
     if (send_verdict(rt, w->pid, psup_verdict_encode(v, flags, connnum, w->seq)) < 0 &&
         v == PSUP_VERDICT_RUN) {
@@ -659,6 +676,7 @@ static void on_busy(struct psup_runtime *rt, struct psup_worker *w, const struct
             psup_sources_remove(&w->service->sources, &w->source);
         w->counted = false;
         v = PSUP_VERDICT_CLOSE;
+        psup_reply_end(rt, w);
     }
     if (v != PSUP_VERDICT_RUN) {
         refused(w, v, now);
@@ -670,11 +688,12 @@ static void on_busy(struct psup_runtime *rt, struct psup_worker *w, const struct
 /* A worker that needs no verdict is already running its handler: count its
  * source (for a reload that sets max_per_source) and take it as busy. */
 static void on_running(struct psup_runtime *rt, struct psup_worker *w,
-                       const struct psup_msg *m, uint64_t now)
+                       const struct psup_msg *m, int reply_fd, uint64_t now)
 {
     note_connection(w, m);
     /* A handler that has exited already no longer counts. */
     w->counted = !w->exited && psup_sources_add(&w->service->sources, &w->source) > 0;
+    psup_reply_follow(rt, w, reply_fd, now);
     became_busy(rt, w, now);
 }
 
@@ -694,6 +713,7 @@ static void on_gave_up(struct psup_runtime *rt, struct psup_worker *w,
     psup_list_remove(&w->timer_link);
     if (w->errlog && rt->hooks.stderr_done)
         rt->hooks.stderr_done(rt->hooks.arg, w->errlog);
+    psup_reply_end(rt, w);
     s->counters.accepted--;
     set_state(w, PSUP_WORKER_IDLE);
     if (w->gen != s->current || !rt->accepting)
@@ -702,29 +722,33 @@ static void on_gave_up(struct psup_runtime *rt, struct psup_worker *w,
         track_saturation(s, s->current->plan.svc->max_workers, now);
 }
 
-void psup_runtime_on_message(struct psup_runtime *rt, const struct psup_msg *m, int passed_fd,
-                             uint64_t now)
+void psup_runtime_on_message(struct psup_runtime *rt, const struct psup_msg *m,
+                             const struct psup_passed_fds *fds, uint64_t now)
 {
     struct psup_worker *w = table_find(rt, m->pid);
+    struct psup_passed_fds left = *fds;
 
     if (!w) {
         /* Not one of ours (or already reaped): a worker waiting for a
          * verdict gives the connection up after its timeout; answer now. */
         if (m->kind == PSUP_MSG_BUSY)
             send_verdict(rt, m->pid, psup_verdict_encode(PSUP_VERDICT_CLOSE, 0, 0, m->seq));
-        psup_fd_close(passed_fd);
+        psup_fd_close(fds->log);
+        psup_fd_close(fds->reply);
         return;
     }
     switch (m->kind) {
     case PSUP_MSG_BUSY:
         if (!is_busy(w)) {
-            on_busy(rt, w, m, passed_fd, now);
+            on_busy(rt, w, m, fds, now);
             return;
         }
         break;
     case PSUP_MSG_RUNNING:
-        if (!is_busy(w))
-            on_running(rt, w, m, now);
+        if (!is_busy(w)) {
+            on_running(rt, w, m, fds->reply, now);
+            left.reply = -1;
+        }
         break;
     case PSUP_MSG_DENIED:
         w->service->counters.denied++;
@@ -749,7 +773,8 @@ void psup_runtime_on_message(struct psup_runtime *rt, const struct psup_msg *m, 
     default:
         break;
     }
-    psup_fd_close(passed_fd);
+    psup_fd_close(left.log);
+    psup_fd_close(left.reply);
 }
 
 /* ------------------------------------------------------------------------ */
@@ -842,9 +867,11 @@ bool psup_runtime_on_exit(struct psup_runtime *rt, pid_t pid, int status, uint64
     if (!w)
         return false;
     struct psup_service *s = w->service;
-    /* What the handler wrote to stderr comes before its conn_end line. */
+    /* What the handler wrote to stderr comes before its conn_end line, and
+     * so do the replies it left (counted in conn_end). */
     if (w->errlog && rt->hooks.stderr_done)
         rt->hooks.stderr_done(rt->hooks.arg, w->errlog);
+    psup_reply_end(rt, w);
     if (is_busy(w))
         busy_exit(w, status, now);
     else
@@ -852,8 +879,7 @@ bool psup_runtime_on_exit(struct psup_runtime *rt, pid_t pid, int status, uint64
     worker_free(rt, w);
     if (s->saturated && s->current)
         track_saturation(s, s->current->plan.svc->max_workers, now);
-    if (!s->current && psup_list_empty(&s->workers))
-        psup_service_free(s);
+    psup_service_release(s);
     /* A process slot was freed: a blocked start may work now, a little
      * later if slots are scarce. */
     if (slots_scarce(rt))

@@ -74,6 +74,8 @@ struct psup_counters {
     unsigned long long timed_out;  /* handlers stopped by timeout */
     unsigned long long ended[PSUP_OUTCOMES]; /* handlers reaped, by outcome */
     struct psup_durations durations;         /* how long each of those ran */
+    unsigned long long replies;    /* datagram mode: replies sent to clients */
+    unsigned long long replies_failed; /* replies that could not be sent */
 };
 
 /* What a log limiter counts, per service. */
@@ -84,6 +86,7 @@ enum psup_limit_reason {
     PSUP_LIMIT_OVERLOAD,
     PSUP_LIMIT_ACCEPT,
     PSUP_LIMIT_STDERR,
+    PSUP_LIMIT_REPLY,
     PSUP_LIMIT_COUNT,
 };
 
@@ -93,6 +96,7 @@ struct psup_limited_event {
     unsigned long long conn;
     int err;
     struct psup_peer peer;
+    const char *step;   /* reply_failed: what failed */
 };
 
 /* Per-reason log limiter: a few lines, then one a second with a count.
@@ -111,6 +115,8 @@ struct psup_service {
     struct psup_generation *current; /* NULL once removed: draining */
     struct psup_list workers;        /* every live worker, all generations */
     unsigned idle, busy, retiring, stopped;
+    unsigned replying;               /* reply sockets still followed (they
+                                        may outlive their worker) */
     struct psup_backoff backoff;
     struct psup_sources sources;     /* survives reloads */
     struct psup_tally tally;         /* shared with its workers: TCPCONNNUM */
@@ -129,6 +135,7 @@ struct psup_service {
 };
 
 struct psup_errlog;
+struct psup_reply;
 
 struct psup_worker {
     pid_t pid;
@@ -142,6 +149,7 @@ struct psup_worker {
     uint64_t busy_since;
     uint64_t deadline;           /* timeout, or SIGKILL after SIGTERM */
     struct psup_peer peer;
+    struct psup_route route;     /* a datagram's: where replies go from */
     uint32_t listener;
     uint32_t seq;                /* of the BUSY being answered */
     struct psup_source source;
@@ -153,6 +161,8 @@ struct psup_worker {
     int error;                   /* from SETUP_FAILED / EXEC_FAILED */
     uint32_t step;
     struct psup_errlog *errlog;  /* stderr capture ("log" mode) */
+    struct psup_reply *reply;    /* datagram mode: the handler's replies */
+    unsigned long long replies;  /* sent so far (conn_end) */
     struct psup_stack stack;
     struct psup_child child;
     char *envp[];                /* the worker fills it before execve */
@@ -166,6 +176,13 @@ struct psup_runtime_hooks {
                         pid_t pid, struct psup_errlog **slot);
     /* The worker is gone: read what is left and stop following its pid. */
     void (*stderr_done)(void *arg, struct psup_errlog *log);
+    /* A datagram handler's reply socket (runtime/reply.h): watch it, and
+     * pump it when readable. Returns false if it cannot. */
+    bool (*reply_socket)(void *arg, struct psup_reply *r);
+    /* Its handler was reaped (or gave the datagram up): send what the
+     * socket holds now, detach it from the worker (psup_reply_detach),
+     * and follow it a little longer at most. */
+    void (*reply_done)(void *arg, struct psup_reply *r);
     void *arg;
 };
 
@@ -252,10 +269,17 @@ void psup_runtime_end_backoff(struct psup_service *s, uint64_t now);
 /* Log one line per bound listener (event=listening). */
 void psup_runtime_log_listeners(const struct psup_runtime *rt);
 
-/* A message from a worker; passed_fd is the descriptor that came with it
- * or -1 (the runtime owns it). */
-void psup_runtime_on_message(struct psup_runtime *rt, const struct psup_msg *m, int passed_fd,
-                             uint64_t now);
+/* Descriptors that came with a message, -1 where none (the runtime owns
+ * them): the read end of a handler's stderr pipe, the supervisor's end of
+ * a datagram handler's reply socket. */
+struct psup_passed_fds {
+    int log;
+    int reply;
+};
+
+/* A message from a worker, with what it passed. */
+void psup_runtime_on_message(struct psup_runtime *rt, const struct psup_msg *m,
+                             const struct psup_passed_fds *fds, uint64_t now);
 
 /* waitpid took pid, exited or killed; psup_runtime_on_exit follows once
  * every message it sent before exiting has been read. Until then it is

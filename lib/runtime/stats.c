@@ -27,6 +27,17 @@ static enum psup_service_state service_state(const struct psup_service *s)
     return s->saturated ? PSUP_SERVICE_SATURATED : PSUP_SERVICE_SERVING;
 }
 
+/* The mode of the current generation, or of the last one's handlers while
+ * draining. */
+static const char *service_mode(const struct psup_service *s)
+{
+    const struct psup_generation *g = s->current;
+
+    if (!g && !psup_list_empty(&s->workers))
+        g = PSUP_CONTAINER(s->workers.next, struct psup_worker, link)->gen;
+    return g && g->plan.svc->mode == PSUP_MODE_DATAGRAM ? "datagram" : "accept";
+}
+
 /* What the current generation configures; zeros while draining. */
 static void configured(const struct psup_generation *g, struct psup_service_stats *st)
 {
@@ -47,7 +58,7 @@ static void service_stats(const struct psup_service *s, struct psup_service_stat
 {
     memset(st, 0, sizeof(*st));
     st->name = s->name;
-    st->mode = "accept";
+    st->mode = service_mode(s);
     st->state = service_state(s);
     configured(s->current, st);
     st->pool = (struct psup_pool_counts){s->idle, s->busy, s->retiring, s->stopped};

@@ -178,7 +178,7 @@ static void message(struct fixture *t, pid_t pid, enum psup_msg_kind kind)
     m.peer.addr[10] = m.peer.addr[11] = 0xff;
     m.peer.addr[12] = 127;
     m.peer.addr[15] = 1;
-    psup_runtime_on_message(&t->rt, &m, -1, t->now);
+    psup_runtime_on_message(&t->rt, &m, &(struct psup_passed_fds){-1, -1}, t->now);
 }
 
 /* A connection to service name whose handler runs ms and ends with status. */

@@ -331,6 +331,7 @@ static void test_defaults(void **state)
     assert_int_equal(s->on_overload, PSUP_OVERLOAD_QUEUE);
     assert_null(s->overload_message);
     assert_true(s->timeout == 0);
+    assert_int_equal(s->mode, PSUP_MODE_ACCEPT);
     psup_config_unref(cfg);
 }
 
@@ -417,8 +418,43 @@ static const struct {
     {"'name': 't', 'listen': ['127.0.0.1:99999'], 'command': ['/bin/true']",
      "services[0].listen[0]: invalid address \"127.0.0.1:99999\": port must be a number from 0 "
      "to 65535"},
-    {"'name': 't', 'listen': ['udp://127.0.0.1:53'], 'command': ['/bin/true']",
-     "services[0].listen[0]: UDP listeners are not supported yet"},
+    {"'name': 't', 'listen': ['udp://127.0.0.1:53', '127.0.0.1:53'], 'command': ['/bin/true']",
+     "services[0].listen[1]: 127.0.0.1:53 is a stream listener and listen[0] a UDP listener: a "
+     "service has stream listeners (TCP, unix) or UDP listeners, not both; make it two "
+     "services"},
+    {"'name': 't', 'listen': ['unix:@x', 'udp://[::1]:53'], 'command': ['/bin/true']",
+     "services[0].listen[1]: udp://[::1]:53 is a UDP listener and listen[0] a stream listener: "
+     "a service has stream listeners (TCP, unix) or UDP listeners, not both; make it two "
+     "services"},
+    {"'name': 't', 'listen': ['udp://127.0.0.1:53'], 'mode': 'accept', 'command': ['/bin/true']",
+     "services[0].listen[0]: udp://127.0.0.1:53 is a UDP listener: mode \"accept\" takes stream "
+     "listeners (TCP, unix); UDP listeners take mode \"datagram\""},
+    {"'name': 't', 'listen': ['*:53'], 'mode': 'datagram', 'command': ['/bin/true']",
+     "services[0].listen[0]: *:53 is a stream listener: mode \"datagram\" takes UDP listeners "
+     "(udp://HOST:PORT)"},
+    {"'name': 't', 'listen': ['udp://127.0.0.1:53'], 'mode': 'wat', 'command': ['/bin/true']",
+     "services[0].mode: expected \"accept\" or \"datagram\", got \"wat\""},
+    {"'name': 't', 'listen': ['udp://127.0.0.1:53'], 'mode': 1, 'command': ['/bin/true']",
+     "services[0].mode: expected \"accept\" or \"datagram\", got a number"},
+    {"'name': 't', 'listen': ['127.0.0.1:53'], 'recv_buffer': 65536, 'command': ['/bin/true']",
+     "services[0].recv_buffer: has no effect without a udp:// listener"},
+    {"'name': 't', 'listen': ['udp://127.0.0.1:53'], 'recv_buffer': 100, "
+     "'command': ['/bin/true']",
+     "services[0].recv_buffer: must be between 4096 and 1073741824, got 100"},
+    {"'name': 't', 'listen': ['udp://127.0.0.1:53'], 'backlog': 10, 'command': ['/bin/true']",
+     "services[0].backlog: has no effect without a stream listener (TCP or unix)"},
+    {"'name': 't', 'listen': ['udp://127.0.0.1:53'], 'deny': ['10.0.0.0/8'], "
+     "'deny_message': 'no', 'command': ['/bin/true']",
+     "services[0].deny_message: has no effect in datagram mode: a refused datagram is dropped "
+     "without a reply"},
+    {"'name': 't', 'listen': ['udp://127.0.0.1:53'], 'rate_message': 'slow', "
+     "'command': ['/bin/true']",
+     "services[0].rate_message: has no effect in datagram mode: a refused datagram is dropped "
+     "without a reply"},
+    {"'name': 't', 'listen': ['udp://*:53', 'udp://127.0.0.1:53'], 'command': ['/bin/true']",
+     "services[0].listen[1]: udp://127.0.0.1:53 overlaps services[0].listen[0] (udp://*:53): "
+     "the kernel does not bind a wildcard address beside another of its family on the same "
+     "port"},
     {"'name': 't', 'listen': ['127.0.0.1:7000', 'localhost:7000'], 'command': ['/bin/true']",
      "services[0].listen[1]: 127.0.0.1:7000 is already used by services[0].listen[0]"},
     {"'name': 't', 'listen': ['unix:/tmp/p.sock', '[::1]:1', 'unix:/tmp/p.sock'], "
@@ -704,8 +740,10 @@ static void test_cross_service_errors(void **state)
 static void test_port_zero_and_bad_entries_never_clash(void **state)
 {
     static const char *const want[] = {
-        "services[0].listen[0]: UDP listeners are not supported yet",
-        "services[0].listen[1]: UDP listeners are not supported yet",
+        "services[0].listen[0]: invalid address \"[::ffff:127.0.0.1]:53\": an IPv4-mapped IPv6 "
+        "address cannot be bound; write 127.0.0.1:53",
+        "services[0].listen[1]: invalid address \"[::ffff:127.0.0.1]:53\": an IPv4-mapped IPv6 "
+        "address cannot be bound; write 127.0.0.1:53",
         NULL,
     };
     struct psup_config *cfg;
@@ -717,9 +755,50 @@ static void test_port_zero_and_bad_entries_never_clash(void **state)
     assert_true(cfg->services[0].listen[3].any_family);
     psup_config_unref(cfg);
 
-    expect_doc_errors("{'services': [{'name': 't', 'listen': ['udp://127.0.0.1:53', "
-                      "'udp://127.0.0.1:53'], 'command': ['/bin/true']}]}",
+    expect_doc_errors("{'services': [{'name': 't', 'listen': ['[::ffff:127.0.0.1]:53', "
+                      "'[::ffff:127.0.0.1]:53'], 'command': ['/bin/true']}]}",
                       want);
+}
+
+/* UDP listeners: the mode they make by default, the receive buffer, and
+ * the ports they share with TCP. */
+static void test_udp_services(void **state)
+{
+    struct psup_config *cfg;
+
+    (void)state;
+    cfg = must_load("'name': 't', 'listen': ['udp://127.0.0.1:53', 'udp://[::1]:53', "
+                    "'udp://*:54', 'udp://127.0.0.1:0'], 'command': ['/bin/cat']");
+    assert_int_equal(cfg->services[0].mode, PSUP_MODE_DATAGRAM);
+    assert_int_equal(cfg->services[0].recv_buffer, PSUP_RECV_BUFFER_DEFAULT);
+    assert_int_equal(cfg->services[0].listen[0].proto, PSUP_PROTO_UDP);
+    assert_true(cfg->services[0].listen[2].any_family);
+    psup_config_unref(cfg);
+
+    cfg = must_load("'name': 't', 'listen': ['udp://127.0.0.1:53'], 'mode': 'datagram', "
+                    "'recv_buffer': 65536, 'max_per_source': 2, 'rate': 10, "
+                    "'on_overload': 'reject', 'allow': ['127.0.0.0/8'], 'command': ['/bin/cat']");
+    assert_int_equal(cfg->services[0].mode, PSUP_MODE_DATAGRAM);
+    assert_int_equal(cfg->services[0].recv_buffer, 65536);
+    psup_config_unref(cfg);
+
+    cfg = must_load("'name': 't', 'listen': ['127.0.0.1:53', 'unix:@x'], 'mode': 'accept', "
+                    "'command': ['/bin/cat']");
+    assert_int_equal(cfg->services[0].mode, PSUP_MODE_ACCEPT);
+    psup_config_unref(cfg);
+
+    /* TCP and UDP ports are apart: the same port, wildcards included. */
+    struct psup_diag d;
+    cfg = parse_doc("{'services': [{'name': 'a', 'listen': ['*:53', '127.0.0.1:54'], "
+                    "'command': ['/bin/cat']}, {'name': 'b', 'listen': ['udp://127.0.0.1:53', "
+                    "'udp://*:54'], 'command': ['/bin/cat']}]}", &d);
+    if (!cfg)
+        dump(&d);
+    assert_non_null(cfg);
+    assert_int_equal(cfg->services[0].mode, PSUP_MODE_ACCEPT);
+    assert_int_equal(cfg->services[1].mode, PSUP_MODE_DATAGRAM);
+    psup_config_unref(cfg);
+    psup_diag_free(&d);
 }
 
 static void test_three_problems_three_lines(void **state)
@@ -1401,6 +1480,12 @@ static void test_describe(void **state)
                              "pool 4..8, max 8; 0 allow, 1 deny rules; max 2 per source; "
                              "rate 2.5/s; timeout 30s");
     psup_config_unref(cfg);
+
+    cfg = must_load("'name': 'u', 'listen': ['udp://*:5353'], 'command': ['/bin/cat']");
+    psup_config_describe(&cfg->services[0], buf, sizeof(buf));
+    assert_string_equal(buf, "u: listen udp://*:5353; command /bin/cat; pool 4..16, max 256; "
+                             "a handler per datagram");
+    psup_config_unref(cfg);
 }
 
 static void test_describe_user(void **state)
@@ -1904,6 +1989,21 @@ static void test_stops_after_100_problems(void **state)
     free(doc);
 }
 
+/* Whether this process has a capability in its effective set. */
+static bool cfg_has_capability(int cap)
+{
+    FILE *fp = fopen("/proc/self/status", "r");
+    char line[256];
+    unsigned long long caps = 0;
+
+    assert_non_null(fp);
+    while (fgets(line, sizeof(line), fp))
+        if (sscanf(line, "CapEff: %llx", &caps) == 1)
+            break;
+    fclose(fp);
+    return caps >> cap & 1;
+}
+
 static void test_warnings(void **state)
 {
     struct psup_config *cfg;
@@ -1919,6 +2019,24 @@ static void test_warnings(void **state)
                                     "does not exist: the socket cannot be created");
     assert_string_equal(d.items[1], "services[0].listen[3]: /etc/passwd is not a directory: the "
                                     "socket cannot be created");
+    psup_diag_free(&d);
+    psup_config_unref(cfg);
+
+    /* A receive buffer above net.core.rmem_max: said once per service,
+     * unless psup may force it (CAP_NET_ADMIN, which root has). */
+    unsigned long long rmem_max = proc_number("/proc/sys/net/core/rmem_max", 212992);
+    bool net_admin = cfg_has_capability(12 /* CAP_NET_ADMIN */);
+    cfg = must_load("'name': 't', 'listen': ['udp://127.0.0.1:0', 'udp://[::1]:0'], "
+                    "'recv_buffer': 1073741824, 'command': ['/bin/true']");
+    psup_diag_init(&d);
+    assert_int_equal(psup_config_warn(cfg, &d), net_admin ? 0 : 1);
+    if (!net_admin) {
+        char want[300];
+        snprintf(want, sizeof(want), "services[0].listen[0]: recv_buffer 1073741824 is above "
+                 "net.core.rmem_max (%llu) and psup lacks CAP_NET_ADMIN: the kernel will give "
+                 "%llu bytes (raise the sysctl, or run psup as root)", rmem_max, rmem_max);
+        assert_string_equal(d.items[0], want);
+    }
     psup_diag_free(&d);
     psup_config_unref(cfg);
 }
@@ -2051,6 +2169,7 @@ int main(void)
         cmocka_unit_test(test_nofile_above_nr_open),
         cmocka_unit_test(test_cross_service_errors),
         cmocka_unit_test(test_port_zero_and_bad_entries_never_clash),
+        cmocka_unit_test(test_udp_services),
         cmocka_unit_test(test_three_problems_three_lines),
         cmocka_unit_test(test_document_order),
         cmocka_unit_test(test_full_service_values),

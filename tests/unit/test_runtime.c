@@ -269,7 +269,7 @@ static void send_message(struct rt_test *t, pid_t pid, enum psup_msg_kind kind, 
     /* The loop reads messages without calling expire or maintain after
      * them (supervisor.c, channel_cb): what a message starts, the runtime
      * starts itself. */
-    psup_runtime_on_message(&t->rt, &m, -1, t->now);
+    psup_runtime_on_message(&t->rt, &m, &(struct psup_passed_fds){-1, -1}, t->now);
 }
 
 static void message(struct rt_test *t, pid_t pid, enum psup_msg_kind kind, uint32_t seq,
