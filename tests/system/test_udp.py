@@ -25,7 +25,7 @@ import time
 
 import pytest
 
-from conftest import config, parse_report, service, wait_for
+from conftest import config, parse_report, service, talk, wait_for
 
 SCRIPT = 'read line; echo "got $line from $UDPREMOTEIP:$UDPREMOTEPORT"'
 
@@ -230,10 +230,10 @@ def port_free_for_tcp_too():
     raise AssertionError("no port free for both TCP and UDP")
 
 
-def test_a_udp_port_held_elsewhere_is_not_shared(psup):
+def test_udp_and_tcp_ports_are_apart_and_a_held_udp_port_is_not_shared(psup):
     """No SO_REUSEADDR on UDP: psup cannot bind beside a process that holds
-    the address (nor could another bind beside psup), and a TCP listener on
-    the same port number is no clash."""
+    the address (nor could another bind beside psup). A TCP listener on the
+    same port number is no clash, and a reload tells the two apart."""
     taken, tcp = port_free_for_tcp_too()
     port = taken.getsockname()[1]
     try:
@@ -252,6 +252,16 @@ def test_a_udp_port_held_elsewhere_is_not_shared(psup):
             thief.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
             thief.bind(("127.0.0.1", port))
     assert ask(("127.0.0.1", port), b"udp") == [b"udp"]
+    assert talk(("127.0.0.1", port), b"tcp") == b"tcp"
+    # A reload that swaps the two: each socket is kept by its address (TCP
+    # and UDP apart) and moves to the other service, whose mode follows.
+    p.write_config(config(service("u", [f"127.0.0.1:{port}"], command="printf u; cat"),
+                          service("t", [f"udp://127.0.0.1:{port}"], command="sed s/^/t/")))
+    p.send(signal.SIGHUP)
+    reloaded = p.wait_event("reloaded")[0]
+    assert reloaded["listeners_opened"] == 0 and reloaded["listeners_closed"] == 0
+    assert ask(("127.0.0.1", port), b"udp") == [b"tudp"]
+    assert talk(("127.0.0.1", port), b"tcp") == b"utcp"
     assert p.stop() == 0
 
 
@@ -501,7 +511,6 @@ def test_environment_and_descriptors_from_inside(psup, helpers):
 def test_inherited_udp_variables_never_reach_a_handler(psup, helpers):
     env = dict(os.environ, UDPREMOTEIP="6.6.6.6", UDPLOCALPORT="1")
     p = psup(config(service("tcp", command=[str(helpers / "report")])), env=env)
-    from conftest import talk
     r = parse_report(talk(p.addr("tcp")))
     assert "UDPREMOTEIP" not in r["env"] and "UDPLOCALPORT" not in r["env"]
     assert p.stop() == 0
