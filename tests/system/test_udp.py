@@ -25,7 +25,7 @@ import time
 
 import pytest
 
-from conftest import config, parse_report, service, talk, wait_for
+from conftest import SPAWN_MODES, config, parse_report, service, spawn_env, talk, wait_for
 
 SCRIPT = 'read line; echo "got $line from $UDPREMOTEIP:$UDPREMOTEPORT"'
 
@@ -106,9 +106,14 @@ def summary(p, name):
 # Answering: cat and a shell script, v4 and v6, concurrent clients.
 
 
-def test_cat_and_script_answer_concurrent_connected_clients_v4_and_v6(psup):
+@pytest.mark.parametrize("mode", SPAWN_MODES)
+def test_cat_and_script_answer_concurrent_connected_clients_v4_and_v6(psup, mode):
+    """In both ways of creating workers: the datagram's buffer is the
+    worker record's, shared with the supervisor (clone_vm) or a copy."""
     p = psup(config(service("echo", listen=["udp://127.0.0.1:0", "udp://[::1]:0"], command=["cat"]),
-                    service("script", listen=["udp://127.0.0.1:0", "udp://[::1]:0"], command=SCRIPT)))
+                    service("script", listen=["udp://127.0.0.1:0", "udp://[::1]:0"], command=SCRIPT)),
+             env=spawn_env(mode))
+    assert p.events("start")[0]["spawn"] == mode
     targets = [udp_addr(p, "echo", 0), udp_addr(p, "echo", 1),
                udp_addr(p, "script", 0), udp_addr(p, "script", 1)]
 
