@@ -14,6 +14,7 @@ write many datagrams, allow/deny, max_per_source and rate per datagram,
 reloads and shutdowns while datagrams flow, the handler's environment and
 descriptors from inside."""
 
+import json
 import os
 import shutil
 import signal
@@ -344,8 +345,10 @@ def test_a_reply_too_large_for_a_datagram_is_dropped_and_logged(psup, tmp_path):
     writer = tmp_path / "big.py"
     writer.write_text("import socket\ns = socket.socket(fileno=1)\n"
                       "s.send(b'x' * 65530)\ns.send(b'y' * 70000)\ns.send(b'ok')\ns.detach()\n")
+    admin = str(tmp_path / "admin.sock")
     p = psup(config(service("big", listen=["udp://127.0.0.1:0"],
-                            command=["/usr/bin/python3", str(writer)])))
+                            command=["/usr/bin/python3", str(writer)]),
+                    admin={"listen": [f"unix:{admin}"]}))
     with client(udp_addr(p, "big")) as s:
         s.send(b"go")
         assert s.recv(70000) == b"ok"
@@ -353,6 +356,12 @@ def test_a_reply_too_large_for_a_datagram_is_dropped_and_logged(psup, tmp_path):
     failed = p.wait_event("reply_failed", 2, service="big")
     assert [f["errno"] for f in failed] == ["EMSGSIZE", "EMSGSIZE"] and failed[0]["step"] == "send"
     assert p.wait_event("conn_end", service="big")[0]["replies"] == 1
+    # The same counts on the admin endpoint, and the service's mode.
+    metrics = talk(admin, b"GET /metrics HTTP/1.0\r\n\r\n").decode()
+    assert 'psup_replies_total{service="big",result="sent"} 1\n' in metrics
+    assert 'psup_replies_total{service="big",result="failed"} 2\n' in metrics
+    status = talk(admin, b"GET /status HTTP/1.0\r\n\r\n").partition(b"\r\n\r\n")[2]
+    assert json.loads(status)["services"][0]["mode"] == "datagram"
     assert p.stop() == 0
     s = summary(p, "big")
     assert s["replies"] == 1 and s["replies_failed"] == 2, s
