@@ -5,6 +5,8 @@
  */
 #include "runtime/stats.h"
 
+#include "runtime/generation.h"
+
 #include <string.h>
 
 const char *psup_service_state_name(enum psup_service_state state)
@@ -28,15 +30,16 @@ static enum psup_service_state service_state(const struct psup_service *s)
 }
 
 /* What the current generation configures; zeros while draining. */
-static void configured(const struct psup_generation *g, struct psup_service_stats *st)
+static void configured(const struct psup_service *s, struct psup_service_stats *st)
 {
+    const struct psup_generation *g = s->current;
+
     if (!g)
         return;
     const struct psup_service_config *cfg = g->plan.svc;
     st->listeners = g->listeners;
     st->n_listeners = g->plan.n_listeners;
-    st->bounds = (struct psup_pool_limits){cfg->min_spare, cfg->max_spare, cfg->max_workers,
-                                           cfg->on_overload == PSUP_OVERLOAD_REJECT};
+    st->bounds = psup_service_limits(s);
     st->max_per_source = cfg->max_per_source;
     st->rate = cfg->rate;
     st->rate_burst = cfg->rate > 0 ? cfg->rate_burst : 0;
@@ -49,7 +52,7 @@ static void service_stats(const struct psup_service *s, struct psup_service_stat
     st->name = s->name;
     st->mode = "accept";
     st->state = service_state(s);
-    configured(s->current, st);
+    configured(s, st);
     st->pool = (struct psup_pool_counts){s->idle, s->busy, s->retiring, s->stopped};
     st->failures = s->backoff.failures;
     st->backoff_delay_ms = s->backoff.delay_ms;
@@ -57,6 +60,7 @@ static void service_stats(const struct psup_service *s, struct psup_service_stat
     st->counters = s->counters;
     st->saturated = s->saturated;
     st->paused = s->paused;
+    st->scaled = s->scaled && s->current;
     st->saturated_since = s->saturated ? s->saturated_since : 0;
     st->last_error = s->last_error;
     st->last_step = s->last_step;

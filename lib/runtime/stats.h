@@ -34,7 +34,8 @@ struct psup_service_stats {
     size_t n_listeners;
     struct psup_pool_counts pool;   /* idle, busy, retiring, stopped */
     struct psup_pool_limits bounds; /* min_spare, max_spare, max_workers (0
-                                       while draining), on_overload reject */
+                                       while draining), on_overload reject:
+                                       those in force (a scale request's) */
     unsigned max_per_source;        /* 0: unlimited */
     double rate;                    /* connections a second; 0: unlimited */
     unsigned rate_burst;
@@ -45,6 +46,7 @@ struct psup_service_stats {
     struct psup_counters counters;
     bool saturated;
     bool paused;                    /* not taking new connections on purpose */
+    bool scaled;                    /* bounds set by a control request */
     uint64_t saturated_since;       /* ms, the runtime's clock, if saturated */
     int last_error;                 /* errno of the last failure logged, or 0 */
     uint32_t last_step;             /* its enum psup_step */

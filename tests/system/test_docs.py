@@ -365,6 +365,22 @@ def test_every_import_exit_status_is_in_psup_1():
     assert documented == statuses, f"IMPORT in docs/psup.1 lists {sorted(documented)}, the code {sorted(statuses)}"
 
 
+def test_every_ctl_option_is_in_psup_1(psup_bin):
+    documented = tag_words(section(MAN1, "CTL"))
+    options = help_options(psup_bin, "ctl")
+    assert {"--help", "--admin", "-a", "--json", "--max-workers"} <= options, options
+    missing = sorted(options - documented)
+    assert not missing, f"options of psup ctl --help without an entry in CTL of docs/psup.1: {missing}"
+
+
+def test_every_ctl_exit_status_is_in_psup_1():
+    code = (ROOT / "cmd" / "psup" / "ctl.c").read_text()
+    statuses = set(re.findall(r"\bCTL_[A-Z_]+ = (\d+)", code))
+    assert statuses == {"0", "1", "2"}, statuses
+    documented = {t for t in tags(section(MAN1, "CTL")) if t.isdigit()}
+    assert documented == statuses, f"CTL in docs/psup.1 lists {sorted(documented)}, the code {sorted(statuses)}"
+
+
 def spec_exit_statuses():
     text = SIGNALS_MD.read_text()
     part = text.split("## Exit status of psup", 1)

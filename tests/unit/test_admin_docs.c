@@ -381,7 +381,7 @@ static void test_readiness_reasons(void **state)
     free(body);
     t->st.draining = false;
 
-    psup_runtime_stop_accepting(&t->rt);
+    psup_runtime_stop_accepting(&t->rt, 0);
     body = get(t, "/readyz", &status);
     assert_int_equal(status, 503);
     assert_string_equal(body, "psup is shutting down\n");
