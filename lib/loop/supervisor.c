@@ -895,12 +895,12 @@ static int setup(struct psup_supervisor *sup, struct psup_config *cfg)
         return log_fatal("channel", rc), rc;
     uv_timer_init(&sup->loop, &sup->timer);
     sup->timer.data = sup;
-    psup_notify_init(&sup->notify, &sup->loop, sup->opts->ready_fd, summary_cb, sup);
     psup_runtime_init(&sup->rt, sup->channel[1], !sup->opts->use_fork);
     sup->rt.hooks = (struct psup_runtime_hooks){stderr_pipe_hook, stderr_done_hook, sup};
     sup->rt.handler_sessions = has_terminal();
     find_changed_signals(&sup->rt);
     log_start(sup, cfg);
+    psup_notify_init(&sup->notify, &sup->loop, sup->opts->ready_fd, summary_cb, sup);
     if ((rc = apply_first(sup, cfg)) < 0)
         return rc; /* the listener and its reason are logged */
     psup_runtime_log_listeners(&sup->rt);
