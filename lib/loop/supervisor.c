@@ -34,6 +34,7 @@
 #include "loop/notify.h"
 #include "base/fd.h"
 #include "base/log.h"
+#include "runtime/control.h"
 #include "runtime/report.h"
 #include "runtime/runtime.h"
 #include "runtime/stats.h"
@@ -61,6 +62,7 @@ struct psup_supervisor {
     struct psup_notify notify;
     struct psup_admin_server *admin;
     struct psup_admin_state admin_state; /* what the admin endpoint reports */
+    struct psup_admin_control control;   /* and what its control requests do */
     const struct psup_supervisor_options *opts;
     enum phase phase;
     bool loop_ready;
@@ -668,6 +670,63 @@ static void reload_notified(struct psup_supervisor *sup, struct reload_outcome *
     psup_notify_ready(&sup->notify, status);
 }
 
+/* ------------------------------------------------------------------------ */
+/* Control requests from the admin endpoint (spec/control.md). */
+
+static void log_requester(struct psup_log *l, const struct psup_requester *by)
+{
+    if (!by)
+        return;
+    psup_log_int(l, "remote_pid", by->pid);
+    psup_log_uint(l, "remote_uid", by->uid);
+}
+
+static int control_reload(void *arg, const struct psup_requester *by,
+                          void (*answer)(void *ctx, const struct psup_admin_reload *r), void *ctx)
+{
+    struct psup_supervisor *sup = arg;
+    struct reload_outcome out;
+    struct psup_log l;
+
+    if (sup->phase != PHASE_RUNNING)
+        return -ESHUTDOWN; /* as SIGHUP: ignored once a stop has begun */
+    psup_log_begin(&l, PSUP_LOG_INFO, "reload_requested");
+    log_requester(&l, by);
+    psup_log_end(&l);
+    reload_notified(sup, &out);
+    struct psup_admin_reload r = {out.result, &out.problems, &out.report, out.reason};
+    answer(ctx, &r);
+    psup_diag_free(&out.problems);
+    return 0;
+}
+
+static int control_pause(void *arg, const char *service, bool pause,
+                         const struct psup_requester *by, bool *changed)
+{
+    struct psup_supervisor *sup = arg;
+
+    if (sup->phase != PHASE_RUNNING)
+        return -ESHUTDOWN;
+    int rc = psup_runtime_pause(&sup->rt, service, pause, by, now_ms(sup), changed);
+    make_progress(sup);
+    return rc;
+}
+
+static int control_scale(void *arg, const char *service, const struct psup_scale_request *req,
+                         const struct psup_requester *by, struct psup_pool_limits *out,
+                         char *why, size_t why_size)
+{
+    struct psup_supervisor *sup = arg;
+
+    if (sup->phase != PHASE_RUNNING)
+        return -ESHUTDOWN;
+    int rc = psup_runtime_scale(&sup->rt, service, req, by, now_ms(sup), out, why, why_size);
+    make_progress(sup);
+    return rc;
+}
+
+/* ------------------------------------------------------------------------ */
+
 static void signal_cb(uv_signal_t *h, int sig)
 {
     struct psup_supervisor *sup = h->data;
@@ -858,6 +917,9 @@ static int apply_first(struct psup_supervisor *sup, struct psup_config *cfg)
     st->pid = getpid();
     st->started = wall_clock();
     st->started_ms = now_ms(sup);
+    sup->control = (struct psup_admin_control){control_reload, control_pause, control_scale,
+                                               sup};
+    st->control = &sup->control;
     if (!(sup->admin = psup_admin_server_new(&sup->loop, st)))
         return log_fatal("admin", -ENOMEM), -ENOMEM;
     if ((rc = psup_admin_server_plan(sup->admin, &cfg->admin, &plan)) < 0)
