@@ -14,7 +14,6 @@
  */
 #include "loop/supervisor.h"
 
-#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <signal.h>
@@ -30,6 +29,7 @@
 #include <uv.h>
 
 #include "loop/admin.h"
+#include "loop/children.h"
 #include "loop/errlog.h"
 #include "loop/notify.h"
 #include "base/fd.h"
@@ -79,102 +79,6 @@ static uint64_t now_ms(struct psup_supervisor *sup)
 {
     uv_update_time(&sup->loop);
     return uv_now(&sup->loop);
-}
-
-/* ------------------------------------------------------------------------ */
-/* Children that are not workers: orphans adopted as PID 1 or subreaper. */
-
-/* Whether any child is left, exited or not. */
-static bool have_children(void)
-{
-    siginfo_t info;
-
-    memset(&info, 0, sizeof(info));
-    return waitid(P_ALL, 0, &info, WEXITED | WNOHANG | WNOWAIT) == 0;
-}
-
-/* Signal every child listed in /proc/self/task/TID/children (psup has a
- * single thread). Returns 0, or -errno if the file cannot be read: the
- * kernel lists children there only with CONFIG_PROC_CHILDREN. */
-static int signal_listed_children(int sig)
-{
-    char path[64];
-    snprintf(path, sizeof(path), "/proc/self/task/%d/children", getpid());
-    FILE *f = fopen(path, "re");
-
-    if (!f)
-        return -errno;
-    long pid;
-    while (fscanf(f, "%ld", &pid) == 1)
-        kill((pid_t)pid, sig);
-    fclose(f);
-    return 0;
-}
-
-/* The parent named by /proc/PID/stat ("PID (COMM) STATE PPID ..."; COMM
- * may hold spaces and parentheses, so read after the last ')'), or -1. */
-static long parent_of(int proc, const char *pid)
-{
-    char buf[512];
-    int fd = openat(proc, pid, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-
-    if (fd < 0)
-        return -1;
-    int stat = openat(fd, "stat", O_RDONLY | O_CLOEXEC);
-    close(fd);
-    if (stat < 0)
-        return -1;
-    ssize_t n = read(stat, buf, sizeof(buf) - 1);
-    close(stat);
-    if (n <= 0)
-        return -1;
-    buf[n] = '\0';
-    const char *end = strrchr(buf, ')');
-    long ppid;
-    return end && sscanf(end + 1, " %*c %ld", &ppid) == 1 ? ppid : -1;
-}
-
-/* Without the children file: every process names its parent in
- * /proc/PID/stat. Returns 0, or -ENOENT if /proc is not there (no entry
- * for psup itself: not mounted, or something else mounted there). */
-static int signal_children_by_scan(int sig)
-{
-    DIR *dir = opendir("/proc");
-
-    if (!dir)
-        return -errno;
-    long self = getpid();
-    bool seen_self = false;
-    struct dirent *d;
-    while ((d = readdir(dir))) {
-        if (d->d_name[0] < '1' || d->d_name[0] > '9')
-            continue;
-        long pid = strtol(d->d_name, NULL, 10);
-        seen_self |= pid == self;
-        if (parent_of(dirfd(dir), d->d_name) == self)
-            kill((pid_t)pid, sig);
-    }
-    closedir(dir);
-    return seen_self ? 0 : -ENOENT;
-}
-
-/* Signal every child of psup (workers, handlers, and the orphans that came
- * back to it). Returns 0, or -errno if psup cannot list its children. */
-static int signal_children(int sig)
-{
-    int rc = signal_listed_children(sig);
-
-    return rc == -ENOENT ? signal_children_by_scan(sig) : rc;
-}
-
-static void log_orphan(pid_t pid, int status)
-{
-    struct psup_log l;
-
-    psup_log_begin(&l, PSUP_LOG_DEBUG, "reaped_orphan");
-    psup_log_int(&l, "pid", pid);
-    psup_log_wait_status(&l, status);
-    psup_log_end(&l);
 }
 
 /* ------------------------------------------------------------------------ */
@@ -266,7 +170,7 @@ static void take_exits(struct psup_supervisor *sup)
         read_channel(sup, &ex);
         for (size_t i = 0; i < ex.n; i++)
             if (!psup_runtime_on_exit(&sup->rt, ex.pid[i], ex.status[i], now_ms(sup)))
-                log_orphan(ex.pid[i], ex.status[i]);
+                psup_children_log_reaped(ex.pid[i], ex.status[i]);
     } while (ex.n == EXITS_AT_ONCE);
 }
 
@@ -283,30 +187,21 @@ static uint64_t kill_grace_ms(const struct psup_supervisor *sup)
  * them to whoever reaps above it. */
 static void signal_orphans(struct psup_supervisor *sup, int sig, uint64_t now)
 {
-    if (signal_children(sig) < 0 && !sup->orphans_unseen) {
+    if (psup_children_signal(sig) < 0 && !sup->orphans_unseen) {
         sup->orphans_unseen = true;
         sup->phase_deadline = now + kill_grace_ms(sup);
     }
 }
 
-static void log_orphans_left(void)
-{
-    struct psup_log l;
-
-    psup_log_begin(&l, PSUP_LOG_WARN, "orphans_left");
-    psup_log_str(&l, "reason", "cannot list children (/proc)");
-    psup_log_end(&l);
-}
-
 static void handle_orphans(struct psup_supervisor *sup, uint64_t now)
 {
-    if (!have_children()) {
+    if (!psup_children_any()) {
         uv_stop(&sup->loop);
         return;
     }
     if (sup->orphans_unseen) {
         if (now >= sup->phase_deadline) {
-            log_orphans_left();
+            psup_children_log_left();
             uv_stop(&sup->loop);
         }
         return;
@@ -611,41 +506,18 @@ static void reload(struct psup_supervisor *sup, struct reload_outcome *out)
     psup_config_unref(cfg);
 }
 
-struct summary_counts {
-    size_t services;
-    unsigned busy, paused, backoff;
-};
-
-static void count_service(void *arg, const struct psup_service_stats *st)
-{
-    struct summary_counts *c = arg;
-
-    c->busy += st->pool.busy;
-    if (st->state == PSUP_SERVICE_DRAINING)
-        return; /* removed by a reload: only its handlers are left */
-    c->services++;
-    c->paused += st->paused;
-    c->backoff += st->state == PSUP_SERVICE_BACKOFF;
-}
-
-/* STATUS=, for systemctl status: "4 services, 11 workers, 2 busy". */
+/* STATUS=, for systemctl status: "4 services, 11 workers, 2 busy", and
+ * what a stop is at. */
 static void summary_cb(void *arg, char *buf, size_t size)
 {
     struct psup_supervisor *sup = arg;
-    struct summary_counts c = {0};
-    struct psup_runtime_stats rs;
+    const char *prefix = sup->phase == PHASE_RUNNING    ? ""
+                         : sup->phase == PHASE_DELAYING ? "Stopping after shutdown_delay: "
+                                                        : "Stopping: ";
+    int n = snprintf(buf, size, "%s", prefix);
 
-    psup_runtime_stats(&sup->rt, &rs, count_service, &c);
-    int n = snprintf(buf, size, "%s%zu service%s, %zu worker%s, %u busy",
-                     sup->phase == PHASE_RUNNING    ? ""
-                     : sup->phase == PHASE_DELAYING ? "Stopping after shutdown_delay: "
-                                                    : "Stopping: ",
-                     c.services, c.services == 1 ? "" : "s", rs.live, rs.live == 1 ? "" : "s",
-                     c.busy);
-    if (c.paused && n > 0 && (size_t)n < size)
-        n += snprintf(buf + n, size - (size_t)n, ", %u paused", c.paused);
-    if (c.backoff && n > 0 && (size_t)n < size)
-        snprintf(buf + n, size - (size_t)n, ", %u backing off", c.backoff);
+    if (n >= 0 && (size_t)n < size)
+        psup_runtime_summary(&sup->rt, buf + n, size - (size_t)n);
 }
 
 /* A reload between RELOADING=1 and READY=1, whatever its result: after a

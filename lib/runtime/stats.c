@@ -7,6 +7,7 @@
 
 #include "runtime/generation.h"
 
+#include <stdio.h>
 #include <string.h>
 
 const char *psup_service_state_name(enum psup_service_state state)
@@ -85,4 +86,35 @@ void psup_runtime_stats(const struct psup_runtime *rt, struct psup_runtime_stats
     out->live = rt->live;
     out->accepting = rt->accepting;
     out->spawn_failing = rt->spawn_failing;
+}
+
+struct summary_counts {
+    size_t services;
+    unsigned busy, paused, backoff;
+};
+
+static void count_service(void *arg, const struct psup_service_stats *st)
+{
+    struct summary_counts *c = arg;
+
+    c->busy += st->pool.busy;
+    if (st->state == PSUP_SERVICE_DRAINING)
+        return; /* removed by a reload: only its handlers are left */
+    c->services++;
+    c->paused += st->paused;
+    c->backoff += st->state == PSUP_SERVICE_BACKOFF;
+}
+
+void psup_runtime_summary(const struct psup_runtime *rt, char *buf, size_t size)
+{
+    struct summary_counts c = {0};
+    struct psup_runtime_stats rs;
+
+    psup_runtime_stats(rt, &rs, count_service, &c);
+    int n = snprintf(buf, size, "%zu service%s, %zu worker%s, %u busy", c.services,
+                     c.services == 1 ? "" : "s", rs.live, rs.live == 1 ? "" : "s", c.busy);
+    if (c.paused && n > 0 && (size_t)n < size)
+        n += snprintf(buf + n, size - (size_t)n, ", %u paused", c.paused);
+    if (c.backoff && n > 0 && (size_t)n < size)
+        snprintf(buf + n, size - (size_t)n, ", %u backing off", c.backoff);
 }

@@ -70,4 +70,10 @@ const char *psup_service_state_name(enum psup_service_state state);
 void psup_runtime_stats(const struct psup_runtime *rt, struct psup_runtime_stats *out,
                         void (*each)(void *arg, const struct psup_service_stats *s), void *arg);
 
+/* One line for people (sd_notify's STATUS=, spec/readiness.md): "4
+ * services, 11 workers, 2 busy", then ", N paused" and ", N backing off"
+ * when there are. Services a reload removed are not counted; their
+ * handlers are, as busy. */
+void psup_runtime_summary(const struct psup_runtime *rt, char *buf, size_t size);
+
 #endif

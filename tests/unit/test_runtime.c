@@ -1556,6 +1556,28 @@ static void stats_status_and_summary_records(void **state)
                "event=summary service=u accepted=1 denied=0 failed=0");
 }
 
+/* sd_notify's STATUS= line, from the same snapshot. */
+static void stats_one_line_summary(void **state)
+{
+    struct rt_test *t = *state;
+    char line[128];
+    bool changed;
+
+    psup_runtime_summary(&t->rt, line, sizeof(line));
+    assert_string_equal(line, "0 services, 0 workers, 0 busy");
+    three_services(t);
+    psup_runtime_summary(&t->rt, line, sizeof(line));
+    assert_string_equal(line, "3 services, 3 workers, 2 busy, 1 backing off");
+    assert_int_equal(psup_runtime_pause(&t->rt, "u", true, NULL, t->now, &changed), 0);
+    psup_runtime_summary(&t->rt, line, sizeof(line));
+    assert_string_equal(line, "3 services, 3 workers, 2 busy, 1 paused, 1 backing off");
+    /* Cut, never overrun. */
+    memset(line, 'x', sizeof(line));
+    psup_runtime_summary(&t->rt, line, 12);
+    assert_string_equal(line, "3 services,");
+    assert_int_equal(line[12], 'x');
+}
+
 /* The snapshot of a runtime with nothing configured yet. */
 static void stats_of_an_empty_runtime(void **state)
 {
@@ -1878,6 +1900,7 @@ int main(void)
         /* The snapshot. */
         ROW(stats_snapshot_per_service_and_runtime),
         ROW(stats_status_and_summary_records),
+        ROW(stats_one_line_summary),
         ROW(stats_of_an_empty_runtime),
     };
 
