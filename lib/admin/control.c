@@ -26,6 +26,20 @@ struct params {
     long long bound[3]; /* min_spare, max_spare, max_workers; -1: not given */
 };
 
+/* Every answer is one JSON object on a line. */
+static void open_answer(struct psup_admin_response *resp, struct psup_json *j)
+{
+    resp->content_type = "application/json";
+    psup_json_init(j, &resp->body);
+    psup_json_object(j, NULL);
+}
+
+static void close_answer(struct psup_admin_response *resp, struct psup_json *j)
+{
+    psup_json_end_object(j);
+    psup_buf_puts(&resp->body, "\n");
+}
+
 static void answer_error(struct psup_admin_response *resp, int status, const char *why)
 {
     struct psup_json j;
@@ -33,12 +47,9 @@ static void answer_error(struct psup_admin_response *resp, int status, const cha
     psup_buf_free(&resp->body);
     psup_buf_init(&resp->body, PSUP_ADMIN_MAX_RESPONSE);
     resp->status = status;
-    resp->content_type = "application/json";
-    psup_json_init(&j, &resp->body);
-    psup_json_object(&j, NULL);
+    open_answer(resp, &j);
     psup_json_string(&j, "error", why);
-    psup_json_end_object(&j);
-    psup_buf_puts(&resp->body, "\n");
+    close_answer(resp, &j);
 }
 
 static bool name_char(char c)
@@ -197,9 +208,7 @@ static void put_reload(void *ctx, const struct psup_admin_reload *r)
     a->resp->status = r->result == PSUP_RELOAD_OK        ? 200
                       : r->result == PSUP_RELOAD_INVALID ? 422
                                                          : 409;
-    a->resp->content_type = "application/json";
-    psup_json_init(&j, &a->resp->body);
-    psup_json_object(&j, NULL);
+    open_answer(a->resp, &j);
     psup_json_string(&j, "result", psup_reload_result_name(r->result));
     psup_json_string(&j, "config", a->st->config_path);
     if (r->result == PSUP_RELOAD_OK) {
@@ -217,8 +226,7 @@ static void put_reload(void *ctx, const struct psup_admin_reload *r)
     } else {
         psup_json_string(&j, "error", r->reason);
     }
-    psup_json_end_object(&j);
-    psup_buf_puts(&a->resp->body, "\n");
+    close_answer(a->resp, &j);
 }
 
 void psup_admin_reload_route(const struct psup_admin_state *st,
@@ -265,14 +273,11 @@ static void pause_or_resume(const struct psup_admin_state *st,
         answer_failure(resp, rc, p.service, NULL);
         return;
     }
-    resp->content_type = "application/json";
-    psup_json_init(&j, &resp->body);
-    psup_json_object(&j, NULL);
+    open_answer(resp, &j);
     psup_json_string(&j, "service", p.service);
     psup_json_bool(&j, "paused", pause);
     psup_json_bool(&j, "changed", changed);
-    psup_json_end_object(&j);
-    psup_buf_puts(&resp->body, "\n");
+    close_answer(resp, &j);
 }
 
 void psup_admin_pause_route(const struct psup_admin_state *st,
@@ -320,9 +325,7 @@ void psup_admin_scale_route(const struct psup_admin_state *st,
         answer_failure(resp, rc, p.service, why);
         return;
     }
-    resp->content_type = "application/json";
-    psup_json_init(&j, &resp->body);
-    psup_json_object(&j, NULL);
+    open_answer(resp, &j);
     psup_json_string(&j, "service", p.service);
     psup_json_object(&j, "pool");
     psup_json_uint(&j, "min_spare", now.min_spare);
@@ -330,6 +333,5 @@ void psup_admin_scale_route(const struct psup_admin_state *st,
     psup_json_uint(&j, "max_workers", now.max_workers);
     psup_json_end_object(&j);
     psup_json_string(&j, "until", "reload");
-    psup_json_end_object(&j);
-    psup_buf_puts(&resp->body, "\n");
+    close_answer(resp, &j);
 }
