@@ -293,8 +293,11 @@ def test_get_on_a_control_path_is_405(psup, tmp_path):
 
 
 def test_readyz_and_control_through_shutdown_delay(psup, psup_bin, tmp_path):
-    p = psup(with_unix_admin(tmp_path, service("echo"), shutdown_delay=2))
+    p = psup(with_unix_admin(tmp_path, service("echo"), service("held", command=LINE),
+                             shutdown_delay=2))
     sock = admin_addr(p)
+    held = connect(p.addr("held"))  # keeps psup in its stop after the delay
+    wait_for(lambda: service_doc(sock, "held")["pool"]["busy"] == 1, 5, "the held handler")
     p.send(signal.SIGTERM)
     p.wait_event("shutdown")
     assert get(sock, "/readyz") == (503, "psup is draining before it shuts down\n")
@@ -305,4 +308,7 @@ def test_readyz_and_control_through_shutdown_delay(psup, psup_bin, tmp_path):
         assert out.returncode == 1 and "409: psup is shutting down" in out.stderr, out.stderr
     p.wait_event("shutdown_delay_over")
     assert get(sock, "/readyz") == (503, "psup is shutting down\n")
+    held.sendall(b"bye\n")
+    assert read_all(held) == b"served bye\n"
+    held.close()
     assert p.wait_exit() == 0
