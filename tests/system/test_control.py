@@ -157,6 +157,9 @@ def test_a_paused_service_keeps_its_clients_waiting_until_resumed(psup, psup_bin
     assert any(l.split()[:2] == ["svc", "paused"] for l in table.splitlines())
     paused = p.events("paused", service="svc")[0]
     assert paused["changed"] is True and paused["remote_uid"] == os.getuid()
+    p.send(signal.SIGUSR1)
+    assert p.wait_event("status", service="svc")[0]["paused"] is True
+    assert "paused" not in p.wait_event("status", service="other")[0]
 
     # A client connects (the kernel queues it) and is not served...
     client = connect(p.addr("svc"))
