@@ -163,7 +163,7 @@ static void answer_failure(struct psup_admin_response *resp, int rc, const char 
     if (rc == -ESHUTDOWN) {
         answer_error(resp, 409, "psup is shutting down");
     } else if (rc == -ENOENT) {
-        snprintf(text, sizeof(text), "no service named \"%s\"", service);
+        snprintf(text, sizeof(text), "no service named \"%s\"", service ? service : "");
         answer_error(resp, 404, text);
     } else {
         answer_error(resp, rc == -EINVAL ? 400 : 500, why && *why ? why : "the request failed");
