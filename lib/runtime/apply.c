@@ -16,6 +16,8 @@
 #include <unistd.h>
 
 #include "runtime/generation.h"
+#include "runtime/internal.h"
+#include "base/fd.h"
 #include "base/log.h"
 
 /* ------------------------------------------------------------------------ */
@@ -200,6 +202,22 @@ static void update_kept(struct psup_listener *l, const struct psup_service_confi
         log_update_failure(l, what, rc);
 }
 
+/* O_NONBLOCK belongs to the socket's open file description, which psup
+ * shares with whoever it gives the socket to. Workers accept after epoll
+ * and need EAGAIN when another took the connection; a wait-mode server
+ * gets the socket itself, and servers expect a blocking one (FreeBSD's
+ * tftpd exits when a read finds nothing). psup itself never reads or
+ * accepts on a listener, so it can hand either over. A reload that moves a
+ * socket between the modes changes it under old workers or servers still
+ * running (spec/wait.md). */
+static void set_blocking(struct psup_listener *l, const struct psup_service_config *svc)
+{
+    int rc = psup_fd_set_nonblock(l->fd, svc->mode != PSUP_MODE_WAIT);
+
+    if (rc < 0)
+        log_update_failure(l, "fcntl", rc);
+}
+
 /* Make the planned set the runtime's: close what is no longer used, apply
  * backlog and socket file changes to what is kept. */
 static void commit_listeners(struct psup_runtime *rt, const struct psup_config *cfg,
@@ -223,6 +241,7 @@ static void commit_listeners(struct psup_runtime *rt, const struct psup_config *
                 rep->listeners_opened++;
             else
                 update_kept(l, svc);
+            set_blocking(l, svc);
         }
     }
     free(rt->listeners);
@@ -380,7 +399,11 @@ int psup_runtime_apply(struct psup_runtime *rt, struct psup_config *cfg, uint64_
             close_fresh(&lp);
     }
     if (rc == 0) {
-        /* From here on nothing can fail: the new configuration takes over. */
+        /* From here on nothing can fail: the new configuration takes over.
+         * No socket may stay watched while listeners are closed or change
+         * hands: the services watch again as they are maintained. */
+        for (struct psup_list *p = rt->services.next; p != &rt->services; p = p->next)
+            psup_runtime_unwatch(rt, PSUP_CONTAINER(p, struct psup_service, link));
         commit_listeners(rt, cfg, &lp, rep);
         struct psup_config *old = rt->config;
         rt->config = psup_config_ref(cfg);

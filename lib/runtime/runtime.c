@@ -10,6 +10,7 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <poll.h>
 #include <signal.h>
 #include <stdlib.h>
 #include <string.h>
@@ -23,6 +24,7 @@
 #include "policy/pool.h"
 #include "proto/rawsys.h"
 #include "runtime/generation.h"
+#include "runtime/internal.h"
 #include "runtime/reply.h"
 #include "runtime/report.h"
 
@@ -129,6 +131,19 @@ static int real_probe(void *arg, const struct psup_stack *stack)
     return psup_probe_slot(stack);
 }
 
+static int real_readable(void *arg, int fd)
+{
+    struct pollfd pfd = {.fd = fd, .events = POLLIN};
+    int n;
+
+    (void)arg;
+    while ((n = poll(&pfd, 1, 0)) < 0 && errno == EINTR)
+        ;
+    if (n < 0)
+        return -errno;
+    return n > 0 && (pfd.revents & POLLIN);
+}
+
 /* ------------------------------------------------------------------------ */
 /* Life of the runtime. */
 
@@ -178,8 +193,14 @@ int psup_runtime_init(struct psup_runtime *rt, int channel_fd, bool share_memory
     /* Sharing memory needs the raw system calls (rawsys.h). */
     rt->share_memory = share_memory && PSUP_RAW_SYSCALLS;
     rt->accepting = true;
-    rt->ops = (struct psup_runtime_ops){real_stack_map, real_stack_unmap, real_spawn,
-                                        real_signal, real_verdict, real_probe, rt};
+    rt->ops = (struct psup_runtime_ops){.stack_map = real_stack_map,
+                                        .stack_unmap = real_stack_unmap,
+                                        .spawn = real_spawn,
+                                        .signal = real_signal,
+                                        .verdict = real_verdict,
+                                        .probe = real_probe,
+                                        .readable = real_readable,
+                                        .arg = rt};
     struct rlimit nproc;
     if (getrlimit(RLIMIT_NPROC, &nproc) == 0 && nproc.rlim_cur != RLIM_INFINITY)
         rt->nproc_limit = nproc.rlim_cur;
@@ -199,7 +220,7 @@ static unsigned *state_counter(struct psup_service *s, enum psup_worker_state st
     }
 }
 
-static void set_state(struct psup_worker *w, enum psup_worker_state st)
+void psup_runtime_set_state(struct psup_worker *w, enum psup_worker_state st)
 {
     (*state_counter(w->service, w->state))--;
     w->state = st;
@@ -215,7 +236,7 @@ static bool is_busy(const struct psup_worker *w)
  * so search from the tail. The worker is unlinked before the tail is read:
  * a worker that is already last would otherwise be its own insertion point
  * and drop out of the list, losing its timeout and any TERM -> KILL. */
-static void set_deadline(struct psup_runtime *rt, struct psup_worker *w, uint64_t deadline)
+void psup_runtime_set_deadline(struct psup_runtime *rt, struct psup_worker *w, uint64_t deadline)
 {
     psup_list_remove(&w->timer_link);
 
@@ -265,7 +286,7 @@ static int send_signal(const struct psup_runtime *rt, pid_t pid, int sig)
 
 /* Signal a worker's process group: the handler and everything it started
  * (its own group since the worker's setsid). */
-static void signal_group(const struct psup_runtime *rt, struct psup_worker *w, int sig)
+void psup_runtime_signal_group(const struct psup_runtime *rt, struct psup_worker *w, int sig)
 {
     if (send_signal(rt, -w->pid, sig) == -ESRCH)
         send_signal(rt, w->pid, sig); /* the group is gone but the process may not be */
@@ -301,7 +322,7 @@ static void track_saturation(struct psup_service *s, unsigned max_workers, uint6
 
 /* Returns 0 or -errno: ESRCH (the worker is gone), EAGAIN
  * (RLIMIT_SIGPENDING: the queue of pending signals is full). */
-static int send_verdict(const struct psup_runtime *rt, pid_t pid, uint64_t value)
+int psup_runtime_send_verdict(const struct psup_runtime *rt, pid_t pid, uint64_t value)
 {
     return rt->ops.verdict(rt->ops.arg, pid, value);
 }
@@ -318,7 +339,7 @@ static int send_verdict(const struct psup_runtime *rt, pid_t pid, uint64_t value
 #define SPAWN_YIELD_MS 20
 #define SPAWN_CALM_MS 1000
 
-static void spawn_failed(struct psup_runtime *rt, struct psup_service *s, int err, uint64_t now)
+void psup_runtime_spawn_failed(struct psup_runtime *rt, struct psup_service *s, int err, uint64_t now)
 {
     rt->spawn_delay = rt->spawn_delay ? rt->spawn_delay * 2 : 50;
     if (rt->spawn_delay > 2000)
@@ -352,7 +373,7 @@ static void spawn_yield(struct psup_runtime *rt, uint64_t now)
         rt->spawn_blocked_until = now + SPAWN_YIELD_MS;
 }
 
-static int spawn_one(struct psup_runtime *rt, struct psup_service *s, uint64_t now, bool hold,
+int psup_runtime_spawn(struct psup_runtime *rt, struct psup_service *s, uint64_t now, bool hold,
                      struct psup_worker **out)
 {
     struct psup_generation *g = s->current;
@@ -376,7 +397,9 @@ static int spawn_one(struct psup_runtime *rt, struct psup_service *s, uint64_t n
     w->child.conn_id = ++rt->next_conn_id;
     w->child.envp = w->envp;
     w->child.hold = hold;
-    w->child.tally_slot = psup_tally_claim(&s->tally);
+    /* TCPCONNNUM counts handlers; a wait-mode server takes none. */
+    w->child.tally_slot = g->plan.svc->mode == PSUP_MODE_WAIT ? PSUP_TALLY_NONE
+                                                              : psup_tally_claim(&s->tally);
     pid_t pid = rt->ops.spawn(rt->ops.arg, &w->child, &w->stack);
     if (pid < 0) {
         rc = pid;
@@ -422,7 +445,7 @@ static int start_with_headroom(struct psup_runtime *rt, struct psup_service *s, 
 {
     bool careful = slots_scarce(rt);
     struct psup_worker *w;
-    int rc = spawn_one(rt, s, now, careful, &w);
+    int rc = psup_runtime_spawn(rt, s, now, careful, &w);
 
     if (rc < 0 || !careful)
         return rc;
@@ -433,7 +456,7 @@ static int start_with_headroom(struct psup_runtime *rt, struct psup_service *s, 
         stack_release(rt, &probe);
     }
     if (rc == 0)
-        rc = send_verdict(rt, w->pid, psup_verdict_encode(PSUP_VERDICT_RUN, 0, 0, 0));
+        rc = psup_runtime_send_verdict(rt, w->pid, psup_verdict_encode(PSUP_VERDICT_RUN, 0, 0, 0));
     if (rc < 0) {
         /* No headroom, or the go could not be sent: the held worker has
          * taken nothing and would only wait for a go that never comes. */
@@ -448,7 +471,7 @@ static void retire(const struct psup_runtime *rt, struct psup_worker *w)
     /* The worker leaves if it is waiting; if it just took a connection the
      * signal stays blocked and is discarded before exec (spec/pool.md). */
     send_signal(rt, w->pid, PSUP_SIG_RETIRE);
-    set_state(w, PSUP_WORKER_RETIRING);
+    psup_runtime_set_state(w, PSUP_WORKER_RETIRING);
 }
 
 /* Retire up to n idle workers, newest first: with EPOLLEXCLUSIVE the oldest
@@ -464,7 +487,7 @@ static void retire_idle(const struct psup_runtime *rt, struct psup_service *s, u
     }
 }
 
-static void recovered(struct psup_service *s)
+void psup_runtime_recovered(struct psup_service *s)
 {
     psup_report_recovered(s);
     s->last_error = 0;
@@ -474,13 +497,18 @@ static void recovered(struct psup_service *s)
 void psup_runtime_end_backoff(struct psup_service *s, uint64_t now)
 {
     if (psup_backoff_settle(&s->backoff, now, true))
-        recovered(s);
+        psup_runtime_recovered(s);
 }
 
 static void maintain_service(struct psup_runtime *rt, struct psup_service *s, uint64_t now)
 {
     if (psup_backoff_settle(&s->backoff, now, false))
-        recovered(s);
+        psup_runtime_recovered(s);
+    if (s->current && s->current->plan.svc->mode == PSUP_MODE_WAIT) {
+        retire_idle(rt, s, s->idle); /* of an accept-mode generation before */
+        psup_runtime_maintain_servers(rt, s, now);
+        return;
+    }
     if (s->saturated && s->current)
         track_saturation(s, s->current->plan.svc->max_workers, now);
     if (!rt->accepting || !s->current) {
@@ -504,7 +532,7 @@ static void maintain_service(struct psup_runtime *rt, struct psup_service *s, ui
     for (unsigned i = 0; i < (unsigned)n && i < allowance; i++) {
         int rc = start_with_headroom(rt, s, now);
         if (rc < 0) {
-            spawn_failed(rt, s, rc, now);
+            psup_runtime_spawn_failed(rt, s, rc, now);
             return;
         }
         psup_backoff_started(&s->backoff, now);
@@ -523,11 +551,15 @@ void psup_runtime_switch_generation(struct psup_runtime *rt, struct psup_service
     for (p = s->workers.next; p != &s->workers; p = p->next) {
         struct psup_worker *w = PSUP_CONTAINER(p, struct psup_worker, link);
         if (w->state == PSUP_WORKER_IDLE)
-            set_state(w, PSUP_WORKER_RETIRING);
+            psup_runtime_set_state(w, PSUP_WORKER_RETIRING);
     }
+    psup_runtime_unwatch(rt, s); /* the sockets watched were old's */
     s->current = gen;
     if (gen)
         maintain_service(rt, s, now);
+    /* Wait-mode servers of the old generation are asked to stop once the
+     * new ones are started (spec/wait.md, "Reload"). */
+    psup_runtime_stop_old_servers(rt, s, now);
     for (p = s->workers.next; p != &s->workers; p = p->next) {
         struct psup_worker *w = PSUP_CONTAINER(p, struct psup_worker, link);
         if (w->state == PSUP_WORKER_RETIRING && w->gen == old)
@@ -598,7 +630,7 @@ static void refused(struct psup_worker *w, enum psup_verdict v, uint64_t now)
 /* stderr "log": follow the pipe the worker passed (taken over). Returns
  * false if there is none or it cannot be followed: the handler then keeps
  * psup's stderr. */
-static bool follow_stderr(struct psup_runtime *rt, struct psup_worker *w, int fd)
+bool psup_runtime_follow_stderr(struct psup_runtime *rt, struct psup_worker *w, int fd)
 {
     if (fd >= 0 && rt->hooks.stderr_pipe)
         return rt->hooks.stderr_pipe(rt->hooks.arg, fd, w->service->name, w->child.conn_id,
@@ -622,11 +654,11 @@ static void became_busy(struct psup_runtime *rt, struct psup_worker *w, uint64_t
 {
     const struct psup_service_config *cfg = w->gen->plan.svc;
 
-    set_state(w, PSUP_WORKER_BUSY);
+    psup_runtime_set_state(w, PSUP_WORKER_BUSY);
     w->busy_since = now;
     w->service->counters.accepted++;
     if (cfg->timeout > 0)
-        set_deadline(rt, w, now + (uint64_t)(cfg->timeout * 1000.0));
+        psup_runtime_set_deadline(rt, w, now + (uint64_t)(cfg->timeout * 1000.0));
     track_saturation(w->service, cfg->max_workers, now);
     /* Replace the spare at once, not on a timer (unless processes are
      * scarce: then the new handler's children go first). */
@@ -653,7 +685,7 @@ static void on_busy(struct psup_runtime *rt, struct psup_worker *w, const struct
     note_connection(w, m);
     enum psup_verdict v = decide(rt, w, now, &connnum);
     if (v == PSUP_VERDICT_RUN && cfg->stderr_mode == PSUP_STDERR_LOG) {
-        if (!follow_stderr(rt, w, fds->log)) {
+        if (!psup_runtime_follow_stderr(rt, w, fds->log)) {
             flags |= PSUP_VERDICT_NO_LOG_PIPE;
             psup_report_stderr_fallback(w, now);
         }
@@ -667,7 +699,7 @@ static void on_busy(struct psup_runtime *rt, struct psup_worker *w, const struct
     else
         psup_fd_close(fds->reply);
 
-    if (send_verdict(rt, w->pid, psup_verdict_encode(v, flags, connnum, w->seq)) < 0 &&
+    if (psup_runtime_send_verdict(rt, w->pid, psup_verdict_encode(v, flags, connnum, w->seq)) < 0 &&
         v == PSUP_VERDICT_RUN) {
         /* It died meanwhile, or its signal queue is full (it then gives
          * the client up after its timeout): it never became busy, so give
@@ -715,7 +747,7 @@ static void on_gave_up(struct psup_runtime *rt, struct psup_worker *w,
         rt->hooks.stderr_done(rt->hooks.arg, w->errlog);
     psup_reply_end(rt, w);
     s->counters.accepted--;
-    set_state(w, PSUP_WORKER_IDLE);
+    psup_runtime_set_state(w, PSUP_WORKER_IDLE);
     if (w->gen != s->current || !rt->accepting)
         retire(rt, w); /* its configuration is gone meanwhile */
     if (s->current)
@@ -732,9 +764,14 @@ void psup_runtime_on_message(struct psup_runtime *rt, const struct psup_msg *m,
         /* Not one of ours (or already reaped): a worker waiting for a
          * verdict gives the connection up after its timeout; answer now. */
         if (m->kind == PSUP_MSG_BUSY)
-            send_verdict(rt, m->pid, psup_verdict_encode(PSUP_VERDICT_CLOSE, 0, 0, m->seq));
+            psup_runtime_send_verdict(rt, m->pid,
+                                      psup_verdict_encode(PSUP_VERDICT_CLOSE, 0, 0, m->seq));
         psup_fd_close(fds->log);
         psup_fd_close(fds->reply);
+        return;
+    }
+    if (psup_runtime_is_server(w)) {
+        psup_runtime_server_message(rt, w, m, fds, now);
         return;
     }
     switch (m->kind) {
@@ -796,7 +833,7 @@ void psup_runtime_note_exit(struct psup_runtime *rt, pid_t pid)
 
 /* A failure of the service: log the first of a burst with its reason, then
  * only changes of the delay. */
-static void count_failure(struct psup_worker *w, int status, uint64_t now)
+void psup_runtime_count_failure(struct psup_worker *w, int status, uint64_t now)
 {
     struct psup_service *s = w->service;
     /* A new streak logs each kind of failure (its step) once again. */
@@ -828,7 +865,7 @@ static void idle_exit(struct psup_runtime *rt, struct psup_worker *w, int status
         psup_report_worker_lost(w, status);
         return;
     }
-    count_failure(w, status, now);
+    psup_runtime_count_failure(w, status, now);
 }
 
 /* The outcome and run time of a connection, counted as its conn_end
@@ -855,9 +892,9 @@ static void busy_exit(struct psup_worker *w, int status, uint64_t now)
     psup_report_conn_end(w, status, now);
     count_end(w, status, now);
     if (w->exec_failed)
-        count_failure(w, status, now);
+        psup_runtime_count_failure(w, status, now);
     else if (psup_backoff_settle(&s->backoff, now, true))
-        recovered(s);
+        psup_runtime_recovered(s);
 }
 
 bool psup_runtime_on_exit(struct psup_runtime *rt, pid_t pid, int status, uint64_t now)
@@ -872,7 +909,9 @@ bool psup_runtime_on_exit(struct psup_runtime *rt, pid_t pid, int status, uint64
     if (w->errlog && rt->hooks.stderr_done)
         rt->hooks.stderr_done(rt->hooks.arg, w->errlog);
     psup_reply_end(rt, w);
-    if (is_busy(w))
+    if (psup_runtime_is_server(w))
+        psup_runtime_server_exit(rt, w, status, now);
+    else if (is_busy(w))
         busy_exit(w, status, now);
     else
         idle_exit(rt, w, status, now);
@@ -898,9 +937,9 @@ void psup_runtime_on_stop(struct psup_runtime *rt, pid_t pid, bool stopped)
     /* A stopped idle worker cannot take connections: count it apart so a
      * spare replaces it, and count it back when it continues. */
     if (stopped && w->state == PSUP_WORKER_IDLE) {
-        set_state(w, PSUP_WORKER_STOPPED);
+        psup_runtime_set_state(w, PSUP_WORKER_STOPPED);
     } else if (!stopped && w->state == PSUP_WORKER_STOPPED) {
-        set_state(w, PSUP_WORKER_IDLE);
+        psup_runtime_set_state(w, PSUP_WORKER_IDLE);
         if (w->gen != w->service->current || !rt->accepting)
             retire(rt, w); /* it belongs to a configuration that is gone */
     }
@@ -916,13 +955,15 @@ static uint64_t kill_grace_ms(const struct psup_runtime *rt)
 
 static void terminate(struct psup_runtime *rt, struct psup_worker *w, uint64_t now)
 {
-    signal_group(rt, w, SIGTERM);
-    set_state(w, PSUP_WORKER_TERMINATING);
-    set_deadline(rt, w, now + kill_grace_ms(rt));
+    psup_runtime_signal_group(rt, w, SIGTERM);
+    psup_runtime_set_state(w, PSUP_WORKER_TERMINATING);
+    psup_runtime_set_deadline(rt, w, now + kill_grace_ms(rt));
 }
 
 void psup_runtime_expire(struct psup_runtime *rt, uint64_t now)
 {
+    if (!rt->accepting)
+        psup_runtime_stop_servers(rt, now);
     while (!psup_list_empty(&rt->timed)) {
         struct psup_worker *w = PSUP_CONTAINER(rt->timed.next, struct psup_worker, timer_link);
         if (w->deadline > now)
@@ -934,8 +975,8 @@ void psup_runtime_expire(struct psup_runtime *rt, uint64_t now)
             psup_report_timeout(w);
             terminate(rt, w, now);
         } else if (w->state == PSUP_WORKER_TERMINATING) {
-            signal_group(rt, w, SIGKILL);
-            set_state(w, PSUP_WORKER_KILLING);
+            psup_runtime_signal_group(rt, w, SIGKILL);
+            psup_runtime_set_state(w, PSUP_WORKER_KILLING);
         }
     }
 }
@@ -975,6 +1016,14 @@ uint64_t psup_runtime_next_deadline(const struct psup_runtime *rt, uint64_t now)
 /* ------------------------------------------------------------------------ */
 /* Shutdown. */
 
+/* A watched socket must leave the loop's watch before its descriptor is
+ * closed: epoll would keep reporting it while a server holds a copy. */
+static void unwatch_all(struct psup_runtime *rt)
+{
+    for (struct psup_list *p = rt->services.next; p != &rt->services; p = p->next)
+        psup_runtime_unwatch(rt, PSUP_CONTAINER(p, struct psup_service, link));
+}
+
 static void close_listeners(struct psup_runtime *rt)
 {
     for (size_t i = 0; i < rt->n_listeners; i++) {
@@ -991,6 +1040,7 @@ void psup_runtime_stop_accepting(struct psup_runtime *rt)
     struct psup_list *p;
 
     rt->accepting = false;
+    unwatch_all(rt);
     close_listeners(rt);
     for (p = rt->services.next; p != &rt->services; p = p->next) {
         struct psup_service *s = PSUP_CONTAINER(p, struct psup_service, link);
@@ -1016,7 +1066,7 @@ static void terminate_one(struct psup_runtime *rt, struct psup_worker *w, uint64
     if (w->state == PSUP_WORKER_BUSY)
         terminate(rt, w, now);
     else if (!is_busy(w))
-        signal_group(rt, w, SIGKILL); /* an idle worker that did not retire */
+        psup_runtime_signal_group(rt, w, SIGKILL); /* an idle worker that did not retire */
 }
 
 void psup_runtime_terminate_all(struct psup_runtime *rt, uint64_t now)
@@ -1028,15 +1078,16 @@ void psup_runtime_terminate_all(struct psup_runtime *rt, uint64_t now)
 static void kill_one(struct psup_runtime *rt, struct psup_worker *w, uint64_t now)
 {
     (void)now;
-    signal_group(rt, w, SIGKILL);
+    psup_runtime_signal_group(rt, w, SIGKILL);
     if (w->state == PSUP_WORKER_BUSY || w->state == PSUP_WORKER_TERMINATING)
-        set_state(w, PSUP_WORKER_KILLING);
+        psup_runtime_set_state(w, PSUP_WORKER_KILLING);
 }
 
 void psup_runtime_kill_all(struct psup_runtime *rt)
 {
     rt->accepting = false;
     rt->closing = true;
+    unwatch_all(rt);
     close_listeners(rt);
     for_each_worker(rt, kill_one, 0);
 }
@@ -1045,6 +1096,7 @@ void psup_runtime_free(struct psup_runtime *rt)
 {
     struct psup_list *p, *tmp;
 
+    unwatch_all(rt);
     psup_list_foreach_safe(p, tmp, &rt->services) {
         struct psup_service *s = PSUP_CONTAINER(p, struct psup_service, link);
         if (s->current)

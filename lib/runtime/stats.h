@@ -26,7 +26,7 @@ enum psup_service_state {
 
 struct psup_service_stats {
     const char *name;
-    const char *mode;             /* "accept" or "datagram" */
+    const char *mode;             /* "accept", "datagram" or "wait" */
     enum psup_service_state state;
     /* The bound listeners (listeners[i].text, with the kernel's port for
      * port 0); none while draining. */
