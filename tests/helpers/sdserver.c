@@ -13,11 +13,14 @@
  * Options: --once (exit after one), --idle-ms N (exit after N ms without
  * one), --exit-at-once (exit 0 before serving anything: inetd's looping
  * server), --hold-ms N (hold each connection that long before answering).
+ * SIGTERM is graceful, as in real servers: the connection in hand is
+ * answered, then it exits 0.
  */
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <poll.h>
+#include <signal.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -32,6 +35,13 @@ extern char **environ;
 
 static char report[60000];
 static size_t used;
+static volatile sig_atomic_t stopping;
+
+static void on_term(int sig)
+{
+    (void)sig;
+    stopping = 1;
+}
 
 static void put(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 static void put(const char *fmt, ...)
@@ -105,6 +115,7 @@ static void take_report(int *n_listen)
     put_fds();
     put_status();
     put("pid=%d\nppid=%d\npgid=%d\nsid=%d\n", getpid(), getppid(), getpgrp(), getsid(0));
+    put("uid=%d\ngid=%d\n", getuid(), getgid());
     put("listen_pid_is_mine=%d\n", pid && atoi(pid) == getpid());
     for (char **e = environ; *e; e++)
         put("env:%s\n", *e);
@@ -158,6 +169,7 @@ static int serve_one(int fd, unsigned long conn, int hold_ms)
     int c = accept(fd, NULL, NULL);
     if (c < 0)
         return 0;
+    fprintf(stderr, "sdserver %d: took conn %lu\n", getpid(), conn);
     pause_ms(hold_ms);
     size_t n = reply(buf, sizeof(buf), conn);
     for (size_t off = 0; off < n;) {
@@ -190,8 +202,12 @@ int main(int argc, char **argv)
         fprintf(stderr, "sdserver: no LISTEN_FDS for me\n");
         return 2;
     }
+    /* No SA_RESTART: poll returns EINTR, and the loop ends. */
+    struct sigaction sa = {.sa_handler = on_term};
+    sigaction(SIGTERM, &sa, NULL);
+    fprintf(stderr, "sdserver %d: serving %d sockets\n", getpid(), n_listen);
     long long last = now_ms();
-    for (;;) {
+    while (!stopping) {
         struct pollfd p[MAX_FDS];
         for (int i = 0; i < n_listen; i++)
             p[i] = (struct pollfd){.fd = 3 + i, .events = POLLIN};
@@ -201,6 +217,8 @@ int main(int argc, char **argv)
         int r = poll(p, (nfds_t)n_listen, left);
         if (r < 0 && errno != EINTR)
             return 3;
+        if (stopping)
+            break;
         for (int i = 0; r > 0 && i < n_listen; i++) {
             if (!(p[i].revents & POLLIN) || !serve_one(p[i].fd, served + 1, hold_ms))
                 continue;
@@ -210,4 +228,5 @@ int main(int argc, char **argv)
                 return 0;
         }
     }
+    return 0;
 }
