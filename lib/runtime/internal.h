@@ -8,7 +8,19 @@
 
 #include "runtime/runtime.h"
 
-/* ---- runtime.c ------------------------------------------------------- */
+/* ---- worker.c: worker records (workers and servers alike) ------------- */
+
+/* The live worker (or server) pid, or NULL. */
+struct psup_worker *psup_runtime_find_worker(const struct psup_runtime *rt, pid_t pid);
+/* Unlink and free a reaped worker: its table entry, counts, tally entry,
+ * stack (back to the cache) and generation reference. */
+void psup_runtime_free_worker(struct psup_runtime *rt, struct psup_worker *w);
+/* A stack from the cache, or a new one; back to the cache when there is
+ * room. Returns 0 or -errno. */
+int psup_runtime_stack_acquire(struct psup_runtime *rt, struct psup_stack *stack);
+void psup_runtime_stack_release(struct psup_runtime *rt, struct psup_stack *stack);
+/* kill(2) through the seam: pid, or -pid for its group. */
+int psup_runtime_signal(const struct psup_runtime *rt, pid_t pid, int sig);
 
 /* Create a worker of s's current generation, IDLE (held until a go when
  * hold is set). Returns 0 or -errno (the process could not be created). */

@@ -1,10 +1,11 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * The runtime: worker records and their life from spawn to reap. Every
- * decision about a connection the supervisor makes (the verdict: run, or
- * refuse for per-source, rate or overload) is made here, in order, by the
- * single thread that owns the counters; that is what makes the limits exact.
- * No event loop here, and no blocking call. apply.c feeds it configurations.
+ * The runtime: workers' lives from spawn to reap (their records are
+ * worker.c's; wait-mode servers are server.c's). Every decision about a
+ * connection the supervisor makes (the verdict: run, or refuse for
+ * per-source, rate or overload) is made here, in order, by the single thread
+ * that owns the counters; that is what makes the limits exact. No event loop
+ * here, and no blocking call. apply.c feeds it configurations.
  */
 #include "runtime/runtime.h"
 
@@ -27,58 +28,6 @@
 #include "runtime/internal.h"
 #include "runtime/reply.h"
 #include "runtime/report.h"
-
-/* ------------------------------------------------------------------------ */
-/* The pid table. */
-
-static size_t slot_of(const struct psup_runtime *rt, pid_t pid)
-{
-    return ((size_t)pid * 2654435761u) & (rt->table_size - 1);
-}
-
-static int table_grow(struct psup_runtime *rt)
-{
-    size_t size = rt->table_size ? rt->table_size * 2 : 256;
-    struct psup_worker **table = calloc(size, sizeof(*table));
-
-    if (!table)
-        return -ENOMEM;
-    struct psup_worker **old = rt->table;
-    size_t old_size = rt->table_size;
-    rt->table = table;
-    rt->table_size = size;
-    for (size_t i = 0; i < old_size; i++) {
-        while (old[i]) {
-            struct psup_worker *w = old[i];
-            old[i] = w->hash_next;
-            size_t slot = slot_of(rt, w->pid);
-            w->hash_next = rt->table[slot];
-            rt->table[slot] = w;
-        }
-    }
-    free(old);
-    return 0;
-}
-
-static struct psup_worker *table_find(const struct psup_runtime *rt, pid_t pid)
-{
-    if (!rt->table_size)
-        return NULL;
-    struct psup_worker *w = rt->table[slot_of(rt, pid)];
-    while (w && w->pid != pid)
-        w = w->hash_next;
-    return w;
-}
-
-static void table_remove(struct psup_runtime *rt, struct psup_worker *w)
-{
-    struct psup_worker **p = &rt->table[slot_of(rt, w->pid)];
-
-    while (*p != w)
-        p = &(*p)->hash_next;
-    *p = w->hash_next;
-    rt->live--;
-}
 
 /* ------------------------------------------------------------------------ */
 /* The real operations on processes (struct psup_runtime_ops); arg is the
@@ -210,87 +159,9 @@ int psup_runtime_init(struct psup_runtime *rt, int channel_fd, bool share_memory
 /* ------------------------------------------------------------------------ */
 /* Worker bookkeeping. */
 
-static unsigned *state_counter(struct psup_service *s, enum psup_worker_state st)
-{
-    switch (st) {
-    case PSUP_WORKER_IDLE: return &s->idle;
-    case PSUP_WORKER_RETIRING: return &s->retiring;
-    case PSUP_WORKER_STOPPED: return &s->stopped;
-    default: return &s->busy;
-    }
-}
-
-void psup_runtime_set_state(struct psup_worker *w, enum psup_worker_state st)
-{
-    (*state_counter(w->service, w->state))--;
-    w->state = st;
-    (*state_counter(w->service, st))++;
-}
-
 static bool is_busy(const struct psup_worker *w)
 {
     return w->state >= PSUP_WORKER_BUSY;
-}
-
-/* Keep rt->timed sorted by deadline; new deadlines are usually the latest,
- * so search from the tail. The worker is unlinked before the tail is read:
- * a worker that is already last would otherwise be its own insertion point
- * and drop out of the list, losing its timeout and any TERM -> KILL. */
-void psup_runtime_set_deadline(struct psup_runtime *rt, struct psup_worker *w, uint64_t deadline)
-{
-    psup_list_remove(&w->timer_link);
-
-    struct psup_list *pos = rt->timed.prev;
-    w->deadline = deadline;
-    while (pos != &rt->timed &&
-           PSUP_CONTAINER(pos, struct psup_worker, timer_link)->deadline > deadline)
-        pos = pos->prev;
-    psup_list_insert_after(pos, &w->timer_link);
-}
-
-static void stack_release(struct psup_runtime *rt, struct psup_stack *stack)
-{
-    if (rt->n_stack_cache < sizeof(rt->stack_cache) / sizeof(rt->stack_cache[0]))
-        rt->stack_cache[rt->n_stack_cache++] = *stack;
-    else
-        rt->ops.stack_unmap(rt->ops.arg, stack);
-}
-
-static int stack_acquire(struct psup_runtime *rt, struct psup_stack *stack)
-{
-    /* Reusing a stack saves the mmap and, more, its page faults. */
-    if (rt->n_stack_cache) {
-        *stack = rt->stack_cache[--rt->n_stack_cache];
-        return 0;
-    }
-    return rt->ops.stack_map(rt->ops.arg, stack);
-}
-
-static void worker_free(struct psup_runtime *rt, struct psup_worker *w)
-{
-    table_remove(rt, w);
-    psup_list_remove(&w->link);
-    psup_list_remove(&w->timer_link);
-    (*state_counter(w->service, w->state))--;
-    psup_tally_release(&w->service->tally, w->child.tally_slot);
-    stack_release(rt, &w->stack);
-    psup_generation_unref(w->gen);
-    free(w->child.dgram);
-    free(w);
-}
-
-static int send_signal(const struct psup_runtime *rt, pid_t pid, int sig)
-{
-    return rt->ops.signal(rt->ops.arg, pid, sig);
-}
-
-/* Signal a worker's process group: the handler and everything it started
- * (its own group since the worker's setsid). */
-void psup_runtime_signal_group(const struct psup_runtime *rt, struct psup_worker *w, int sig)
-{
-    if (send_signal(rt, -w->pid, sig) == -ESRCH)
-        send_signal(rt, w->pid, sig); /* the group is gone but the process may not be */
-    w->signalled = true;
 }
 
 /* Saturation is logged when busy reaches max_workers, and its end only
@@ -320,13 +191,6 @@ static void track_saturation(struct psup_service *s, unsigned max_workers, uint6
     }
 }
 
-/* Returns 0 or -errno: ESRCH (the worker is gone), EAGAIN
- * (RLIMIT_SIGPENDING: the queue of pending signals is full). */
-int psup_runtime_send_verdict(const struct psup_runtime *rt, pid_t pid, uint64_t value)
-{
-    return rt->ops.verdict(rt->ops.arg, pid, value);
-}
-
 /* ------------------------------------------------------------------------ */
 /* Starting and retiring workers. */
 
@@ -338,19 +202,6 @@ int psup_runtime_send_verdict(const struct psup_runtime *rt, pid_t pid, uint64_t
  * started gets the slots it needs for its own children first. */
 #define SPAWN_YIELD_MS 20
 #define SPAWN_CALM_MS 1000
-
-void psup_runtime_spawn_failed(struct psup_runtime *rt, struct psup_service *s, int err, uint64_t now)
-{
-    rt->spawn_delay = rt->spawn_delay ? rt->spawn_delay * 2 : 50;
-    if (rt->spawn_delay > 2000)
-        rt->spawn_delay = 2000;
-    rt->spawn_blocked_until = now + rt->spawn_delay;
-    rt->spawn_last_failure = now;
-    if (rt->spawn_failing)
-        return; /* logged once per burst */
-    rt->spawn_failing = true;
-    psup_report_spawn_failed(s, -err, rt->spawn_delay);
-}
 
 /* Leave the scarce mode once starts have worked for a calm period. */
 static void spawn_settle(struct psup_runtime *rt, uint64_t now)
@@ -371,61 +222,6 @@ static void spawn_yield(struct psup_runtime *rt, uint64_t now)
 {
     if (rt->spawn_blocked_until <= now)
         rt->spawn_blocked_until = now + SPAWN_YIELD_MS;
-}
-
-int psup_runtime_spawn(struct psup_runtime *rt, struct psup_service *s, uint64_t now, bool hold,
-                     struct psup_worker **out)
-{
-    struct psup_generation *g = s->current;
-    size_t slots = g->plan.n_env_base + PSUP_ENV_DYNAMIC + 1;
-    struct psup_worker *w = calloc(1, sizeof(*w) + slots * sizeof(char *));
-    int rc;
-
-    if (!w)
-        return -ENOMEM;
-    if (rt->live + 1 > rt->table_size && (rc = table_grow(rt)) < 0)
-        goto fail;
-    /* Not calloc: a datagram is written over it; 64 KiB zeroed per
-     * datagram would cost more than the rest of taking it. */
-    if (g->plan.svc->mode == PSUP_MODE_DATAGRAM && !(w->child.dgram = malloc(PSUP_DGRAM_MAX))) {
-        rc = -ENOMEM;
-        goto fail;
-    }
-    if ((rc = stack_acquire(rt, &w->stack)) < 0)
-        goto fail;
-    w->child.plan = &g->plan;
-    w->child.conn_id = ++rt->next_conn_id;
-    w->child.envp = w->envp;
-    w->child.hold = hold;
-    /* TCPCONNNUM counts handlers; a wait-mode server takes none. */
-    w->child.tally_slot = g->plan.svc->mode == PSUP_MODE_WAIT ? PSUP_TALLY_NONE
-                                                              : psup_tally_claim(&s->tally);
-    pid_t pid = rt->ops.spawn(rt->ops.arg, &w->child, &w->stack);
-    if (pid < 0) {
-        rc = pid;
-        psup_tally_release(&s->tally, w->child.tally_slot);
-        stack_release(rt, &w->stack);
-        goto fail;
-    }
-    w->pid = pid;
-    w->service = s;
-    w->gen = g;
-    g->refs++;
-    w->state = PSUP_WORKER_IDLE;
-    s->idle++;
-    w->started = now;
-    psup_list_init(&w->timer_link);
-    psup_list_append(&s->workers, &w->link);
-    size_t slot = slot_of(rt, pid);
-    w->hash_next = rt->table[slot];
-    rt->table[slot] = w;
-    rt->live++;
-    *out = w;
-    return 0;
-fail:
-    free(w->child.dgram);
-    free(w);
-    return rc;
 }
 
 /* Whether process slots are scarce: clone failed and has not worked for a
@@ -450,17 +246,17 @@ static int start_with_headroom(struct psup_runtime *rt, struct psup_service *s, 
     if (rc < 0 || !careful)
         return rc;
     struct psup_stack probe;
-    rc = stack_acquire(rt, &probe);
+    rc = psup_runtime_stack_acquire(rt, &probe);
     if (rc == 0) {
         rc = rt->ops.probe(rt->ops.arg, &probe);
-        stack_release(rt, &probe);
+        psup_runtime_stack_release(rt, &probe);
     }
     if (rc == 0)
         rc = psup_runtime_send_verdict(rt, w->pid, psup_verdict_encode(PSUP_VERDICT_RUN, 0, 0, 0));
     if (rc < 0) {
         /* No headroom, or the go could not be sent: the held worker has
          * taken nothing and would only wait for a go that never comes. */
-        send_signal(rt, w->pid, SIGKILL);
+        psup_runtime_signal(rt, w->pid, SIGKILL);
         w->signalled = true; /* not a failure of the service */
     }
     return rc;
@@ -470,7 +266,7 @@ static void retire(const struct psup_runtime *rt, struct psup_worker *w)
 {
     /* The worker leaves if it is waiting; if it just took a connection the
      * signal stays blocked and is discarded before exec (spec/pool.md). */
-    send_signal(rt, w->pid, PSUP_SIG_RETIRE);
+    psup_runtime_signal(rt, w->pid, PSUP_SIG_RETIRE);
     psup_runtime_set_state(w, PSUP_WORKER_RETIRING);
 }
 
@@ -485,13 +281,6 @@ static void retire_idle(const struct psup_runtime *rt, struct psup_service *s, u
             n--;
         }
     }
-}
-
-void psup_runtime_recovered(struct psup_service *s)
-{
-    psup_report_recovered(s);
-    s->last_error = 0;
-    s->last_step = 0;
 }
 
 void psup_runtime_end_backoff(struct psup_service *s, uint64_t now)
@@ -563,7 +352,7 @@ void psup_runtime_switch_generation(struct psup_runtime *rt, struct psup_service
     for (p = s->workers.next; p != &s->workers; p = p->next) {
         struct psup_worker *w = PSUP_CONTAINER(p, struct psup_worker, link);
         if (w->state == PSUP_WORKER_RETIRING && w->gen == old)
-            send_signal(rt, w->pid, PSUP_SIG_RETIRE);
+            psup_runtime_signal(rt, w->pid, PSUP_SIG_RETIRE);
     }
     if (old)
         psup_generation_unref(old);
@@ -625,18 +414,6 @@ static void refused(struct psup_worker *w, enum psup_verdict v, uint64_t now)
     default:
         break;
     }
-}
-
-/* stderr "log": follow the pipe the worker passed (taken over). Returns
- * false if there is none or it cannot be followed: the handler then keeps
- * psup's stderr. */
-bool psup_runtime_follow_stderr(struct psup_runtime *rt, struct psup_worker *w, int fd)
-{
-    if (fd >= 0 && rt->hooks.stderr_pipe)
-        return rt->hooks.stderr_pipe(rt->hooks.arg, fd, w->service->name, w->child.conn_id,
-                                     w->pid, &w->errlog);
-    psup_fd_close(fd);
-    return false;
 }
 
 /* What a worker's BUSY or RUNNING says about its connection. */
@@ -757,7 +534,7 @@ static void on_gave_up(struct psup_runtime *rt, struct psup_worker *w,
 void psup_runtime_on_message(struct psup_runtime *rt, const struct psup_msg *m,
                              const struct psup_passed_fds *fds, uint64_t now)
 {
-    struct psup_worker *w = table_find(rt, m->pid);
+    struct psup_worker *w = psup_runtime_find_worker(rt, m->pid);
     struct psup_passed_fds left = *fds;
 
     if (!w) {
@@ -819,7 +596,7 @@ void psup_runtime_on_message(struct psup_runtime *rt, const struct psup_msg *m,
 
 void psup_runtime_note_exit(struct psup_runtime *rt, pid_t pid)
 {
-    struct psup_worker *w = table_find(rt, pid);
+    struct psup_worker *w = psup_runtime_find_worker(rt, pid);
 
     if (!w)
         return;
@@ -829,27 +606,6 @@ void psup_runtime_note_exit(struct psup_runtime *rt, pid_t pid)
     w->counted = false;
     if (w->child.tally_slot != PSUP_TALLY_NONE)
         psup_tally_withdraw(w->service->tally.shared, w->child.tally_slot);
-}
-
-/* A failure of the service: log the first of a burst with its reason, then
- * only changes of the delay. */
-void psup_runtime_count_failure(struct psup_worker *w, int status, uint64_t now)
-{
-    struct psup_service *s = w->service;
-    /* A new streak logs each kind of failure (its step) once again. */
-    if (s->backoff.failures == 0)
-        s->logged_steps = 0;
-    bool first = !(s->logged_steps & (1u << (w->step & 31)));
-    s->logged_steps |= 1u << (w->step & 31);
-
-    s->counters.failed++;
-    if (first) {
-        psup_report_failure(w, status);
-        s->last_error = w->error;
-        s->last_step = w->step;
-    }
-    if (psup_backoff_fail(&s->backoff, w->started, now))
-        psup_report_backoff(s);
 }
 
 static void idle_exit(struct psup_runtime *rt, struct psup_worker *w, int status, uint64_t now)
@@ -899,7 +655,7 @@ static void busy_exit(struct psup_worker *w, int status, uint64_t now)
 
 bool psup_runtime_on_exit(struct psup_runtime *rt, pid_t pid, int status, uint64_t now)
 {
-    struct psup_worker *w = table_find(rt, pid);
+    struct psup_worker *w = psup_runtime_find_worker(rt, pid);
 
     if (!w)
         return false;
@@ -915,7 +671,7 @@ bool psup_runtime_on_exit(struct psup_runtime *rt, pid_t pid, int status, uint64
         busy_exit(w, status, now);
     else
         idle_exit(rt, w, status, now);
-    worker_free(rt, w);
+    psup_runtime_free_worker(rt, w);
     if (s->saturated && s->current)
         track_saturation(s, s->current->plan.svc->max_workers, now);
     psup_service_release(s);
@@ -930,7 +686,7 @@ bool psup_runtime_on_exit(struct psup_runtime *rt, pid_t pid, int status, uint64
 
 void psup_runtime_on_stop(struct psup_runtime *rt, pid_t pid, bool stopped)
 {
-    struct psup_worker *w = table_find(rt, pid);
+    struct psup_worker *w = psup_runtime_find_worker(rt, pid);
 
     if (!w || is_busy(w))
         return;
