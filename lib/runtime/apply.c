@@ -207,15 +207,24 @@ static void update_kept(struct psup_listener *l, const struct psup_service_confi
  * and need EAGAIN when another took the connection; a wait-mode server
  * gets the socket itself, and servers expect a blocking one (FreeBSD's
  * tftpd exits when a read finds nothing). psup itself never reads or
- * accepts on a listener, so it can hand either over. A reload that moves a
- * socket between the modes changes it under old workers or servers still
- * running (spec/wait.md). */
-static void set_blocking(struct psup_listener *l, const struct psup_service_config *svc)
+ * accepts on a listener, so it can hand either over. It sets the flag when
+ * it binds the socket, and again only when a reload gives the socket to a
+ * service of the other kind (which changes it under the old workers or
+ * servers still leaving: spec/wait.md); never while a server uses it: a
+ * server that made it non-blocking (gunicorn does) keeps it so, and so
+ * does the next server, as under systemd. */
+static void set_blocking(struct psup_listener *l, const struct psup_service_config *svc,
+                         bool fresh)
 {
-    int rc = psup_fd_set_nonblock(l->fd, svc->mode != PSUP_MODE_WAIT);
+    bool wait = svc->mode == PSUP_MODE_WAIT;
 
+    if (!fresh && l->handed_over == wait)
+        return;
+    int rc = psup_fd_set_nonblock(l->fd, !wait);
     if (rc < 0)
         log_update_failure(l, "fcntl", rc);
+    else
+        l->handed_over = wait;
 }
 
 /* Make the planned set the runtime's: close what is no longer used, apply
@@ -241,7 +250,7 @@ static void commit_listeners(struct psup_runtime *rt, const struct psup_config *
                 rep->listeners_opened++;
             else
                 update_kept(l, svc);
-            set_blocking(l, svc);
+            set_blocking(l, svc, lp->fresh[k]);
         }
     }
     free(rt->listeners);

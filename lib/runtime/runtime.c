@@ -343,6 +343,8 @@ void psup_runtime_switch_generation(struct psup_runtime *rt, struct psup_service
             psup_runtime_set_state(w, PSUP_WORKER_RETIRING);
     }
     psup_runtime_unwatch(rt, s); /* the sockets watched were old's */
+    if (!gen || gen->plan.svc->mode != PSUP_MODE_WAIT)
+        s->demand = false;
     s->current = gen;
     if (gen)
         maintain_service(rt, s, now);

@@ -268,10 +268,12 @@ void psup_runtime_server_exit(struct psup_runtime *rt, struct psup_worker *w, in
 {
     struct psup_service *s = w->service;
     const struct psup_service_config *cfg = w->gen->plan.svc;
+    /* Whatever ends while psup is stopping ends because it is (a server
+     * told to go before it could exec reports a failed setup). */
     struct psup_wait_exit e = {
         .start = cfg->start,
-        .failed_to_start = w->error != 0,
-        .stopped_by_psup = w->signalled,
+        .failed_to_start = w->error != 0 && rt->accepting,
+        .stopped_by_psup = w->signalled || !rt->accepting,
         .exit_zero = WIFEXITED(status) && WEXITSTATUS(status) == 0,
     };
 

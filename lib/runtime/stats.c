@@ -54,6 +54,8 @@ static void configured(const struct psup_generation *g, struct psup_service_stat
     st->n_listeners = g->plan.n_listeners;
     st->bounds = (struct psup_pool_limits){cfg->min_spare, cfg->max_spare, cfg->max_workers,
                                            cfg->on_overload == PSUP_OVERLOAD_REJECT};
+    if (cfg->mode == PSUP_MODE_WAIT) /* no spares: instances servers at most */
+        st->bounds = (struct psup_pool_limits){0, 0, cfg->instances, false};
     st->max_per_source = cfg->max_per_source;
     st->rate = cfg->rate;
     st->rate_burst = cfg->rate > 0 ? cfg->rate_burst : 0;

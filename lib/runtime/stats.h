@@ -34,7 +34,8 @@ struct psup_service_stats {
     size_t n_listeners;
     struct psup_pool_counts pool;   /* idle, busy, retiring, stopped */
     struct psup_pool_limits bounds; /* min_spare, max_spare, max_workers (0
-                                       while draining), on_overload reject */
+                                       while draining), on_overload reject;
+                                       wait mode: 0, 0, instances */
     unsigned max_per_source;        /* 0: unlimited */
     double rate;                    /* connections a second; 0: unlimited */
     unsigned rate_burst;

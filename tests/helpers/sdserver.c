@@ -12,7 +12,9 @@
  *
  * Options: --once (exit after one), --idle-ms N (exit after N ms without
  * one), --exit-at-once (exit 0 before serving anything: inetd's looping
- * server), --hold-ms N (hold each connection that long before answering).
+ * server), --hold-ms N (hold each connection that long before answering),
+ * --nonblock (make its sockets non-blocking once the report is taken, as
+ * gunicorn does). Each answer also says whether fd 3 is non-blocking now.
  * SIGTERM is graceful, as in real servers: the connection in hand is
  * answered, then it exits 0.
  */
@@ -142,8 +144,8 @@ static void pause_ms(int ms)
 
 static size_t reply(char *buf, size_t size, unsigned long conn)
 {
-    int n = snprintf(buf, size, "%.*sconn=%lu\nserved_by=%d\nend=1\n", (int)used, report, conn,
-                     getpid());
+    int n = snprintf(buf, size, "%.*sconn=%lu\nserved_by=%d\nnonblock_now=%d\nend=1\n",
+                     (int)used, report, conn, getpid(), (fcntl(3, F_GETFL) & O_NONBLOCK) != 0);
     return n > 0 && (size_t)n < size ? (size_t)n : 0;
 }
 
@@ -184,7 +186,7 @@ static int serve_one(int fd, unsigned long conn, int hold_ms)
 
 int main(int argc, char **argv)
 {
-    int once = 0, idle_ms = -1, hold_ms = 0, n_listen;
+    int once = 0, idle_ms = -1, hold_ms = 0, nonblock = 0, n_listen;
     unsigned long served = 0;
 
     for (int i = 1; i < argc; i++) {
@@ -196,12 +198,16 @@ int main(int argc, char **argv)
             idle_ms = atoi(argv[++i]);
         else if (!strcmp(argv[i], "--hold-ms") && i + 1 < argc)
             hold_ms = atoi(argv[++i]);
+        else if (!strcmp(argv[i], "--nonblock"))
+            nonblock = 1;
     }
     take_report(&n_listen);
     if (n_listen <= 0) {
         fprintf(stderr, "sdserver: no LISTEN_FDS for me\n");
         return 2;
     }
+    for (int i = 0; nonblock && i < n_listen; i++)
+        fcntl(3 + i, F_SETFL, fcntl(3 + i, F_GETFL) | O_NONBLOCK);
     /* No SA_RESTART: poll returns EINTR, and the loop ends. */
     struct sigaction sa = {.sa_handler = on_term};
     sigaction(SIGTERM, &sa, NULL);

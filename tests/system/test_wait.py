@@ -372,6 +372,34 @@ def test_reload_refuses_no_connection(psup, helpers):
     assert p.stop() == 0
 
 
+def test_psup_leaves_a_servers_o_nonblock_alone(psup, helpers):
+    """A server that made its sockets non-blocking (gunicorn does: the flag
+    belongs to the socket, shared with psup) keeps them so across a
+    reload; a socket that moves from an accept-mode service to a wait-mode
+    one is made blocking for it."""
+    cfg = config(service("w", ["127.0.0.1:0"], sdserver(helpers, "--nonblock"), mode="wait"),
+                 service("a", ["127.0.0.1:0"], ["/bin/cat"]))
+    p = psup(cfg)
+    r = ask(p.addr("w"))
+    assert "nonblock=0" in r["fd.3"] and r["nonblock_now"] == "1"
+    # Another service changes; w and its server stay.
+    cfg["services"][1]["command"] = ["/bin/cat", "-u"]
+    p.write_config(cfg)
+    p.send(signal.SIGHUP)
+    p.wait_event("reloaded")
+    again = ask(p.addr("w"))
+    assert again["served_by"] == r["served_by"] and again["nonblock_now"] == "1"
+    # a's socket (non-blocking for its workers; a port-0 socket is kept
+    # for its service) is given to a's wait-mode servers.
+    cfg["services"][1] = service("a", ["127.0.0.1:0"], sdserver(helpers), mode="wait")
+    p.write_config(cfg)
+    p.send(signal.SIGHUP)
+    p.wait_event("reloaded", count=2)
+    moved = ask(p.addr("a"))
+    assert "nonblock=0" in moved["fd.3"], moved["fd.3"]
+    assert p.events("reloaded")[-1]["listeners_opened"] == 0
+
+
 def test_unchanged_service_keeps_its_server(psup, helpers):
     cfg = config(service("w", ["127.0.0.1:0"], sdserver(helpers), mode="wait"))
     p = psup(cfg)

@@ -1984,6 +1984,10 @@ static void wait_stats_mode(void **state)
     assert_int_equal(seen.n, 2);
     assert_string_equal(seen.s[0].mode, "wait");
     assert_string_equal(seen.s[1].mode, "accept");
+    /* No spares for a wait service: instances servers at most. */
+    assert_int_equal(seen.s[0].bounds.min_spare, 0);
+    assert_int_equal(seen.s[0].bounds.max_spare, 0);
+    assert_int_equal(seen.s[0].bounds.max_workers, 1);
 }
 
 #define ROW(f) cmocka_unit_test_setup_teardown(f, setup, teardown)
