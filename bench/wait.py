@@ -34,6 +34,8 @@ import time
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(HERE)
+sys.path.insert(0, HERE)
+from run import c_escape, free_port  # noqa: E402 (the runner's helpers)
 
 HTTP_REQUEST = b"GET / HTTP/1.0\r\nHost: bench\r\n\r\n"
 HTTP_REPLY_PREFIX = b"HTTP/1.0 200 OK\r\n"
@@ -46,16 +48,6 @@ def app(environ, start_response):
 
 def log(msg):
     print(msg, file=sys.stderr, flush=True)
-
-
-def c_escape(data):
-    return "".join(chr(b) if 32 <= b < 127 and b != 0x5c else "\\x%02x" % b for b in data)
-
-
-def free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def probe(port, payload, prefix, deadline):
