@@ -431,16 +431,33 @@ def test_shutdown_lets_the_server_finish(psup, helpers):
 def test_shutdown_kills_a_server_that_ignores_sigterm(psup):
     """A server that ignores SIGTERM gets SIGKILL once shutdown_timeout and
     kill_grace have passed."""
-    p = psup(config(service("w", ["127.0.0.1:0"], "trap '' TERM; while :; do sleep 1; done",
+    p = psup(config(service("w", ["127.0.0.1:0"],
+                            "trap '' TERM; echo ignoring TERM >&2; while :; do sleep 1; done",
                             mode="wait", start="always"),
                     shutdown_timeout=0.5, kill_grace=0.5))
     pid = p.wait_event("server_started", service="w")[0]["pid"]
+    wait_for(lambda: "ignoring TERM" in p.log_text(), 10, "the server to ignore SIGTERM")
     t0 = time.monotonic()
     assert p.stop(timeout=15) == 0
     assert time.monotonic() - t0 < 8
     e = p.events("server_exit", pid=pid)[0]
     assert e["signal"] == "KILL" and e["outcome"] == "stopped"
     assert not alive(pid)
+
+
+def test_a_server_does_not_outlive_psup(psup, helpers):
+    """psup killed outright: its server gets SIGTERM (its parent-death
+    signal) and leaves, so the port is free for the next psup."""
+    p = psup(config(service("w", ["127.0.0.1:0"], sdserver(helpers), mode="wait",
+                            start="always")))
+    pid = p.wait_event("server_started", service="w")[0]["pid"]
+    addr = p.addr("w")
+    wait_for(lambda: "serving 1 sockets" in p.log_text(), 10, "the server serving")
+    p.proc.kill()
+    p.proc.wait(10)
+    wait_for(lambda: not alive(pid), 10, "the server gone")
+    with socket.socket() as s:
+        s.bind(addr)
 
 
 def test_check_describes_wait_services(psup_bin, tmp_path, helpers):
