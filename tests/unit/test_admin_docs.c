@@ -83,6 +83,12 @@ static int slot_free(void *arg, const struct psup_stack *stack)
     return 0;
 }
 
+static int nothing_waits(void *arg, int fd)
+{
+    (void)arg, (void)fd;
+    return 0;
+}
+
 struct fixture {
     struct psup_runtime rt;
     struct fake_workers fake;
@@ -105,8 +111,14 @@ static int setup(void **state)
     assert_non_null(t);
     assert_int_equal(psup_runtime_init(&t->rt, -1, true), 0);
     t->fake.next = FIRST_PID;
-    t->rt.ops = (struct psup_runtime_ops){no_stack,   no_unmap,  start_worker, no_signal,
-                                          no_verdict, slot_free, &t->fake};
+    t->rt.ops = (struct psup_runtime_ops){.stack_map = no_stack,
+                                          .stack_unmap = no_unmap,
+                                          .spawn = start_worker,
+                                          .signal = no_signal,
+                                          .verdict = no_verdict,
+                                          .probe = slot_free,
+                                          .readable = nothing_waits,
+                                          .arg = &t->fake};
     t->rt.nproc_limit = 0;
     t->log_fd = memfd_create("log", MFD_CLOEXEC);
     assert_true(t->log_fd >= 0);
