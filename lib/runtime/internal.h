@@ -55,10 +55,11 @@ void psup_runtime_maintain_servers(struct psup_runtime *rt, struct psup_service 
 /* Stop watching s's sockets (before they may be closed or s changes). */
 void psup_runtime_unwatch(struct psup_runtime *rt, struct psup_service *s);
 /* The servers of s of another generation than its current one get
- * SIGTERM (a reload replaced them, or removed s). */
+ * SIGTERM, their groups SIGKILL after shutdown_timeout and kill_grace (a
+ * reload replaced them, or removed s). */
 void psup_runtime_stop_old_servers(struct psup_runtime *rt, struct psup_service *s,
                                    uint64_t now);
-/* Shutdown: every running server gets SIGTERM, SIGKILL after
+/* Shutdown: every running server's group gets SIGTERM, SIGKILL after
  * shutdown_timeout and kill_grace. */
 void psup_runtime_stop_servers(struct psup_runtime *rt, uint64_t now);
 void psup_runtime_server_message(struct psup_runtime *rt, struct psup_worker *w,

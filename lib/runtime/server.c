@@ -164,12 +164,22 @@ static uint64_t stop_budget_ms(const struct psup_runtime *rt)
     return (uint64_t)((rt->config->shutdown_timeout + rt->config->kill_grace) * 1000.0);
 }
 
-/* SIGTERM to the group now, SIGKILL once psup's whole shutdown budget has
+/* SIGTERM now, SIGKILL to its group once psup's whole shutdown budget has
  * passed: a server has no connection of psup's to finish first, so it is
- * told at once and given all of that time. */
-static void stop_server(struct psup_runtime *rt, struct psup_worker *w, uint64_t now)
+ * told at once and given all of that time. At shutdown the group gets the
+ * SIGTERM too (everything stops); when a reload replaces or removes the
+ * service only the server does, and decides itself how to stop: what it
+ * started (in.tftpd's transfers, each a process of its own) finishes, and
+ * comes back to psup as an orphan. */
+static void stop_server(struct psup_runtime *rt, struct psup_worker *w, uint64_t now,
+                        bool whole_group)
 {
-    psup_runtime_signal_group(rt, w, SIGTERM);
+    if (whole_group) {
+        psup_runtime_signal_group(rt, w, SIGTERM);
+    } else {
+        psup_runtime_signal(rt, w->pid, SIGTERM);
+        w->signalled = true;
+    }
     psup_runtime_set_state(w, PSUP_WORKER_TERMINATING);
     psup_runtime_set_deadline(rt, w, now + stop_budget_ms(rt));
 }
@@ -182,7 +192,7 @@ void psup_runtime_stop_old_servers(struct psup_runtime *rt, struct psup_service 
     psup_list_foreach_safe(p, tmp, &s->workers) {
         struct psup_worker *w = PSUP_CONTAINER(p, struct psup_worker, link);
         if (w->gen != s->current && psup_runtime_is_server(w) && is_running(w))
-            stop_server(rt, w, now);
+            stop_server(rt, w, now, false);
     }
 }
 
@@ -194,7 +204,7 @@ void psup_runtime_stop_servers(struct psup_runtime *rt, uint64_t now)
         psup_list_foreach_safe(q, tmp, &s->workers) {
             struct psup_worker *w = PSUP_CONTAINER(q, struct psup_worker, link);
             if (psup_runtime_is_server(w) && is_running(w))
-                stop_server(rt, w, now);
+                stop_server(rt, w, now, true);
         }
     }
 }

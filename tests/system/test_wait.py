@@ -400,6 +400,54 @@ def test_psup_leaves_a_servers_o_nonblock_alone(psup, helpers):
     assert p.events("reloaded")[-1]["listeners_opened"] == 0
 
 
+FORKING_SERVER = r"""
+import os, select, signal, socket, sys, time
+listeners = [socket.socket(fileno=3 + i) for i in range(int(os.environ["LISTEN_FDS"]))]
+print("forking server %d ready" % os.getpid(), file=sys.stderr, flush=True)
+while True:
+    ready, _, _ = select.select(listeners, [], [])
+    conn, _ = ready[0].accept()
+    if os.fork() == 0:
+        # The child serves (as in.tftpd's transfers): slowly.
+        signal.signal(signal.SIGTERM, signal.SIG_DFL)
+        print("child %d took a connection" % os.getpid(), file=sys.stderr, flush=True)
+        time.sleep(1.5)
+        conn.sendall(b"served by a child of %d\n" % os.getppid())
+        os._exit(0)
+    conn.close()
+"""
+
+
+def test_reload_lets_what_the_old_server_started_finish(psup, tmp_path):
+    """A reload stops the old server with SIGTERM to it alone: what it
+    started (a child serving a connection, as in.tftpd's transfers) is not
+    signalled, finishes, and is reaped by psup."""
+    script = tmp_path / "forking.py"
+    script.write_text(FORKING_SERVER)
+
+    def cfg(tag):
+        return config(service("f", ["127.0.0.1:0", "[::1]:0"], ["/usr/bin/python3", str(script)],
+                              mode="wait", env={"TAG": tag}))
+
+    p = psup(cfg("old"))
+    out = []
+    t = threading.Thread(target=lambda: out.append(talk(p.addr("f", 1), timeout=30)))
+    t.start()
+    wait_for(lambda: "took a connection" in p.log_text(), 30, "a child serving")
+    old = servers(p, "f")[0]["pid"]
+    p.write_config(cfg("new"))
+    p.send(signal.SIGHUP)
+    p.wait_event("server_exit", pid=old, timeout=20)
+    t.join(30)
+    assert out and out[0].startswith(b"served by a child"), out
+    e = p.events("server_exit", pid=old)[0]
+    assert e["outcome"] == "stopped" and e["signal"] == "TERM"
+    # The new server serves the next client.
+    assert talk(p.addr("f", 0), timeout=30).startswith(b"served by a child")
+    assert len(servers(p, "f")) == 2
+    assert p.stop() == 0
+
+
 def test_unchanged_service_keeps_its_server(psup, helpers):
     cfg = config(service("w", ["127.0.0.1:0"], sdserver(helpers), mode="wait"))
     p = psup(cfg)

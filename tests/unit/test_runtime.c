@@ -1848,8 +1848,8 @@ static void wait_timeout_stops_the_server(void **state)
 
 /* | RUNNING | a reload changes the service | STOPPING | once the new
  * generation's servers are started (always) or its sockets watched
- * (on_demand): SIGTERM to the group, SIGKILL after shutdown_timeout and
- * kill_grace | */
+ * (on_demand): SIGTERM to the server (what it started finishes), SIGKILL to
+ * its group after shutdown_timeout and kill_grace | */
 static void wait_reload_starts_new_then_stops_old(void **state)
 {
     struct rt_test *t = *state;
@@ -1860,7 +1860,7 @@ static void wait_reload_starts_new_then_stops_old(void **state)
     apply(t, ALWAYS); /* unchanged: the server stays */
     EXPECT_NO_CALLS(t);
     apply(t, ALWAYS ", 'timeout': 60");
-    EXPECT_CALLS(t, SPAWN, SIGNAL(-old, SIGTERM));
+    EXPECT_CALLS(t, SPAWN, SIGNAL(old, SIGTERM)); /* the server only: see below */
     expect_state(t, old, PSUP_WORKER_TERMINATING);
     expect_state(t, spawned(t, 1), PSUP_WORKER_BUSY);
     skip_log(t);
@@ -1882,7 +1882,7 @@ static void wait_reload_on_demand_watches_while_the_old_server_stops(void **stat
     pid_t old = spawned(t, 0);
     EXPECT_CALLS(t, WATCH, UNWATCH, SPAWN);
     apply(t, WAIT ", 'timeout': 60");
-    EXPECT_CALLS(t, WATCH, SIGNAL(-old, SIGTERM));
+    EXPECT_CALLS(t, WATCH, SIGNAL(old, SIGTERM));
     /* The next connection starts the new server, the old one still
      * stopping. */
     ready(t);
@@ -1893,8 +1893,8 @@ static void wait_reload_on_demand_watches_while_the_old_server_stops(void **stat
     EXPECT_LOG(t, "event=server_exit conn=1 outcome=stopped status=0 failure=false");
 }
 
-/* | RUNNING | the service is removed | STOPPING | SIGTERM, SIGKILL after
- * shutdown_timeout and kill_grace | */
+/* | RUNNING | the service is removed | STOPPING | SIGTERM to the server,
+ * SIGKILL to its group after shutdown_timeout and kill_grace | */
 static void wait_service_removed_stops_its_servers(void **state)
 {
     struct rt_test *t = *state;
@@ -1903,7 +1903,7 @@ static void wait_service_removed_stops_its_servers(void **state)
     pid_t w = spawned(t, 0);
     EXPECT_CALLS(t, SPAWN);
     apply_doc(t, "{'services': [" SERVICE("other") POOL1 "}]}");
-    EXPECT_CALLS(t, SPAWN, SIGNAL(-w, SIGTERM));
+    EXPECT_CALLS(t, SPAWN, SIGNAL(w, SIGTERM));
     expect_state(t, w, PSUP_WORKER_TERMINATING);
     reap(t, w, EXITED(0));
     assert_null(find_service(t, "s"));
