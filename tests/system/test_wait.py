@@ -553,3 +553,223 @@ def unsupported_udp(psup_bin, tmp_path_factory):
                                               mode="wait"))))
     r = subprocess.run([psup_bin, "--check", str(path)], capture_output=True, text=True)
     return None if r.returncode == 0 else r.stderr.strip()
+
+
+# --------------------------------------------------------------------------
+# UDP: in.tftpd, inetd's wait = yes on a datagram socket (tftpd-hpa), with
+# tftp-hpa's client.
+
+
+def udp_addr(p, service_name, index=0):
+    text = [r["addr"] for r in p.events("listening", service=service_name)][index]
+    assert text.startswith("udp://"), text
+    host, _, port = text[len("udp://"):].rpartition(":")
+    return host.strip("[]"), int(port)
+
+
+@pytest.fixture
+def tftpd(unsupported_udp):
+    if unsupported_udp:
+        pytest.skip(f"psup --check rejects UDP listeners: {unsupported_udp}")
+    exe = shutil.which("in.tftpd") or "/usr/sbin/in.tftpd"
+    if not os.access(exe, os.X_OK) or not shutil.which("tftp"):
+        pytest.skip("tftpd-hpa and tftp-hpa are not installed")
+    if os.geteuid() != 0:
+        pytest.skip("in.tftpd --secure chroots: needs root")
+    root = public_dir("psup-tftp-")
+    yield exe, root
+    shutil.rmtree(root)
+
+
+def tftp_get(addr, name, out, timeout=60):
+    host, port = addr
+    r = subprocess.run(["tftp", "-6" if ":" in host else "-4", "-m", "binary", host, str(port),
+                        "-c", "get", name, str(out)], capture_output=True, timeout=timeout)
+    return r.returncode == 0 and not r.stderr.strip(), r
+
+
+def tftp_services(exe, root, **kw):
+    """in.tftpd serves the socket on its standard input only: one service
+    per socket, as inetd has one line per protocol."""
+    return [service(name, [addr], [exe, "--secure", str(root)] + kw.pop("args", []),
+                    mode="wait", **kw)
+            for name, addr in (("tftp", "udp://127.0.0.1:0"), ("tftp6", "udp://[::1]:0"))]
+
+
+def put_file(root, name, size):
+    data = os.urandom(size)
+    (root / name).write_bytes(data)
+    (root / name).chmod(0o644)
+    return data
+
+
+def test_tftpd_serves_v4_and_v6_and_several_at_once(psup, tftpd, tmp_path):
+    exe, root = tftpd
+    data = put_file(root, "boot.img", 400_000)
+    p = psup(config(*tftp_services(exe, root, args=["--timeout", "30"])))
+    time.sleep(0.3)  # a bounded "must not happen": nothing starts without a request
+    assert not p.events("server_started")
+    addrs = [udp_addr(p, "tftp"), udp_addr(p, "tftp6")]
+    for i, addr in enumerate(addrs):
+        ok, r = tftp_get(addr, "boot.img", tmp_path / f"one{i}")
+        assert ok, r
+        assert (tmp_path / f"one{i}").read_bytes() == data
+    # Several at once, on both: in.tftpd forks a process per transfer.
+    results = []
+    threads = [threading.Thread(target=lambda i=i: results.append(
+        (i, tftp_get(addrs[i % 2], "boot.img", tmp_path / f"many{i}")[0]))) for i in range(6)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(120)
+    assert sorted(results) == [(i, True) for i in range(6)]
+    for i in range(6):
+        assert (tmp_path / f"many{i}").read_bytes() == data
+    # One server per socket served everything (it stays until 30 s idle).
+    assert len(servers(p, "tftp")) == 1 and len(servers(p, "tftp6")) == 1
+    assert p.stop() == 0
+
+
+def test_tftpd_exits_when_idle_and_the_next_request_starts_it(psup, tftpd, tmp_path):
+    exe, root = tftpd
+    data = put_file(root, "small.bin", 3000)
+    p = psup(config(*tftp_services(exe, root, args=["--timeout", "1"])))
+    addr = udp_addr(p, "tftp")
+    ok, r = tftp_get(addr, "small.bin", tmp_path / "a")
+    assert ok, r
+    first = servers(p, "tftp")[0]["pid"]
+    e = p.wait_event("server_exit", pid=first, timeout=20)[0]
+    assert e["status"] == 0 and e["failure"] is False
+    ok, r = tftp_get(addr, "small.bin", tmp_path / "b")
+    assert ok, r
+    assert (tmp_path / "b").read_bytes() == data
+    assert len(servers(p, "tftp")) == 2
+
+
+def test_tftpd_reload_lets_a_transfer_finish(psup, tftpd, tmp_path):
+    """kill -HUP with a changed command while a transfer runs: the old
+    in.tftpd gets SIGTERM, its transfer (a process of its own) finishes; the
+    next request starts the new server."""
+    exe, root = tftpd
+    big = put_file(root, "big.img", 3_000_000)
+    small = put_file(root, "small.bin", 3000)
+    p = psup(config(*tftp_services(exe, root, args=["--timeout", "60"])))
+    addr = udp_addr(p, "tftp")
+    out, done = tmp_path / "big", []
+    t = threading.Thread(target=lambda: done.append(tftp_get(addr, "big.img", out, 120)[0]))
+    t.start()
+    wait_for(lambda: out.exists() and out.stat().st_size > 100_000, 60, "the transfer running")
+    old = servers(p, "tftp")[0]["pid"]
+    p.write_config(config(*tftp_services(exe, root, args=["--timeout", "30"])))
+    p.send(signal.SIGHUP)
+    p.wait_event("server_exit", pid=old, timeout=20)
+    ok, r = tftp_get(addr, "small.bin", tmp_path / "small")
+    assert ok, r
+    assert (tmp_path / "small").read_bytes() == small
+    t.join(120)
+    assert done == [True] and out.read_bytes() == big
+    assert len(servers(p, "tftp")) == 2
+    assert p.stop() == 0
+
+
+def test_tftpd_stop_while_transfers_run(psup, tftpd, tmp_path):
+    """kill -TERM during transfers: psup stops within its budget, exit 0,
+    and leaves no process behind."""
+    exe, root = tftpd
+    put_file(root, "big.img", 3_000_000)
+    p = psup(config(*tftp_services(exe, root, args=["--timeout", "60"])),
+             )
+    addrs = [udp_addr(p, "tftp"), udp_addr(p, "tftp6")]
+    outs = [tmp_path / "v4", tmp_path / "v6"]
+    threads = [threading.Thread(target=tftp_get, args=(a, "big.img", o, 60))
+               for a, o in zip(addrs, outs)]
+    for t in threads:
+        t.start()
+    wait_for(lambda: all(o.exists() and o.stat().st_size > 50_000 for o in outs), 60,
+             "both transfers running")
+    pids = [e["pid"] for e in p.events("server_started")]
+    t0 = time.monotonic()
+    assert p.stop() == 0
+    assert time.monotonic() - t0 < 12
+    assert not any(alive(pid) for pid in pids)
+    for t in threads:
+        t.join(90)
+
+
+def test_a_udp_server_that_reads_nothing_backs_off(psup, unsupported_udp):
+    """A datagram nobody reads keeps the socket readable: each start of a
+    server that leaves it is a failure, and starts back off."""
+    if unsupported_udp:
+        pytest.skip(f"psup --check rejects UDP listeners: {unsupported_udp}")
+    p = psup(config(service("u", ["udp://127.0.0.1:0"], ["/bin/true"], mode="wait")))
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as c:
+        c.sendto(b"hello", udp_addr(p, "u"))
+        p.wait_event("backoff", service="u")
+        n0 = len(servers(p, "u"))
+        time.sleep(2.0)  # a bounded window in which starts are counted
+        assert len(servers(p, "u")) - n0 <= 6
+    assert all(e["pending"] is True for e in p.events("server_exit", service="u"))
+
+
+def ask_udp(addr, timeout=20):
+    fam = socket.AF_INET6 if ":" in addr[0] else socket.AF_INET
+    with socket.socket(fam, socket.SOCK_DGRAM) as c:
+        c.settimeout(timeout)
+        c.connect(addr)
+        c.send(b"report")
+        r = parse_report(c.recv(65536))
+    assert r.get("end") == "1", r
+    return r
+
+
+def test_udp_and_stream_sockets_in_one_server(psup, helpers, unsupported_udp):
+    """Wait mode may mix datagram and stream sockets, as a systemd socket
+    unit may: the server gets them all, in listen order, and tells them
+    apart itself."""
+    if unsupported_udp:
+        pytest.skip(f"psup --check rejects UDP listeners: {unsupported_udp}")
+    p = psup(config(service("m", ["udp://127.0.0.1:0", "127.0.0.1:0", "udp://[::1]:0"],
+                            sdserver(helpers), mode="wait")))
+    r = ask_udp(udp_addr(p, "m", 0))
+    assert r["fds"] == "0,1,2,3,4,5,", r["fds"]
+    assert inode(r, 0) == inode(r, 1) == inode(r, 3)
+    assert " dgram " in fd_info(r, 3) and " stream listening " in fd_info(r, 4)
+    assert " dgram " in fd_info(r, 5)
+    for fd in (3, 4, 5):
+        assert "nonblock=0 cloexec=0" in fd_info(r, fd)
+    assert r["env"]["LISTEN_FDS"] == "3" and r["env"]["LISTEN_FDNAMES"] == "m:m:m"
+    # The same server answers on the stream socket and the other datagram one.
+    assert ask(p.addr("m", 1))["served_by"] == r["served_by"]
+    assert ask_udp(udp_addr(p, "m", 2))["served_by"] == r["served_by"]
+
+
+def test_udp_same_as_systemd_socket_activate(psup, helpers, unsupported_udp):
+    if unsupported_udp:
+        pytest.skip(f"psup --check rejects UDP listeners: {unsupported_udp}")
+    ssa = shutil.which("systemd-socket-activate")
+    if not ssa:
+        pytest.skip("systemd-socket-activate (Debian systemd) is not installed")
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    ref = subprocess.Popen([ssa, "--datagram", "-l", f"127.0.0.1:{port}", "--fdname=u",
+                            *sdserver(helpers, "--once")],
+                           stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+                           stderr=subprocess.DEVNULL, start_new_session=True)
+    try:
+        want = wait_for(lambda: try_ask_udp(("127.0.0.1", port)), 10, "systemd-socket-activate")
+    finally:
+        kill_quietly(ref.pid)
+        ref.wait(10)
+    p = psup(config(service("u", ["udp://127.0.0.1:0"], sdserver(helpers), mode="wait")))
+    got = ask_udp(udp_addr(p, "u"))
+    assert got["env"]["LISTEN_FDS"] == want["env"]["LISTEN_FDS"] == "1"
+    assert got["env"]["LISTEN_FDNAMES"] == "u" and want["env"]["LISTEN_FDNAMES"] == "u"
+    assert fd_info(got, 3).split()[1:] == fd_info(want, 3).split()[1:]
+
+
+def try_ask_udp(addr):
+    try:
+        return ask_udp(addr, timeout=1)
+    except OSError:
+        return None
