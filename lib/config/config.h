@@ -48,6 +48,9 @@ enum psup_mode {
  * about 10000 datagrams of up to 100 bytes (spec/udp.md). */
 #define PSUP_RECV_BUFFER_DEFAULT (4 * 1024 * 1024)
 
+/* The largest pool bound (min_spare, max_spare, max_workers). */
+#define PSUP_MAX_WORKERS 65536u
+
 struct psup_rlimit {
     int resource;        /* RLIMIT_NOFILE, ... */
     const char *name;    /* "nofile", ... (static string) */
@@ -127,6 +130,11 @@ struct psup_service_config {
     char *overload_message;
     double timeout;             /* seconds a handler may run; 0: no limit */
 
+    /* A service psup cannot do without (spec/config.md, "essential"):
+     * failing for fatal_after seconds stops psup with exit status 4. */
+    bool essential;
+    double fatal_after;         /* seconds; 0 unless essential */
+
     /* The files of unix:/path listeners: mode, owner and group, or -1,
      * (uid_t)-1, (gid_t)-1 to leave them as bind makes them. */
     int socket_mode;
@@ -152,6 +160,7 @@ struct psup_config {
     struct psup_service_config *services;
     size_t n_services;
     double shutdown_timeout; /* seconds, default 7 */
+    double shutdown_delay;   /* seconds of serving after SIGTERM, default 0 */
     double kill_grace;       /* seconds between SIGTERM and SIGKILL, default 2 */
     enum psup_log_format log_format;
     bool log_format_set;     /* false: the file did not say */

@@ -25,10 +25,14 @@
 
 /* ---- the top level -------------------------------------------------- */
 
-enum { R_SERVICES, R_SHUTDOWN_TIMEOUT, R_KILL_GRACE, R_LOG_FORMAT, R_SCHEMA, R_ADMIN };
+enum {
+    R_SERVICES, R_SHUTDOWN_TIMEOUT, R_KILL_GRACE, R_LOG_FORMAT, R_SCHEMA, R_ADMIN,
+    R_SHUTDOWN_DELAY,
+};
 
 static const char *const root_keys[] = {
-    "services", "shutdown_timeout", "kill_grace", "log_format", "$schema", "admin", NULL,
+    "services", "shutdown_timeout", "kill_grace", "log_format", "$schema", "admin",
+    "shutdown_delay", NULL,
 };
 
 static void parse_services(struct ctx *c, const cJSON *v)
@@ -77,6 +81,10 @@ static void parse_root(struct ctx *c, const cJSON *root)
     }
     if ((v = cfg_enter(c, &f, R_SHUTDOWN_TIMEOUT))) {
         cfg_want_seconds(c, v, true, &c->cfg->shutdown_timeout);
+        cfg_path_pop(c);
+    }
+    if ((v = cfg_enter(c, &f, R_SHUTDOWN_DELAY))) {
+        cfg_want_seconds(c, v, true, &c->cfg->shutdown_delay);
         cfg_path_pop(c);
     }
     if ((v = cfg_enter(c, &f, R_KILL_GRACE))) {
@@ -462,4 +470,6 @@ void psup_config_describe(const struct psup_service_config *svc, char *buf, size
         put(&b, "; rate %g/s", svc->rate);
     if (svc->timeout > 0)
         put(&b, "; timeout %gs", svc->timeout);
+    if (svc->essential)
+        put(&b, "; essential, fatal after %gs", svc->fatal_after);
 }

@@ -15,7 +15,7 @@
 #include "proto/envnames.h"
 
 #define MAX_RATE 1000000.0
-#define MAX_WORKERS 65536
+#define MAX_WORKERS PSUP_MAX_WORKERS
 /* SO_RCVBUF takes an int, and the kernel doubles it. */
 #define MAX_RECV_BUFFER (1024 * 1024 * 1024)
 
@@ -28,7 +28,7 @@ enum {
     S_ALLOW, S_DENY, S_DENY_MESSAGE, S_MAX_PER_SOURCE, S_PER_SOURCE_V6,
     S_PER_SOURCE_MESSAGE, S_RATE, S_RATE_BURST, S_RATE_MESSAGE, S_ON_OVERLOAD,
     S_OVERLOAD_MESSAGE, S_TIMEOUT, S_SOCKET_MODE, S_SOCKET_USER, S_SOCKET_GROUP,
-    S_MODE, S_RECV_BUFFER, S_START, S_INSTANCES,
+    S_MODE, S_RECV_BUFFER, S_START, S_INSTANCES, S_ESSENTIAL, S_FATAL_AFTER,
 };
 
 static const char *const service_keys[] = {
@@ -38,7 +38,7 @@ static const char *const service_keys[] = {
     "allow", "deny", "deny_message", "max_per_source", "per_source_ipv6_prefix",
     "per_source_message", "rate", "rate_burst", "rate_message", "on_overload",
     "overload_message", "timeout", "socket_mode", "socket_user", "socket_group",
-    "mode", "recv_buffer", "start", "instances", NULL,
+    "mode", "recv_buffer", "start", "instances", "essential", "fatal_after", NULL,
 };
 
 _Static_assert(sizeof(service_keys) / sizeof(service_keys[0]) <= MAX_KEYS + 1,
@@ -649,6 +649,33 @@ static void parse_wait(struct ctx *c, const struct fields *f, struct psup_servic
                    sizeof(per_connection) / sizeof(per_connection[0]), svc);
 }
 
+/* ---- essential services ---------------------------------------------- */
+
+/* How long an essential service may fail before psup gives up, unless
+ * fatal_after says (spec/config.md, "essential"). */
+#define DEFAULT_FATAL_AFTER 30.0
+
+static void parse_essential(struct ctx *c, const struct fields *f, struct psup_service_config *svc)
+{
+    const cJSON *v;
+    bool essential_ok = true;
+
+    if ((v = cfg_enter(c, f, S_ESSENTIAL))) {
+        essential_ok = cfg_want_bool(c, v, &svc->essential);
+        cfg_path_pop(c);
+    }
+    svc->fatal_after = svc->essential ? DEFAULT_FATAL_AFTER : 0;
+    if ((v = cfg_enter(c, f, S_FATAL_AFTER))) {
+        double secs;
+        bool ok = cfg_want_seconds(c, v, false, &secs);
+        if (ok && svc->essential)
+            svc->fatal_after = secs;
+        else if (ok && essential_ok)
+            cfg_fail(c, "has no effect unless essential is true");
+        cfg_path_pop(c);
+    }
+}
+
 static void service_defaults(struct ctx *c, struct psup_service_config *svc)
 {
     svc->backlog = c->somaxconn;
@@ -712,4 +739,5 @@ void cfg_parse_service(struct ctx *c, const cJSON *obj, size_t index)
     parse_limits(c, &f, svc);
     parse_socket_file(c, &f, svc);
     parse_wait(c, &f, svc, mode_ok);
+    parse_essential(c, &f, svc);
 }

@@ -19,7 +19,9 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <linux/filter.h>
 #include <netinet/in.h>
+#include <poll.h>
 #include <stdio.h>
 #include <string.h>
 #include <sys/random.h>
@@ -460,4 +462,50 @@ void psup_listener_close(struct psup_listener *l)
     close_fd(&l->file_fd);
     close_fd(&l->dir_fd);
     close_fd(&l->fd);
+}
+
+/* ------------------------------------------------------------------------ */
+/* The backlog at shutdown (docs/design.md, "The backlog at shutdown"). */
+
+/* A classic BPF program that accepts nothing: attached to a listening TCP
+ * socket, it drops every packet that reaches it. */
+static int drop_every_packet(int fd)
+{
+    struct sock_filter code[] = {BPF_STMT(BPF_RET | BPF_K, 0)};
+    struct sock_fprog prog = {.len = 1, .filter = code};
+
+    return setsockopt(fd, SOL_SOCKET, SO_ATTACH_FILTER, &prog, sizeof(prog)) < 0 ? -errno : 0;
+}
+
+int psup_listener_refuse_new(struct psup_listener *l)
+{
+    if (l->addr.proto == PSUP_PROTO_TCP) {
+        /* SYNs and the ACKs that would complete a handshake reach the
+         * listening socket and are dropped: a client retries its SYN and
+         * is refused once the socket closes. A connection already in the
+         * accept queue is a socket of its own, cloned before the filter
+         * existed: unfiltered, it is accepted and served as any other. */
+        return drop_every_packet(l->fd);
+    }
+    if (l->file_fd >= 0) {
+        /* connect() by path then finds nothing (ENOENT); the socket and
+         * its queue live on. */
+        remove_unix_file(l);
+        close_fd(&l->file_fd);
+        close_fd(&l->dir_fd);
+        return 0;
+    }
+    return -EOPNOTSUPP; /* an abstract name cannot be withdrawn without closing */
+}
+
+bool psup_listener_fd_has_queued(int fd)
+{
+    struct pollfd pfd = {.fd = fd, .events = POLLIN};
+    int n;
+
+    /* A listening socket polls readable while its accept queue holds a
+     * connection (TCP and unix alike). */
+    while ((n = poll(&pfd, 1, 0)) < 0 && errno == EINTR)
+        ;
+    return n > 0 && (pfd.revents & POLLIN);
 }

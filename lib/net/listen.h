@@ -86,6 +86,17 @@ int psup_listener_set_perms(struct psup_listener *l, const struct psup_socket_pe
 bool psup_listener_matches(const struct psup_listener *l, const struct psup_addr *addr,
                            const char *owner);
 
+/* At shutdown: let no new connection into the backlog, and keep those
+ * already in it for the workers to accept. TCP: a socket filter drops the
+ * packets that would start or complete a handshake; a unix socket file is
+ * removed (connect finds nothing). Returns 0 or -errno; -EOPNOTSUPP for an
+ * abstract unix socket, which stays open to newcomers until it is closed. */
+int psup_listener_refuse_new(struct psup_listener *l);
+
+/* Whether connections wait in the backlog of the listening socket fd
+ * (never blocks). */
+bool psup_listener_fd_has_queued(int fd);
+
 /* Close; a unix socket file is removed only if it is still the one psup
  * created (another process may have replaced it). */
 void psup_listener_close(struct psup_listener *l);

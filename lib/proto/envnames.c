@@ -26,9 +26,10 @@ static const char *const set_by_others[] = {
 };
 
 /* Meant for psup itself: a handler holding NOTIFY_SOCKET could tell systemd
- * READY or STOPPING in psup's name. */
+ * READY or STOPPING in psup's name; the watchdog's are psup's to honour. */
 static const char *const for_psup[] = {
-    "NOTIFY_SOCKET", "LISTEN_FDS", "LISTEN_PID", "LISTEN_FDNAMES", NULL,
+    "NOTIFY_SOCKET", "WATCHDOG_USEC", "WATCHDOG_PID", "LISTEN_FDS", "LISTEN_PID",
+    "LISTEN_FDNAMES", NULL,
 };
 
 static bool in_list(const char *const *list, const char *name, size_t len)

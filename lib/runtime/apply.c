@@ -369,6 +369,9 @@ static void apply_services(struct psup_runtime *rt, struct psup_config *cfg,
             rep->unchanged++;
         }
         s->seen = true;
+        /* Pool bounds set at run time last until a reload (a pause lasts
+         * until a resume: spec/control.md). */
+        s->scaled = false;
         /* A reload is also the operator saying "try again now". */
         psup_runtime_end_backoff(s, now);
         if (gens[i]) {
@@ -381,6 +384,7 @@ static void apply_services(struct psup_runtime *rt, struct psup_config *cfg,
         struct psup_service *s = PSUP_CONTAINER(p, struct psup_service, link);
         if (!s->seen && s->current) {
             append_name(rep->removed, sizeof(rep->removed), s->name);
+            s->paused = s->scaled = false; /* a service added again is new */
             psup_runtime_switch_generation(rt, s, NULL, now);
         }
         if (!s->seen && psup_list_empty(&s->workers) && !s->replying)

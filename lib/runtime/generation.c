@@ -138,3 +138,19 @@ void psup_generation_unref(struct psup_generation *g)
     if (--g->refs == 0)
         psup_generation_free(g);
 }
+
+struct psup_pool_limits psup_service_limits(const struct psup_service *s)
+{
+    const struct psup_service_config *cfg = s->current->plan.svc;
+    struct psup_pool_limits l = {cfg->min_spare, cfg->max_spare, cfg->max_workers,
+                                 cfg->on_overload == PSUP_OVERLOAD_REJECT};
+
+    if (cfg->mode == PSUP_MODE_WAIT) /* no spares: instances servers at most */
+        return (struct psup_pool_limits){0, 0, cfg->instances, false};
+    if (s->scaled) {
+        l.min_spare = s->scale.min_spare;
+        l.max_spare = s->scale.max_spare;
+        l.max_workers = s->scale.max_workers;
+    }
+    return l;
+}

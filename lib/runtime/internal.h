@@ -39,6 +39,10 @@ int psup_runtime_send_verdict(const struct psup_runtime *rt, pid_t pid, uint64_t
 bool psup_runtime_follow_stderr(struct psup_runtime *rt, struct psup_worker *w, int fd);
 /* A failure of the service: counted, the first of a kind logged, backoff. */
 void psup_runtime_count_failure(struct psup_worker *w, int status, uint64_t now);
+/* The backoff's part of a failure: the delay grows (logged when it
+ * changes), and an essential service's fatal_after counts from the first
+ * delayed start (spec/signals.md). */
+void psup_runtime_back_off(struct psup_worker *w, uint64_t now);
 /* A failure streak ended: log it, forget the last error. */
 void psup_runtime_recovered(struct psup_service *s);
 

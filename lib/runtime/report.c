@@ -410,6 +410,8 @@ static void log_pool_status(void *arg, const struct psup_service_stats *s)
     psup_log_uint(&l, "retiring", s->pool.retiring);
     psup_log_uint(&l, "stopped", s->pool.stopped);
     psup_log_uint(&l, "accepted", s->counters.accepted);
+    if (s->paused)
+        psup_log_bool(&l, "paused", true); /* spec/control.md */
     psup_log_end(&l);
 }
 

@@ -164,6 +164,22 @@ static bool is_busy(const struct psup_worker *w)
     return w->state >= PSUP_WORKER_BUSY;
 }
 
+/* The max_workers a busy worker of generation g counts against: the
+ * service's bounds now for the current generation, g's own for an old
+ * one (a reload does not end its handlers). */
+static unsigned max_workers_of(const struct psup_service *s, const struct psup_generation *g)
+{
+    return g == s->current ? psup_service_limits(s).max_workers : g->plan.svc->max_workers;
+}
+
+/* Whether the service's workers should wait for connections: it is
+ * configured and not paused, and psup is not stopping, or is, but still
+ * serves the service's backlogs (psup_runtime_stop_accepting). */
+static bool takes_connections(const struct psup_runtime *rt, const struct psup_service *s)
+{
+    return s->current && !s->paused && (rt->accepting || s->listening);
+}
+
 /* Saturation is logged when busy reaches max_workers, and its end only
  * once a slot has stayed free for SATURATION_CALM_MS: clients queued in the
  * backlog take freed slots at once, and the log must not flap with them. */
@@ -293,21 +309,21 @@ static void maintain_service(struct psup_runtime *rt, struct psup_service *s, ui
 {
     if (psup_backoff_settle(&s->backoff, now, false))
         psup_runtime_recovered(s);
+    if (!s->backoff.delay_ms)
+        s->failing_since = 0;
     if (s->current && s->current->plan.svc->mode == PSUP_MODE_WAIT) {
         retire_idle(rt, s, s->idle); /* of an accept-mode generation before */
         psup_runtime_maintain_servers(rt, s, now);
         return;
     }
     if (s->saturated && s->current)
-        track_saturation(s, s->current->plan.svc->max_workers, now);
-    if (!rt->accepting || !s->current) {
+        track_saturation(s, psup_service_limits(s).max_workers, now);
+    if (!takes_connections(rt, s)) {
         retire_idle(rt, s, s->idle);
         return;
     }
-    const struct psup_service_config *cfg = s->current->plan.svc;
     struct psup_pool_counts counts = {s->idle, s->busy, s->retiring, s->stopped};
-    struct psup_pool_limits limits = {cfg->min_spare, cfg->max_spare, cfg->max_workers,
-                                      cfg->on_overload == PSUP_OVERLOAD_REJECT};
+    struct psup_pool_limits limits = psup_service_limits(s);
     if (slots_scarce(rt))
         limits.min_spare = limits.max_spare = 1; /* leave slots to handlers */
     int n = psup_pool_adjust(&counts, &limits);
@@ -383,7 +399,7 @@ static enum psup_verdict decide(struct psup_runtime *rt, struct psup_worker *w, 
 
     if (rt->closing)
         return PSUP_VERDICT_CLOSE;
-    if (cfg->on_overload == PSUP_OVERLOAD_REJECT && s->busy >= cfg->max_workers)
+    if (cfg->on_overload == PSUP_OVERLOAD_REJECT && s->busy >= max_workers_of(s, w->gen))
         return PSUP_VERDICT_OVERLOAD;
     unsigned current = psup_sources_count(&s->sources, &w->source);
     if (cfg->max_per_source && current >= cfg->max_per_source)
@@ -438,7 +454,7 @@ static void became_busy(struct psup_runtime *rt, struct psup_worker *w, uint64_t
     w->service->counters.accepted++;
     if (cfg->timeout > 0)
         psup_runtime_set_deadline(rt, w, now + (uint64_t)(cfg->timeout * 1000.0));
-    track_saturation(w->service, cfg->max_workers, now);
+    track_saturation(w->service, max_workers_of(w->service, w->gen), now);
     /* Replace the spare at once, not on a timer (unless processes are
      * scarce: then the new handler's children go first). */
     if (slots_scarce(rt))
@@ -527,10 +543,10 @@ static void on_gave_up(struct psup_runtime *rt, struct psup_worker *w,
     psup_reply_end(rt, w);
     s->counters.accepted--;
     psup_runtime_set_state(w, PSUP_WORKER_IDLE);
-    if (w->gen != s->current || !rt->accepting)
-        retire(rt, w); /* its configuration is gone meanwhile */
+    if (w->gen != s->current || !takes_connections(rt, s))
+        retire(rt, w); /* its configuration is gone meanwhile, or paused */
     if (s->current)
-        track_saturation(s, s->current->plan.svc->max_workers, now);
+        track_saturation(s, psup_service_limits(s).max_workers, now);
 }
 
 void psup_runtime_on_message(struct psup_runtime *rt, const struct psup_msg *m,
@@ -675,7 +691,7 @@ bool psup_runtime_on_exit(struct psup_runtime *rt, pid_t pid, int status, uint64
         idle_exit(rt, w, status, now);
     psup_runtime_free_worker(rt, w);
     if (s->saturated && s->current)
-        track_saturation(s, s->current->plan.svc->max_workers, now);
+        track_saturation(s, psup_service_limits(s).max_workers, now);
     psup_service_release(s);
     /* A process slot was freed: a blocked start may work now, a little
      * later if slots are scarce. */
@@ -698,7 +714,7 @@ void psup_runtime_on_stop(struct psup_runtime *rt, pid_t pid, bool stopped)
         psup_runtime_set_state(w, PSUP_WORKER_STOPPED);
     } else if (!stopped && w->state == PSUP_WORKER_STOPPED) {
         psup_runtime_set_state(w, PSUP_WORKER_IDLE);
-        if (w->gen != w->service->current || !rt->accepting)
+        if (w->gen != w->service->current || !takes_connections(rt, w->service))
             retire(rt, w); /* it belongs to a configuration that is gone */
     }
 }
@@ -720,8 +736,6 @@ static void terminate(struct psup_runtime *rt, struct psup_worker *w, uint64_t n
 
 void psup_runtime_expire(struct psup_runtime *rt, uint64_t now)
 {
-    if (!rt->accepting)
-        psup_runtime_stop_servers(rt, now);
     while (!psup_list_empty(&rt->timed)) {
         struct psup_worker *w = PSUP_CONTAINER(rt->timed.next, struct psup_worker, timer_link);
         if (w->deadline > now)
@@ -738,6 +752,17 @@ void psup_runtime_expire(struct psup_runtime *rt, uint64_t now)
         }
     }
 }
+
+/* When an essential service that keeps failing makes psup give up. */
+static uint64_t fatal_at(const struct psup_service *s)
+{
+    return s->failing_since + (uint64_t)(s->current->plan.svc->fatal_after * 1000.0);
+}
+
+/* How often the backlogs are looked at while they are served at shutdown:
+ * a connection is accepted within this much of the moment the last one
+ * before it was (the workers accept at once; this is about closing). */
+#define BACKLOG_CHECK_MS 20
 
 /* The earliest of a and b that is still to come (after now), or 0. */
 static uint64_t next_after(uint64_t now, uint64_t a, uint64_t b)
@@ -767,8 +792,24 @@ uint64_t psup_runtime_next_deadline(const struct psup_runtime *rt, uint64_t now)
         next = next_after(now, next, psup_backoff_wakeup(&s->backoff));
         if (s->below_limit_since)
             next = next_after(now, next, s->below_limit_since + SATURATION_CALM_MS);
+        if (s->failing_since && s->current && s->current->plan.svc->essential)
+            next = next_after(now, next, fatal_at(s));
     }
+    /* While backlogs are served at shutdown: look at them again soon. */
+    if (!rt->accepting && rt->n_listeners)
+        next = next_after(now, next, now + BACKLOG_CHECK_MS);
     return next;
+}
+
+const struct psup_service *psup_runtime_fatal_service(const struct psup_runtime *rt, uint64_t now)
+{
+    for (const struct psup_list *p = rt->services.next; p != &rt->services; p = p->next) {
+        const struct psup_service *s = PSUP_CONTAINER(p, struct psup_service, link);
+        if (s->failing_since && s->current && s->current->plan.svc->essential &&
+            now >= fatal_at(s))
+            return s;
+    }
+    return NULL;
 }
 
 /* ------------------------------------------------------------------------ */
@@ -793,17 +834,84 @@ static void close_listeners(struct psup_runtime *rt)
     rt->n_listeners = 0;
 }
 
-void psup_runtime_stop_accepting(struct psup_runtime *rt)
+/* Close the listeners of generation g (its plan names them by fd). */
+static void close_listeners_of(struct psup_runtime *rt, const struct psup_generation *g)
+{
+    size_t kept = 0;
+
+    for (size_t i = 0; i < rt->n_listeners; i++) {
+        struct psup_listener *l = rt->listeners[i];
+        bool of_g = false;
+        for (size_t j = 0; j < g->plan.n_listeners && !of_g; j++)
+            of_g = g->listeners[j].fd == l->fd;
+        if (!of_g) {
+            rt->listeners[kept++] = l;
+            continue;
+        }
+        psup_listener_close(l);
+        free(l);
+    }
+    rt->n_listeners = kept;
+}
+
+static bool backlog_empty(const struct psup_generation *g)
+{
+    for (size_t i = 0; i < g->plan.n_listeners; i++)
+        if (psup_listener_fd_has_queued(g->listeners[i].fd))
+            return false;
+    return true;
+}
+
+/* A service is done with its backlogs once none of its listeners holds a
+ * connection: its idle workers retire and its listeners close, together
+ * and only then (its workers' plan names all of them, and a worker started
+ * later must not find one of the numbers closed, or reused by another
+ * descriptor of the supervisor). A paused service, or one removed by a
+ * reload (whose listeners are already closed), is done at once. */
+static void end_listening(struct psup_runtime *rt, struct psup_service *s)
+{
+    s->listening = false;
+    retire_idle(rt, s, s->idle);
+    if (s->current)
+        close_listeners_of(rt, s->current);
+}
+
+void psup_runtime_stop_accepting(struct psup_runtime *rt, uint64_t now)
 {
     struct psup_list *p;
 
     rt->accepting = false;
     unwatch_all(rt);
-    close_listeners(rt);
+    /* A wait-mode service's sockets are its servers': what is queued there
+     * is theirs to take or leave as they stop (spec/wait.md, "Shutdown"),
+     * so psup closes its copies at once and puts no filter on them. */
     for (p = rt->services.next; p != &rt->services; p = p->next) {
         struct psup_service *s = PSUP_CONTAINER(p, struct psup_service, link);
-        retire_idle(rt, s, s->idle);
+        s->listening = s->current && !s->paused && s->current->plan.svc->mode != PSUP_MODE_WAIT;
+        if (!s->listening)
+            end_listening(rt, s);
     }
+    for (size_t i = 0; i < rt->n_listeners; i++)
+        psup_listener_refuse_new(rt->listeners[i]);
+    /* Now, not at the next expiry: the stop may begin after this turn's
+     * (shutdown_delay over), and the next may be shutdown_timeout away. */
+    psup_runtime_stop_servers(rt, now);
+    psup_runtime_drain_backlogs(rt, now);
+}
+
+bool psup_runtime_drain_backlogs(struct psup_runtime *rt, uint64_t now)
+{
+    (void)now;
+    for (struct psup_list *p = rt->services.next; p != &rt->services; p = p->next) {
+        struct psup_service *s = PSUP_CONTAINER(p, struct psup_service, link);
+        if (s->listening && backlog_empty(s->current))
+            end_listening(rt, s);
+    }
+    if (!rt->n_listeners) {
+        free(rt->listeners);
+        rt->listeners = NULL;
+    }
+    return rt->n_listeners > 0;
 }
 
 static void for_each_worker(struct psup_runtime *rt,
@@ -829,6 +937,13 @@ static void terminate_one(struct psup_runtime *rt, struct psup_worker *w, uint64
 
 void psup_runtime_terminate_all(struct psup_runtime *rt, uint64_t now)
 {
+    struct psup_list *p;
+
+    /* Time is up: what is still queued is not served (the kernel resets
+     * it as the listeners close). */
+    for (p = rt->services.next; p != &rt->services; p = p->next)
+        PSUP_CONTAINER(p, struct psup_service, link)->listening = false;
+    close_listeners(rt);
     rt->closing = true;
     for_each_worker(rt, terminate_one, now);
 }

@@ -18,6 +18,7 @@
 
 #include "policy/backoff.h"
 #include "base/durations.h"
+#include "policy/pool.h"
 #include "config/config.h"
 #include "base/list.h"
 #include "net/listen.h"
@@ -124,8 +125,15 @@ struct psup_service {
     struct psup_counters counters;
     struct psup_log_limit limits[PSUP_LIMIT_COUNT];
     bool saturated;
-    bool paused;                     /* takes no new connections on purpose:
-                                        not ready (spec/admin.md, /readyz) */
+    bool paused;                     /* takes no new connections on purpose
+                                        (control: pause; spec/control.md):
+                                        not ready (/readyz); survives reloads */
+    bool scaled;                     /* scale holds the pool bounds (control:
+                                        scale), until the next reload */
+    struct psup_pool_limits scale;
+    bool listening;                  /* shutdown: its listeners' backlogs are
+                                        still being served */
+    uint64_t failing_since;          /* ms: starts delayed since (0: not) */
     bool seen;                       /* apply: named by the new configuration */
     uint64_t saturated_since;
     uint64_t below_limit_since;      /* saturated, but a slot is free since */
@@ -318,14 +326,26 @@ void psup_runtime_expire(struct psup_runtime *rt, uint64_t now);
 /* The earliest time after now that maintain or expire has work, or 0. */
 uint64_t psup_runtime_next_deadline(const struct psup_runtime *rt, uint64_t now);
 
-/* Shutdown: stop accepting (close listeners, retire idle workers; the next
- * psup_runtime_expire gives wait-mode servers SIGTERM). */
-void psup_runtime_stop_accepting(struct psup_runtime *rt);
+/* Shutdown: take no new connection (psup_listener_refuse_new), but serve
+ * those already in the listeners' backlogs: a service keeps its workers
+ * until its backlogs are empty, then its listeners close and its idle
+ * workers retire (docs/design.md, "The backlog at shutdown"). A paused
+ * service's listeners close at once, and so do a wait-mode service's (its
+ * servers own the sockets and their queues), whose servers get SIGTERM. */
+void psup_runtime_stop_accepting(struct psup_runtime *rt, uint64_t now);
+/* During the stop: close the listeners of every service whose backlogs are
+ * empty. Returns whether some listener is still open (look again soon). */
+bool psup_runtime_drain_backlogs(struct psup_runtime *rt, uint64_t now);
 /* SIGTERM every handler's group (KILL follows after kill_grace); SIGKILL
  * every worker still idle. */
 void psup_runtime_terminate_all(struct psup_runtime *rt, uint64_t now);
 /* SIGKILL every worker's group at once. */
 void psup_runtime_kill_all(struct psup_runtime *rt);
+/* An essential service that has been failing (its starts delayed) for its
+ * fatal_after seconds by now, or NULL (spec/signals.md, exit status 4). */
+const struct psup_service *psup_runtime_fatal_service(const struct psup_runtime *rt,
+                                                      uint64_t now);
+
 /* Log the state of every pool (event=status, on SIGUSR1). */
 void psup_runtime_log_status(const struct psup_runtime *rt);
 /* Log the counters of every service (event=summary). */

@@ -132,7 +132,9 @@ void psup_runtime_maintain_servers(struct psup_runtime *rt, struct psup_service 
         .instances = cfg->instances,
         .running = count_running(s, NULL),
         .allowance = now < rt->spawn_blocked_until ? 0 : psup_backoff_allowance(&s->backoff, now),
-        .serving = rt->accepting,
+        /* A pause a reload carried over from accept mode holds until a
+         * resume (a wait-mode service cannot be paused itself). */
+        .serving = rt->accepting && !s->paused,
         .demand = s->demand,
     };
     struct psup_wait_action a = psup_wait_decide(&f);
@@ -269,8 +271,7 @@ static void count_failure(struct psup_worker *w, int status, uint64_t now)
         return;
     }
     s->counters.failed++;
-    if (psup_backoff_fail(&s->backoff, w->started, now))
-        psup_report_backoff(s);
+    psup_runtime_back_off(w, now);
 }
 
 void psup_runtime_server_exit(struct psup_runtime *rt, struct psup_worker *w, int status,

@@ -236,6 +236,7 @@ fail:
 
 void psup_runtime_recovered(struct psup_service *s)
 {
+    s->failing_since = 0;
     psup_report_recovered(s);
     s->last_error = 0;
     s->last_step = 0;
@@ -270,6 +271,15 @@ void psup_runtime_count_failure(struct psup_worker *w, int status, uint64_t now)
         s->last_error = w->error;
         s->last_step = w->step;
     }
+    psup_runtime_back_off(w, now);
+}
+
+void psup_runtime_back_off(struct psup_worker *w, uint64_t now)
+{
+    struct psup_service *s = w->service;
+
     if (psup_backoff_fail(&s->backoff, w->started, now))
         psup_report_backoff(s);
+    if (s->backoff.delay_ms && !s->failing_since)
+        s->failing_since = now; /* fatal_after counts from here */
 }

@@ -240,6 +240,10 @@ static void test_top_level_errors(void **state)
         {"{'services': [{" BASE "}], 'shutdown_timout': 5}",
          {"shutdown_timout: unknown key; did you mean \"shutdown_timeout\"?"}},
         {"{'services': [{" BASE "}], 'kill_grace': 0}", {"kill_grace: must be > 0, got 0"}},
+        {"{'services': [{" BASE "}], 'shutdown_delay': -1}",
+         {"shutdown_delay: must be >= 0, got -1"}},
+        {"{'services': [{" BASE "}], 'shutdown_delay': '5s'}",
+         {"shutdown_delay: expected a number of seconds, got a string"}},
         {"{'services': [{" BASE "}], 'kill_grace': 1e12}",
          {"kill_grace: must be at most 31536000, got 1000000000000"}},
         {"{'services': [{" BASE "}], 'log_format': 'xml'}",
@@ -261,10 +265,12 @@ static void test_top_level_values(void **state)
 
     (void)state;
     cfg = parse_doc("{'$schema': './services.schema.json', 'services': [{" BASE "}], "
-                    "'shutdown_timeout': 0, 'kill_grace': 0.5, 'log_format': 'json'}",
+                    "'shutdown_timeout': 0, 'kill_grace': 0.5, 'log_format': 'json', "
+                    "'shutdown_delay': 2.5}",
                     &d);
     assert_non_null(cfg);
     assert_true(cfg->shutdown_timeout == 0);
+    assert_true(cfg->shutdown_delay == 2.5);
     assert_true(cfg->kill_grace == 0.5);
     assert_int_equal(cfg->log_format, PSUP_LOG_JSON);
     assert_true(cfg->log_format_set);
@@ -290,6 +296,9 @@ static void test_defaults(void **state)
     (void)state;
     assert_true(cfg->shutdown_timeout == 7);
     assert_true(cfg->kill_grace == 2);
+    assert_true(cfg->shutdown_delay == 0);
+    assert_false(s->essential);
+    assert_true(s->fatal_after == 0);
     assert_int_equal(cfg->log_format, PSUP_LOG_TEXT);
     assert_false(cfg->log_format_set);
     assert_int_equal(cfg->refs, 1);
@@ -645,6 +654,16 @@ static const struct {
     {BASE ", 'timeout': -1", "services[0].timeout: must be >= 0, got -1"},
     {BASE ", 'timeout': '30s'", "services[0].timeout: expected a number of seconds, got a string"},
     {BASE ", 'timeout': 1e9", "services[0].timeout: must be at most 31536000, got 1000000000"},
+
+    /* essential services */
+    {BASE ", 'essential': 1", "services[0].essential: expected true or false, got a number"},
+    {BASE ", 'fatal_after': 10", "services[0].fatal_after: has no effect unless essential is true"},
+    {BASE ", 'essential': false, 'fatal_after': 10",
+     "services[0].fatal_after: has no effect unless essential is true"},
+    {BASE ", 'essential': true, 'fatal_after': 0", "services[0].fatal_after: must be > 0, got 0"},
+    {BASE ", 'essential': true, 'fatal_after': '1m'",
+     "services[0].fatal_after: expected a number of seconds, got a string"},
+    {BASE ", 'essental': true", "services[0].essental: unknown key; did you mean \"essential\"?"},
 
     /* unix socket files */
     {UNIX_BASE ", 'socket_mode': 660",
@@ -1495,9 +1514,9 @@ static void test_admin_errors(void **state)
         {"{'services': [{'name': 't', 'listen': ['127.0.0.1:7000'], 'command': ['/bin/true']}], "
          "'admin': {'listen': ['localhost:7000']}}",
          {"admin.listen[0]: 127.0.0.1:7000 is already used by services[0].listen[0]"}},
-        {"{'services': [{" BASE "}], 'admin': {'listen': ['unix:/tmp/a', '127.0.0.1:0', "
-         "'unix:/tmp/a']}}",
-         {"admin.listen[2]: unix:/tmp/a is already used by admin.listen[0]"}},
+        {"{'services': [{" BASE "}], 'admin': {'listen': ['unix:/tmp/psup-unit-admin.sock', '127.0.0.1:0', "
+         "'unix:/tmp/psup-unit-admin.sock']}}",
+         {"admin.listen[2]: unix:/tmp/psup-unit-admin.sock is already used by admin.listen[0]"}},
         {"{'services': [{'name': 't', 'listen': ['127.0.0.1:9100'], 'command': ['/bin/true']}], "
          "'admin': {'listen': ['*:9100']}}",
          {"admin.listen[0]: *:9100 overlaps services[0].listen[0] (127.0.0.1:9100): the kernel "
@@ -1590,6 +1609,25 @@ static void test_describe(void **state)
     psup_config_describe(&cfg->services[0], buf, sizeof(buf));
     assert_string_equal(buf, "u: listen udp://*:5353; command /bin/cat; pool 4..16, max 256; "
                              "a handler per datagram");
+    psup_config_unref(cfg);
+
+    cfg = must_load(BASE ", 'essential': true");
+    psup_config_describe(&cfg->services[0], buf, sizeof(buf));
+    assert_non_null(strstr(buf, "; essential, fatal after 30s"));
+    psup_config_unref(cfg);
+}
+
+/* essential alone waits the default 30 s; fatal_after says otherwise. */
+static void test_essential_values(void **state)
+{
+    struct psup_config *cfg = must_load(BASE ", 'essential': true");
+
+    (void)state;
+    assert_true(cfg->services[0].essential);
+    assert_true(cfg->services[0].fatal_after == 30);
+    psup_config_unref(cfg);
+    cfg = must_load(BASE ", 'essential': true, 'fatal_after': 2.5");
+    assert_true(cfg->services[0].fatal_after == 2.5);
     psup_config_unref(cfg);
 }
 
@@ -2266,6 +2304,7 @@ int main(void)
         cmocka_unit_test(test_text_with_nul_is_not_json),
         cmocka_unit_test(test_top_level_errors),
         cmocka_unit_test(test_top_level_values),
+        cmocka_unit_test(test_essential_values),
         cmocka_unit_test(test_defaults),
         cmocka_unit_test(test_pool_derivation),
         cmocka_unit_test(test_service_errors),

@@ -210,7 +210,8 @@ static const char *const reserved[] = {
     /* Never set by psup: an inherited value is removed. */
     "TCPREMOTEHOST", "TCPLOCALHOST", "TCPREMOTEINFO",
     /* Meant for psup itself. */
-    "NOTIFY_SOCKET", "LISTEN_FDS", "LISTEN_PID", "LISTEN_FDNAMES",
+    "NOTIFY_SOCKET", "WATCHDOG_USEC", "WATCHDOG_PID", "LISTEN_FDS", "LISTEN_PID",
+    "LISTEN_FDNAMES",
     /* Every PSUP_*. */
     "PSUP_", "PSUP_X", "PSUP_TEST_VERDICT_TIMEOUT_MS", "PSUP_SPAWN",
 };

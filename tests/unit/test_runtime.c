@@ -27,11 +27,13 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
+#include <sys/socket.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
 #include "base/log.h"
 #include "config/config.h"
+#include "runtime/control.h"
 #include "runtime/runtime.h"
 #include "runtime/stats.h"
 
@@ -155,6 +157,7 @@ struct rt_test {
     int log_fd;
     off_t log_mark;
     uint64_t now;
+    bool draining; /* shutdown: the backlogs are looked at before maintain */
     bool stopping; /* the loop no longer calls maintain */
 };
 
@@ -229,6 +232,8 @@ static int teardown(void **state)
 static void progress(struct rt_test *t)
 {
     psup_runtime_expire(&t->rt, t->now);
+    if (t->draining && !t->stopping)
+        psup_runtime_drain_backlogs(&t->rt, t->now);
     if (!t->stopping)
         psup_runtime_maintain(&t->rt, t->now);
 }
@@ -321,13 +326,14 @@ static void stop(struct rt_test *t, pid_t pid, bool stopped)
 /* The graceful stop's phases (spec/signals.md). */
 static void shutdown_begins(struct rt_test *t)
 {
-    t->stopping = true;
-    psup_runtime_stop_accepting(&t->rt);
+    t->draining = true;
+    psup_runtime_stop_accepting(&t->rt, t->now);
     progress(t);
 }
 
 static void shutdown_timeout(struct rt_test *t)
 {
+    t->stopping = true;
     psup_runtime_terminate_all(&t->rt, t->now);
     progress(t);
 }
@@ -1550,7 +1556,7 @@ static void stats_snapshot_per_service_and_runtime(void **state)
     assert_int_equal(s->counters.accepted, 1);
 
     /* Shutdown. */
-    psup_runtime_stop_accepting(&t->rt);
+    psup_runtime_stop_accepting(&t->rt, t->now);
     psup_runtime_stats(&t->rt, &rs, NULL, NULL);
     assert_false(rs.accepting);
     assert_int_equal(rs.listeners, 0);
@@ -1581,6 +1587,28 @@ static void stats_status_and_summary_records(void **state)
                "limited_rate=0 limited_overload=0 failed=0 timed_out=0",
                "event=summary service=t accepted=0 denied=0 failed=3 timed_out=0",
                "event=summary service=u accepted=1 denied=0 failed=0");
+}
+
+/* sd_notify's STATUS= line, from the same snapshot. */
+static void stats_one_line_summary(void **state)
+{
+    struct rt_test *t = *state;
+    char line[128];
+    bool changed;
+
+    psup_runtime_summary(&t->rt, line, sizeof(line));
+    assert_string_equal(line, "0 services, 0 workers, 0 busy");
+    three_services(t);
+    psup_runtime_summary(&t->rt, line, sizeof(line));
+    assert_string_equal(line, "3 services, 3 workers, 2 busy, 1 backing off");
+    assert_int_equal(psup_runtime_pause(&t->rt, "u", true, NULL, t->now, &changed), 0);
+    psup_runtime_summary(&t->rt, line, sizeof(line));
+    assert_string_equal(line, "3 services, 3 workers, 2 busy, 1 paused, 1 backing off");
+    /* Cut, never overrun. */
+    memset(line, 'x', sizeof(line));
+    psup_runtime_summary(&t->rt, line, 12);
+    assert_string_equal(line, "3 services,");
+    assert_int_equal(line[12], 'x');
 }
 
 /* The snapshot of a runtime with nothing configured yet. */
@@ -1934,6 +1962,24 @@ static void wait_shutdown_stops_servers_at_once(void **state)
     EXPECT_LOG(t, "event=server_exit outcome=stopped signal=KILL failure=false");
 }
 
+/* The stop proper can begin inside the loop's turn, after its expiry
+ * (shutdown_delay over, an essential service failing): the servers get
+ * their SIGTERM from psup_runtime_stop_accepting itself, not from a later
+ * turn that may come only at shutdown_timeout. */
+static void wait_shutdown_signals_servers_in_the_same_turn(void **state)
+{
+    struct rt_test *t = *state;
+
+    apply(t, ALWAYS);
+    pid_t w = spawned(t, 0);
+    EXPECT_CALLS(t, SPAWN);
+    t->draining = true;
+    psup_runtime_stop_accepting(&t->rt, t->now);
+    EXPECT_CALLS(t, SIGNAL(-w, SIGTERM));
+    expect_state(t, w, PSUP_WORKER_TERMINATING);
+    assert_int_equal(t->rt.n_listeners, 0); /* psup's copies closed at once */
+}
+
 /* | RUNNING | BUSY (stderr "log": the server's pipe) | unchanged | follow
  * the pipe; verdict `run` (flagged when psup cannot follow it) | */
 static void wait_stderr_log_pipe_answered(void **state)
@@ -1990,6 +2036,300 @@ static void wait_stats_mode(void **state)
     assert_int_equal(seen.s[0].bounds.max_workers, 1);
 }
 
+/* ==== essential services ================================================= */
+
+/* An essential service failing for fatal_after, counted from its first
+ * delayed start, is named; a recovery starts the count over. */
+static void essential_fails_after_fatal_after(void **state)
+{
+    struct rt_test *t = *state;
+
+    apply(t, POOL1 ", 'essential': true, 'fatal_after': 1");
+    for (size_t i = 0; i < 3; i++) {
+        t->now += 10;
+        fail_worker(t, spawned(t, i));
+    }
+    uint64_t delayed = t->now; /* the third failure delays starts */
+    assert_int_equal(svc(t)->failing_since, delayed);
+    assert_null(psup_runtime_fatal_service(&t->rt, t->now));
+    /* Every probe fails too. */
+    for (size_t next = 3; t->now < delayed + 900;) {
+        advance(t, 50);
+        while (next < t->fake.n_spawned) {
+            t->now += 1;
+            fail_worker(t, spawned(t, next++));
+        }
+    }
+    /* The deadline wakes the loop in time. */
+    uint64_t next = psup_runtime_next_deadline(&t->rt, t->now);
+    assert_true(next > t->now && next <= delayed + 1000);
+    assert_null(psup_runtime_fatal_service(&t->rt, delayed + 999));
+    assert_ptr_equal(psup_runtime_fatal_service(&t->rt, delayed + 1000), svc(t));
+    /* A reload ends the streak: the count starts over. */
+    apply(t, POOL1 ", 'essential': true, 'fatal_after': 1");
+    assert_int_equal(svc(t)->failing_since, 0);
+    assert_null(psup_runtime_fatal_service(&t->rt, t->now + 5000));
+}
+
+static void not_essential_is_never_fatal(void **state)
+{
+    struct rt_test *t = *state;
+
+    apply(t, POOL1);
+    for (size_t i = 0; i < 3; i++) {
+        t->now += 10;
+        fail_worker(t, spawned(t, i));
+    }
+    assert_true(svc(t)->failing_since > 0);
+    assert_null(psup_runtime_fatal_service(&t->rt, t->now + 3600 * 1000));
+}
+
+/* ==== control requests (spec/control.md) ================================= */
+
+#define POOL2 "'pool': {'min_spare': 2, 'max_spare': 2, 'max_workers': 4}"
+
+static int pause_s(struct rt_test *t, bool pause, bool *changed)
+{
+    struct psup_requester by = {4242, 1000};
+    int rc = psup_runtime_pause(&t->rt, "s", pause, &by, t->now, changed);
+
+    progress(t);
+    return rc;
+}
+
+/* Paused: the idle workers retire, a busy one runs on, none starts, ever;
+ * resumed: the spares start again. */
+static void control_pause_retires_idle_and_starts_none(void **state)
+{
+    struct rt_test *t = *state;
+    bool changed;
+
+    apply(t, POOL2);
+    pid_t a = spawned(t, 0), b = spawned(t, 1);
+    message(t, a, PSUP_MSG_RUNNING, 1, 1);
+    EXPECT_CALLS(t, SPAWN, SPAWN, SPAWN);
+    pid_t c = spawned(t, 2);
+    skip_log(t);
+    assert_int_equal(pause_s(t, true, &changed), 0);
+    assert_true(changed);
+    EXPECT_CALLS(t, SIGNAL(c, SIGURG), SIGNAL(b, SIGURG));
+    EXPECT_LOG(t, "event=paused service=s changed=true remote_pid=4242 remote_uid=1000");
+    expect_pool(t, 0, 1, 2, 0);
+    reap(t, a, EXITED(0));
+    reap(t, b, EXITED(PSUP_WORKER_EXIT_RETIRED));
+    advance(t, 60000);
+    EXPECT_NO_CALLS(t);
+    assert_true(svc(t)->paused);
+    skip_log(t);
+    assert_int_equal(pause_s(t, true, &changed), 0);
+    assert_false(changed);
+    EXPECT_LOG(t, "event=paused service=s changed=false");
+    assert_int_equal(pause_s(t, false, &changed), 0);
+    assert_true(changed);
+    EXPECT_CALLS(t, SPAWN, SPAWN);
+    EXPECT_LOG(t, "event=resumed service=s changed=true");
+    expect_pool(t, 2, 0, 1, 0);
+}
+
+/* A pause is psup's, not the file's: a reload keeps it (a new generation
+ * starts nothing); a service removed and added again is not paused. */
+static void control_pause_lasts_through_reloads(void **state)
+{
+    struct rt_test *t = *state;
+    bool changed;
+
+    apply(t, POOL2);
+    pid_t a = spawned(t, 0);
+    message(t, a, PSUP_MSG_RUNNING, 1, 1);
+    EXPECT_CALLS(t, SPAWN, SPAWN, SPAWN);
+    pause_s(t, true, &changed);
+    EXPECT_CALLS(t, SIGNAL(spawned(t, 2), SIGURG), SIGNAL(spawned(t, 1), SIGURG));
+    reap(t, spawned(t, 2), EXITED(PSUP_WORKER_EXIT_RETIRED));
+    reap(t, spawned(t, 1), EXITED(PSUP_WORKER_EXIT_RETIRED));
+    apply(t, "'pool': {'min_spare': 3, 'max_spare': 3, 'max_workers': 4}");
+    EXPECT_NO_CALLS(t); /* a new generation, paused: no spare */
+    assert_true(svc(t)->paused);
+    /* Removed while its handler runs, then added again: not paused. */
+    apply_doc(t, "{'services': [" SERVICE("t") POOL1 "}]}");
+    EXPECT_CALLS(t, SPAWN);
+    apply_doc(t, "{'services': [" SERVICE("t") POOL1 "}, " SERVICE("s") POOL1 "}]}");
+    EXPECT_CALLS(t, SPAWN);
+    assert_false(svc(t)->paused);
+    expect_state(t, a, PSUP_WORKER_BUSY);
+}
+
+static int scale_s(struct rt_test *t, long long mn, long long mx, long long mw,
+                   struct psup_pool_limits *out, char *why, size_t size)
+{
+    struct psup_scale_request req = {mn, mx, mw};
+    int rc = psup_runtime_scale(&t->rt, "s", &req, NULL, t->now, out, why, size);
+
+    progress(t);
+    return rc;
+}
+
+/* Bounds checked as the file's, in force at once, until the next reload. */
+static void control_scale_checks_and_holds_until_reload(void **state)
+{
+    struct rt_test *t = *state;
+    struct psup_pool_limits now;
+    char why[160];
+
+    apply(t, POOL1);
+    EXPECT_CALLS(t, SPAWN);
+    skip_log(t);
+    assert_int_equal(scale_s(t, 3, -1, -1, &now, why, sizeof(why)), -EINVAL);
+    assert_string_equal(why, "max_spare: must be >= min_spare (3), got 1");
+    assert_int_equal(scale_s(t, -1, -1, 0, &now, why, sizeof(why)), -EINVAL);
+    assert_string_equal(why, "max_workers: must be between 1 and 65536, got 0");
+    assert_int_equal(scale_s(t, 3, 3, 2, &now, why, sizeof(why)), -EINVAL);
+    assert_string_equal(why, "max_workers: must be >= max_spare (3), got 2");
+    assert_int_equal(scale_s(t, -1, 70000, -1, &now, why, sizeof(why)), -EINVAL);
+    assert_string_equal(why, "max_spare: must be between 1 and 65536, got 70000");
+    EXPECT_NO_CALLS(t);
+    EXPECT_QUIET_LOG(t);
+
+    assert_int_equal(scale_s(t, 3, 3, -1, &now, why, sizeof(why)), 0);
+    assert_int_equal(now.min_spare, 3);
+    assert_int_equal(now.max_spare, 3);
+    assert_int_equal(now.max_workers, 4); /* kept */
+    EXPECT_CALLS(t, SPAWN, SPAWN);
+    EXPECT_LOG(t, "event=scaled service=s min_spare=3 max_spare=3 max_workers=4 until=reload");
+    struct seen_services seen = {0};
+    psup_runtime_stats(&t->rt, NULL, collect, &seen);
+    assert_int_equal(seen.s[0].bounds.min_spare, 3);
+    assert_true(seen.s[0].scaled);
+
+    assert_int_equal(scale_s(t, 1, 1, -1, &now, why, sizeof(why)), 0);
+    EXPECT_CALLS(t, SIGNAL(spawned(t, 2), SIGURG), SIGNAL(spawned(t, 1), SIGURG));
+    reap(t, spawned(t, 2), EXITED(PSUP_WORKER_EXIT_RETIRED));
+    reap(t, spawned(t, 1), EXITED(PSUP_WORKER_EXIT_RETIRED));
+    /* A lowered max_workers, as a reload's: no start while as many run
+     * (the spare already idle within max_spare stays, spec/pool.md). */
+    message(t, spawned(t, 0), PSUP_MSG_RUNNING, 1, 1);
+    EXPECT_CALLS(t, SPAWN);
+    assert_int_equal(scale_s(t, 1, 1, 1, &now, why, sizeof(why)), 0);
+    EXPECT_NO_CALLS(t);
+    message(t, spawned(t, 3), PSUP_MSG_RUNNING, 1, 2);
+    reap(t, spawned(t, 0), EXITED(0));
+    EXPECT_NO_CALLS(t); /* one runs: the limit */
+    reap(t, spawned(t, 3), EXITED(0));
+    EXPECT_CALLS(t, SPAWN);
+    assert_int_equal(scale_s(t, 2, 2, 4, &now, why, sizeof(why)), 0);
+    EXPECT_CALLS(t, SPAWN);
+
+    /* The reload (the same file) goes back to the file's bounds. */
+    apply(t, POOL1);
+    EXPECT_CALLS(t, SIGNAL(spawned(t, 5), SIGURG));
+    assert_false(svc(t)->scaled);
+    memset(&seen, 0, sizeof(seen));
+    psup_runtime_stats(&t->rt, NULL, collect, &seen);
+    assert_int_equal(seen.s[0].bounds.min_spare, 1);
+    assert_false(seen.s[0].scaled);
+}
+
+static void control_unknown_service_and_stopping(void **state)
+{
+    struct rt_test *t = *state;
+    struct psup_pool_limits now;
+    struct psup_scale_request req = {1, 1, 1};
+    char why[160];
+    bool changed;
+
+    apply(t, POOL1);
+    assert_int_equal(psup_runtime_pause(&t->rt, "nope", true, NULL, t->now, &changed), -ENOENT);
+    assert_int_equal(psup_runtime_scale(&t->rt, "nope", &req, NULL, t->now, &now, why,
+                                        sizeof(why)),
+                     -ENOENT);
+    shutdown_begins(t);
+    assert_int_equal(psup_runtime_pause(&t->rt, "s", true, NULL, t->now, &changed), -ESHUTDOWN);
+    assert_int_equal(psup_runtime_scale(&t->rt, "s", &req, NULL, t->now, &now, why, sizeof(why)),
+                     -ESHUTDOWN);
+}
+
+/* A wait-mode service's servers accept by themselves: a pause could not
+ * stop them, and it has no pool to scale, so both are refused
+ * (spec/control.md). A pause carried over from accept mode by a reload
+ * holds: no server starts, nothing is watched, until a resume. */
+static void control_wait_mode_refuses_pause_and_scale(void **state)
+{
+    struct rt_test *t = *state;
+    struct psup_pool_limits now;
+    char why[160];
+    bool changed;
+
+    apply(t, ALWAYS);
+    EXPECT_CALLS(t, SPAWN);
+    skip_log(t);
+    assert_int_equal(pause_s(t, true, &changed), -EOPNOTSUPP);
+    assert_false(svc(t)->paused);
+    assert_int_equal(scale_s(t, 2, 2, 2, &now, why, sizeof(why)), -EOPNOTSUPP);
+    assert_string_equal(why, "service \"s\" is in wait mode: it runs instances servers, "
+                             "not a pool of workers to scale");
+    assert_false(svc(t)->scaled);
+    EXPECT_NO_CALLS(t);
+    EXPECT_QUIET_LOG(t);
+    /* Resuming a service that is not paused changes nothing, as for any. */
+    assert_int_equal(pause_s(t, false, &changed), 0);
+    assert_false(changed);
+    EXPECT_NO_CALLS(t);
+}
+
+static void control_pause_carried_into_wait_mode_starts_no_server(void **state)
+{
+    struct rt_test *t = *state;
+    bool changed;
+
+    apply(t, POOL1);
+    EXPECT_CALLS(t, SPAWN);
+    pause_s(t, true, &changed);
+    EXPECT_CALLS(t, SIGNAL(spawned(t, 0), SIGURG));
+    reap(t, spawned(t, 0), EXITED(PSUP_WORKER_EXIT_RETIRED));
+    apply(t, ALWAYS);
+    EXPECT_NO_CALLS(t);
+    apply(t, WAIT);
+    EXPECT_NO_CALLS(t); /* not even watched */
+    assert_true(svc(t)->paused);
+    skip_log(t);
+    assert_int_equal(pause_s(t, false, &changed), 0);
+    assert_true(changed);
+    EXPECT_CALLS(t, WATCH);
+    EXPECT_LOG(t, "event=resumed service=s changed=true");
+}
+
+/* ==== the backlog at shutdown ============================================ */
+
+/* A connection in the backlog at the stop: the service keeps its pool
+ * until the queue is empty, then retires its idle workers and closes its
+ * listener. */
+static void shutdown_serves_the_backlog_first(void **state)
+{
+    struct rt_test *t = *state;
+    struct sockaddr_storage ss;
+    socklen_t len = sizeof(ss);
+
+    apply(t, POOL1);
+    EXPECT_CALLS(t, SPAWN);
+    int lfd = t->rt.listeners[0]->fd;
+    assert_int_equal(getsockname(lfd, (struct sockaddr *)&ss, &len), 0);
+    int client = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    assert_int_equal(connect(client, (struct sockaddr *)&ss, len), 0);
+    shutdown_begins(t);
+    EXPECT_NO_CALLS(t); /* the idle worker stays for the queued client */
+    assert_int_equal(t->rt.n_listeners, 1);
+    assert_true(psup_runtime_next_deadline(&t->rt, t->now) > 0);
+    /* The worker takes it (here the test does) and runs its handler. */
+    int conn = accept4(lfd, NULL, NULL, SOCK_CLOEXEC);
+    assert_true(conn >= 0);
+    message(t, spawned(t, 0), PSUP_MSG_RUNNING, 1, 1);
+    EXPECT_CALLS(t, SPAWN); /* its spare, while the backlog is served */
+    progress(t);            /* the queue is empty now */
+    EXPECT_CALLS(t, SIGNAL(spawned(t, 1), SIGURG));
+    assert_int_equal(t->rt.n_listeners, 0);
+    close(conn);
+    close(client);
+}
+
 #define ROW(f) cmocka_unit_test_setup_teardown(f, setup, teardown)
 
 int main(void)
@@ -2037,9 +2377,20 @@ int main(void)
         /* "Failures and backoff". */
         ROW(backoff_delays_probes_and_a_handler_ends_it),
         ROW(backoff_ends_on_reload),
+        /* essential, control, the backlog at shutdown. */
+        ROW(essential_fails_after_fatal_after),
+        ROW(not_essential_is_never_fatal),
+        ROW(control_pause_retires_idle_and_starts_none),
+        ROW(control_pause_lasts_through_reloads),
+        ROW(control_scale_checks_and_holds_until_reload),
+        ROW(control_unknown_service_and_stopping),
+        ROW(control_wait_mode_refuses_pause_and_scale),
+        ROW(control_pause_carried_into_wait_mode_starts_no_server),
+        ROW(shutdown_serves_the_backlog_first),
         /* The snapshot. */
         ROW(stats_snapshot_per_service_and_runtime),
         ROW(stats_status_and_summary_records),
+        ROW(stats_one_line_summary),
         ROW(stats_of_an_empty_runtime),
         /* spec/wait.md, "States and transitions". */
         ROW(wait_on_demand_watches_then_starts_on_demand),
@@ -2055,6 +2406,7 @@ int main(void)
         ROW(wait_reload_on_demand_watches_while_the_old_server_stops),
         ROW(wait_service_removed_stops_its_servers),
         ROW(wait_shutdown_stops_servers_at_once),
+        ROW(wait_shutdown_signals_servers_in_the_same_turn),
         ROW(wait_stderr_log_pipe_answered),
         ROW(wait_unwatchable_starts_at_once_and_spawn_failure_keeps_demand),
         ROW(wait_stats_mode),
