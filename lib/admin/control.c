@@ -165,6 +165,8 @@ static void answer_failure(struct psup_admin_response *resp, int rc, const char 
     } else if (rc == -ENOENT) {
         snprintf(text, sizeof(text), "no service named \"%s\"", service ? service : "");
         answer_error(resp, 404, text);
+    } else if (rc == -EOPNOTSUPP) {
+        answer_error(resp, 409, why && *why ? why : "the service cannot do that");
     } else {
         answer_error(resp, rc == -EINVAL ? 400 : 500, why && *why ? why : "the request failed");
     }
@@ -258,7 +260,7 @@ static void pause_or_resume(const struct psup_admin_state *st,
     struct params p;
     struct psup_requester by;
     struct psup_json j;
-    char why[160];
+    char why[256] = ""; /* a sentence with a service name */
     bool changed;
 
     if (!read_params(req, 1u << P_SERVICE, &p, why, sizeof(why))) {
@@ -269,8 +271,13 @@ static void pause_or_resume(const struct psup_admin_state *st,
         return;
     int rc = st->control->pause(st->control->arg, p.service, pause, requester(req, &by),
                                 &changed);
+    if (rc == -EOPNOTSUPP) /* spec/control.md: a wait-mode service */
+        snprintf(why, sizeof(why),
+                 "service \"%s\" is in wait mode: its servers accept connections themselves, "
+                 "psup cannot pause it",
+                 p.service);
     if (rc < 0) {
-        answer_failure(resp, rc, p.service, NULL);
+        answer_failure(resp, rc, p.service, why);
         return;
     }
     open_answer(resp, &j);

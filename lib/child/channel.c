@@ -45,8 +45,9 @@ long psup_child_send(const struct psup_child *c, struct psup_msg *m, int log_fd,
         h->cmsg_len = CMSG_LEN(n * sizeof(int));
         memcpy(CMSG_DATA(h), fds, n * sizeof(int));
     }
+    int fd = c->channel_fd > 0 ? c->channel_fd : c->plan->channel_fd;
     do {
-        r = psup_sys(SYS_sendmsg, c->plan->channel_fd, &mh, MSG_NOSIGNAL);
+        r = psup_sys(SYS_sendmsg, fd, &mh, MSG_NOSIGNAL);
     } while (r == -EINTR);
     return r;
 }

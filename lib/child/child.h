@@ -61,9 +61,10 @@ _Noreturn void psup_child_setup_failed(const struct psup_child *c, enum psup_ste
 int psup_child_wait_verdict(const struct psup_plan *p, uint32_t seq, uint64_t *verdict);
 
 /* Descriptors (fds.c). Close every descriptor from 3 up but the plan's
- * keep_fds; mark every one from 3 up close-on-exec. Return 0 or -errno. */
+ * keep_fds; mark every one from first up close-on-exec (3 for a handler,
+ * past the sockets for a wait-mode server). Return 0 or -errno. */
 long psup_child_close_others(const struct psup_plan *p);
-long psup_child_cloexec_all(const struct psup_plan *p);
+long psup_child_cloexec_from(const struct psup_plan *p, unsigned first);
 
 /* A connection was accepted on listener index: admit it and become its
  * handler (no return), or close it and return to waiting (take.c). */
@@ -101,11 +102,26 @@ char **psup_child_env(struct psup_child *c, const struct psup_plan_listener *l,
                       const struct sockaddr *remote, const struct sockaddr *local,
                       const struct psup_peer *peer, unsigned connnum);
 
+/* fd 2 per the service's stderr: /dev/null, the write end of the log pipe
+ * (closed), or left as it is (exec.c). Returns 0 or -errno. */
+long psup_child_stderr(const struct psup_service_config *svc, int log_pipe);
+
+/* The process settings and credentials, the parent-death signal the
+ * program keeps (0: none), every descriptor from first_closed up
+ * close-on-exec, an empty mask, then execve of the service's program with
+ * envp; reports a failure and exits (exec.c). */
+_Noreturn void psup_child_become(struct psup_child *c, char *const *envp, unsigned first_closed,
+                                 int death_signal);
+
 /* Become the handler: in on fd 0, out on fd 1 (the same connection, or a
  * datagram's pipe and reply socket), its environment envp, process and
  * credentials, then execve (exec.c). log_pipe is the write end of the
  * stderr pipe, or -1. */
 _Noreturn void psup_child_exec(struct psup_child *c, char **envp, int in, int out,
                                int log_pipe);
+
+/* A wait-mode server: the listening sockets on 0, 1 and 3.., then execve
+ * (server.c). Never returns. */
+_Noreturn void psup_child_serve_wait(struct psup_child *c);
 
 #endif

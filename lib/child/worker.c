@@ -197,6 +197,10 @@ int psup_worker_main(void *arg)
     if (r < 0)
         psup_child_setup_failed(c, PSUP_STEP_SETUP, r);
 
+    /* A wait-mode server takes no connection: it is given the sockets. */
+    if (p->svc->mode == PSUP_MODE_WAIT)
+        psup_child_serve_wait(c);
+
     /* 4. Only this service's listeners and the channel stay open: another
      *    service's listener held here would keep its port open after a
      *    reload removed it (close-on-exec alone would act only at exec). */

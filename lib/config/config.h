@@ -26,6 +26,12 @@ enum psup_stderr_mode {
     PSUP_STDERR_LOG,
 };
 
+/* When a wait-mode service starts its servers (spec/wait.md). */
+enum psup_start {
+    PSUP_START_ON_DEMAND, /* when the first connection or datagram arrives */
+    PSUP_START_ALWAYS,    /* at once, and again whenever one exits */
+};
+
 enum psup_overload {
     PSUP_OVERLOAD_QUEUE,  /* wait in the kernel backlog (default) */
     PSUP_OVERLOAD_REJECT, /* accept and close at once, with overload_message */
@@ -35,6 +41,7 @@ enum psup_overload {
 enum psup_mode {
     PSUP_MODE_ACCEPT,   /* stream listeners: a handler per connection */
     PSUP_MODE_DATAGRAM, /* UDP listeners: a handler per datagram (spec/udp.md) */
+    PSUP_MODE_WAIT,     /* a server given the listening sockets (spec/wait.md) */
 };
 
 /* The receive buffer of a UDP listener unless recv_buffer says otherwise:
@@ -69,6 +76,8 @@ struct psup_service_config {
     bool shell;
 
     enum psup_mode mode;
+    enum psup_start start;  /* wait mode */
+    unsigned instances;     /* wait mode: servers at once, default 1 */
 
     unsigned min_spare;
     unsigned max_spare;

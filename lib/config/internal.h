@@ -268,9 +268,10 @@ void cfg_parse_address(struct ctx *c, const char *s, struct psup_addr *a, const 
 void cfg_check_listen_unique(struct ctx *c, size_t owner, size_t i);
 
 /* A service's listeners and mode: the members k_listen and k_mode of f,
- * the service services[index]. Parse listen before mode. */
+ * the service services[index]. Parse listen before mode. cfg_parse_mode
+ * returns false when the mode given is not one. */
 void cfg_parse_listen(struct ctx *c, const struct fields *f, int k_listen, size_t index);
-void cfg_parse_mode(struct ctx *c, const struct fields *f, int k_mode, int k_listen,
+bool cfg_parse_mode(struct ctx *c, const struct fields *f, int k_mode, int k_listen,
                     struct psup_service_config *svc);
 /* Whether svc has (or, with an entry that had a problem, may have) a UDP
  * listener (udp), or a stream one (!udp). */
@@ -341,6 +342,12 @@ const char *cfg_group_label(gid_t gid, char buf[96]);
 
 /* The nice key v into svc, and the rlimits object v into svc->rlimits (in
  * the file's order), each checked against what psup may set. */
+/* start and instances, at f's keys keys[0] and keys[1], after the mode
+ * (mode_ok: the mode given, if any, is one); in wait mode each of f's keys
+ * in per_connection (n of them) is an error (mode.c). */
+void cfg_parse_wait(struct ctx *c, const struct fields *f, const int keys[2], bool mode_ok,
+                    const int *per_connection, size_t n, struct psup_service_config *svc);
+
 void cfg_parse_nice(struct ctx *c, const cJSON *v, struct psup_service_config *svc);
 void cfg_parse_rlimits(struct ctx *c, const cJSON *v, struct psup_service_config *svc);
 

@@ -202,12 +202,14 @@ static void check_listener_kinds(struct ctx *c, const struct fields *f, int k_li
     cfg_path_pop(c);
 }
 
-/* The mode, "accept" or "datagram": by default datagram when the first
- * listener is UDP (as written, even if it has a problem), else accept. */
-void cfg_parse_mode(struct ctx *c, const struct fields *f, int k_mode, int k_listen,
+/* The mode, "accept", "datagram" or "wait": by default datagram when the
+ * first listener is UDP (as written, even if it has a problem), else
+ * accept. A wait-mode server takes listeners of both kinds (spec/wait.md).
+ * Returns false when the mode given is not one. */
+bool cfg_parse_mode(struct ctx *c, const struct fields *f, int k_mode, int k_listen,
                     struct psup_service_config *svc)
 {
-    static const char *const modes[] = {"accept", "datagram", NULL};
+    static const char *const modes[] = {"accept", "datagram", "wait", NULL};
     const cJSON *v = cfg_enter(c, f, k_mode);
     int mode;
 
@@ -217,9 +219,10 @@ void cfg_parse_mode(struct ctx *c, const struct fields *f, int k_mode, int k_lis
         bool ok = cfg_want_choice(c, v, modes, &mode);
         cfg_path_pop(c);
         if (!ok)
-            return; /* the listeners are not judged against a mode that is not one */
+            return false; /* the listeners are not judged against a mode that is not one */
         svc->mode = (enum psup_mode)mode;
     }
     if (svc->mode == PSUP_MODE_ACCEPT || svc->mode == PSUP_MODE_DATAGRAM)
         check_listener_kinds(c, f, k_listen, svc, v != NULL);
+    return true;
 }

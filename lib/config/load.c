@@ -449,9 +449,15 @@ void psup_config_describe(const struct psup_service_config *svc, char *buf, size
     }
     for (size_t i = 0; !svc->shell && i < svc->argc; i++)
         put_word(&b, i == 0 ? svc->program : svc->argv[i]);
-    put(&b, "; pool %u..%u, max %u", svc->min_spare, svc->max_spare, svc->max_workers);
-    if (svc->mode == PSUP_MODE_DATAGRAM)
-        put(&b, "; a handler per datagram");
+    if (svc->mode == PSUP_MODE_WAIT) {
+        put(&b, "; wait, %s, %u instance%s",
+            svc->start == PSUP_START_ALWAYS ? "always" : "on_demand", svc->instances,
+            svc->instances == 1 ? "" : "s");
+    } else {
+        put(&b, "; pool %u..%u, max %u", svc->min_spare, svc->max_spare, svc->max_workers);
+        if (svc->mode == PSUP_MODE_DATAGRAM)
+            put(&b, "; a handler per datagram");
+    }
     if (svc->user_name)
         put(&b, "; user %s", svc->user_name);
     else if (svc->set_ids)

@@ -28,7 +28,7 @@ enum {
     S_ALLOW, S_DENY, S_DENY_MESSAGE, S_MAX_PER_SOURCE, S_PER_SOURCE_V6,
     S_PER_SOURCE_MESSAGE, S_RATE, S_RATE_BURST, S_RATE_MESSAGE, S_ON_OVERLOAD,
     S_OVERLOAD_MESSAGE, S_TIMEOUT, S_SOCKET_MODE, S_SOCKET_USER, S_SOCKET_GROUP,
-    S_MODE, S_RECV_BUFFER, S_ESSENTIAL, S_FATAL_AFTER,
+    S_MODE, S_RECV_BUFFER, S_START, S_INSTANCES, S_ESSENTIAL, S_FATAL_AFTER,
 };
 
 static const char *const service_keys[] = {
@@ -38,7 +38,7 @@ static const char *const service_keys[] = {
     "allow", "deny", "deny_message", "max_per_source", "per_source_ipv6_prefix",
     "per_source_message", "rate", "rate_burst", "rate_message", "on_overload",
     "overload_message", "timeout", "socket_mode", "socket_user", "socket_group",
-    "mode", "recv_buffer", "essential", "fatal_after", NULL,
+    "mode", "recv_buffer", "start", "instances", "essential", "fatal_after", NULL,
 };
 
 _Static_assert(sizeof(service_keys) / sizeof(service_keys[0]) <= MAX_KEYS + 1,
@@ -633,6 +633,22 @@ static void parse_socket_file(struct ctx *c, const struct fields *f,
                           &svc->socket_mode, &svc->socket_uid, &svc->socket_gid);
 }
 
+/* The keys that judge single connections, which a wait-mode server
+ * accepts itself: psup never sees them (spec/wait.md). */
+static void parse_wait(struct ctx *c, const struct fields *f, struct psup_service_config *svc,
+                       bool mode_ok)
+{
+    static const int wait_keys[] = {S_START, S_INSTANCES};
+    static const int per_connection[] = {
+        S_POOL, S_ALLOW, S_DENY, S_DENY_MESSAGE, S_MAX_PER_SOURCE, S_PER_SOURCE_V6,
+        S_PER_SOURCE_MESSAGE, S_RATE, S_RATE_BURST, S_RATE_MESSAGE, S_ON_OVERLOAD,
+        S_OVERLOAD_MESSAGE,
+    };
+
+    cfg_parse_wait(c, f, wait_keys, mode_ok, per_connection,
+                   sizeof(per_connection) / sizeof(per_connection[0]), svc);
+}
+
 /* ---- essential services ---------------------------------------------- */
 
 /* How long an essential service may fail before psup gives up, unless
@@ -674,6 +690,9 @@ static void service_defaults(struct ctx *c, struct psup_service_config *svc)
     svc->rate_burst = 1;
     svc->stderr_mode = PSUP_STDERR_INHERIT;
     svc->on_overload = PSUP_OVERLOAD_QUEUE;
+    svc->mode = PSUP_MODE_ACCEPT;
+    svc->start = PSUP_START_ON_DEMAND;
+    svc->instances = 1;
 }
 
 static bool same_name(const void *a, const void *b)
@@ -708,7 +727,7 @@ void cfg_parse_service(struct ctx *c, const cJSON *obj, size_t index)
     cfg_read_fields(c, obj, service_keys, &f);
     parse_name(c, &f, svc, index);
     cfg_parse_listen(c, &f, S_LISTEN, index);
-    cfg_parse_mode(c, &f, S_MODE, S_LISTEN, svc);
+    bool mode_ok = cfg_parse_mode(c, &f, S_MODE, S_LISTEN, svc);
     parse_env(c, &f, svc);
     parse_pass_env(c, &f, svc);
     bool cwd_ok = parse_cwd(c, &f, svc);
@@ -719,5 +738,6 @@ void cfg_parse_service(struct ctx *c, const cJSON *obj, size_t index)
     parse_access(c, &f, svc);
     parse_limits(c, &f, svc);
     parse_socket_file(c, &f, svc);
+    parse_wait(c, &f, svc, mode_ok);
     parse_essential(c, &f, svc);
 }

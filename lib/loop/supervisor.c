@@ -20,6 +20,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/epoll.h>
 #include <sys/prctl.h>
 #include <sys/socket.h>
 #include <sys/syscall.h>
@@ -56,6 +57,8 @@ struct psup_supervisor {
     uv_loop_t loop;
     uv_signal_t signals[N_WATCHED];
     uv_poll_t channel_poll;
+    uv_poll_t watch_poll;
+    int watch_fd;   /* epoll of the sockets wait-mode services watch */
     uv_timer_t timer;
     int channel[2]; /* [0] the supervisor's end, [1] the workers' */
     struct psup_runtime rt;
@@ -701,6 +704,43 @@ static void reply_done_hook(void *arg, struct psup_reply *r)
     psup_replies_handler_gone(r);
 }
 
+/* Wait-mode services' sockets are watched in an epoll set of psup's own,
+ * which the loop watches: libuv would watch each socket itself with
+ * uv_poll, whose uv_poll_init makes the socket non-blocking, and
+ * O_NONBLOCK belongs to the open file description psup shares with the
+ * servers (spec/wait.md wants theirs blocking). The runtime removes a
+ * socket before its descriptor is closed: epoll would otherwise keep
+ * reporting it as long as a server holds a copy. */
+static int watch_hook(void *arg, int fd, bool on)
+{
+    struct psup_supervisor *sup = arg;
+    struct epoll_event ev = {.events = EPOLLIN, .data.fd = fd};
+
+    if (epoll_ctl(sup->watch_fd, on ? EPOLL_CTL_ADD : EPOLL_CTL_DEL, fd, &ev) == 0)
+        return 0;
+    if ((on && errno == EEXIST) || (!on && errno == ENOENT))
+        return 0;
+    return -errno;
+}
+
+static void watch_cb(uv_poll_t *h, int status, int events)
+{
+    struct psup_supervisor *sup = h->data;
+    struct epoll_event ev[16];
+    int n;
+
+    (void)status;
+    (void)events;
+    while ((n = epoll_wait(sup->watch_fd, ev, 16, 0)) < 0 && errno == EINTR)
+        ;
+    /* Each socket reported starts its service's servers, which stops the
+     * watch of every socket of that service: a later entry in ev may name
+     * one no longer watched, which the runtime ignores. */
+    for (int i = 0; i < n; i++)
+        psup_runtime_on_ready(&sup->rt, ev[i].data.fd, now_ms(sup));
+    make_progress(sup);
+}
+
 /* ------------------------------------------------------------------------ */
 /* Start-up and tear-down. */
 
@@ -734,6 +774,18 @@ static int start_signals(struct psup_supervisor *sup)
         sup->signals[i].data = sup;
     }
     return 0;
+}
+
+static int open_watch(struct psup_supervisor *sup)
+{
+    sup->watch_fd = epoll_create1(EPOLL_CLOEXEC);
+    if (sup->watch_fd < 0)
+        return -errno;
+    int rc = uv_poll_init(&sup->loop, &sup->watch_poll, sup->watch_fd);
+    if (rc == 0)
+        rc = uv_poll_start(&sup->watch_poll, UV_READABLE, watch_cb);
+    sup->watch_poll.data = sup;
+    return rc;
 }
 
 static int open_channel(struct psup_supervisor *sup)
@@ -863,11 +915,17 @@ static int setup(struct psup_supervisor *sup, struct psup_config *cfg)
         return log_fatal("signals", rc), rc;
     if ((rc = open_channel(sup)) < 0)
         return log_fatal("channel", rc), rc;
+    if ((rc = open_watch(sup)) < 0)
+        return log_fatal("watch", rc), rc;
     uv_timer_init(&sup->loop, &sup->timer);
     sup->timer.data = sup;
     psup_runtime_init(&sup->rt, sup->channel[1], !sup->opts->use_fork);
-    sup->rt.hooks = (struct psup_runtime_hooks){stderr_pipe_hook, stderr_done_hook,
-                                                reply_socket_hook, reply_done_hook, sup};
+    sup->rt.hooks = (struct psup_runtime_hooks){.stderr_pipe = stderr_pipe_hook,
+                                                .stderr_done = stderr_done_hook,
+                                                .reply_socket = reply_socket_hook,
+                                                .reply_done = reply_done_hook,
+                                                .watch = watch_hook,
+                                                .arg = sup};
     sup->rt.handler_sessions = has_terminal();
     find_changed_signals(&sup->rt);
     log_start(sup, cfg);
@@ -912,6 +970,7 @@ static void teardown(struct psup_supervisor *sup)
     psup_runtime_free(&sup->rt);
     psup_fd_close(sup->channel[0]);
     psup_fd_close(sup->channel[1]);
+    psup_fd_close(sup->watch_fd);
 }
 
 /* Could not start: stop the workers psup made and wait for them, by pid
@@ -944,6 +1003,7 @@ int psup_supervisor_run(struct psup_config *cfg, const struct psup_supervisor_op
     }
     sup->opts = opts;
     sup->channel[0] = sup->channel[1] = -1;
+    sup->watch_fd = -1;
     sup->notify.fd = sup->notify.ready_fd = -1; /* until psup_notify_init */
     psup_list_init(&sup->errlogs);
     psup_list_init(&sup->replies);

@@ -45,6 +45,8 @@ struct psup_listener {
     int backlog;
     int recv_buffer;       /* UDP: asked for, and what the kernel gave (less */
     int recv_buffer_got;   /* without CAP_NET_ADMIN: net.core.rmem_max) */
+    bool handed_over;      /* made blocking for a wait-mode service's servers
+                              (lib/runtime/apply.c says when) */
     char bound[PSUP_ADDR_STRLEN]; /* as bound: the kernel's port for port 0 */
     /* A unix socket file psup made: its directory, opened once; the file
      * itself (O_PATH); its name in that directory; its identity. */

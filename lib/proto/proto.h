@@ -233,6 +233,9 @@ struct psup_child {
     uint32_t tally_slot; /* its entry in the tally, or PSUP_TALLY_NONE */
     uint8_t *dgram; /* datagram mode: PSUP_DGRAM_MAX bytes, not on the
                        worker's 64 KiB stack; NULL otherwise */
+    int channel_fd; /* the channel here when not the plan's channel_fd (a
+                       wait-mode server moves it out of the sockets' way);
+                       0: the plan's (psup's 0 is never the channel) */
     char **envp; /* n_env_base + PSUP_ENV_DYNAMIC + 1 slots */
     char envbuf[PSUP_ENVBUF_SIZE];
 };

@@ -16,6 +16,8 @@
 #include <unistd.h>
 
 #include "runtime/generation.h"
+#include "runtime/internal.h"
+#include "base/fd.h"
 #include "base/log.h"
 
 /* ------------------------------------------------------------------------ */
@@ -200,6 +202,31 @@ static void update_kept(struct psup_listener *l, const struct psup_service_confi
         log_update_failure(l, what, rc);
 }
 
+/* O_NONBLOCK belongs to the socket's open file description, which psup
+ * shares with whoever it gives the socket to. Workers accept after epoll
+ * and need EAGAIN when another took the connection; a wait-mode server
+ * gets the socket itself, and servers expect a blocking one (FreeBSD's
+ * tftpd exits when a read finds nothing). psup itself never reads or
+ * accepts on a listener, so it can hand either over. It sets the flag when
+ * it binds the socket, and again only when a reload gives the socket to a
+ * service of the other kind (which changes it under the old workers or
+ * servers still leaving: spec/wait.md); never while a server uses it: a
+ * server that made it non-blocking (gunicorn does) keeps it so, and so
+ * does the next server, as under systemd. */
+static void set_blocking(struct psup_listener *l, const struct psup_service_config *svc,
+                         bool fresh)
+{
+    bool wait = svc->mode == PSUP_MODE_WAIT;
+
+    if (!fresh && l->handed_over == wait)
+        return;
+    int rc = psup_fd_set_nonblock(l->fd, !wait);
+    if (rc < 0)
+        log_update_failure(l, "fcntl", rc);
+    else
+        l->handed_over = wait;
+}
+
 /* Make the planned set the runtime's: close what is no longer used, apply
  * backlog and socket file changes to what is kept. */
 static void commit_listeners(struct psup_runtime *rt, const struct psup_config *cfg,
@@ -223,6 +250,7 @@ static void commit_listeners(struct psup_runtime *rt, const struct psup_config *
                 rep->listeners_opened++;
             else
                 update_kept(l, svc);
+            set_blocking(l, svc, lp->fresh[k]);
         }
     }
     free(rt->listeners);
@@ -384,7 +412,11 @@ int psup_runtime_apply(struct psup_runtime *rt, struct psup_config *cfg, uint64_
             close_fresh(&lp);
     }
     if (rc == 0) {
-        /* From here on nothing can fail: the new configuration takes over. */
+        /* From here on nothing can fail: the new configuration takes over.
+         * No socket may stay watched while listeners are closed or change
+         * hands: the services watch again as they are maintained. */
+        for (struct psup_list *p = rt->services.next; p != &rt->services; p = p->next)
+            psup_runtime_unwatch(rt, PSUP_CONTAINER(p, struct psup_service, link));
         commit_listeners(rt, cfg, &lp, rep);
         struct psup_config *old = rt->config;
         rt->config = psup_config_ref(cfg);

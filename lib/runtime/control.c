@@ -4,7 +4,8 @@
  * changes a flag or the bounds of one service and lets the pool policy act
  * on it (psup_runtime_maintain): a paused service's idle workers retire
  * and none starts, so new connections wait in the kernel's backlog; a
- * scaled one is held to its new bounds.
+ * scaled one is held to its new bounds. A wait-mode service can be neither
+ * paused nor scaled: its servers accept by themselves.
  */
 #include "runtime/control.h"
 
@@ -34,6 +35,11 @@ static void log_requester(struct psup_log *l, const struct psup_requester *by)
     psup_log_uint(l, "remote_uid", by->uid);
 }
 
+static bool is_wait(const struct psup_service *s)
+{
+    return s->current->plan.svc->mode == PSUP_MODE_WAIT;
+}
+
 static int find_for_control(const struct psup_runtime *rt, const char *name,
                             struct psup_service **out)
 {
@@ -52,6 +58,10 @@ int psup_runtime_pause(struct psup_runtime *rt, const char *name, bool pause,
 
     if (rc < 0)
         return rc;
+    /* A wait-mode server accepts by itself: a pause could not stop it
+     * (spec/control.md). A pause carried over by a reload can end. */
+    if (pause && is_wait(s))
+        return -EOPNOTSUPP;
     *changed = s->paused != pause;
     s->paused = pause;
     psup_log_begin(&l, PSUP_LOG_INFO, pause ? "paused" : "resumed");
@@ -115,6 +125,13 @@ int psup_runtime_scale(struct psup_runtime *rt, const char *name,
 
     if (rc < 0)
         return rc;
+    if (is_wait(s)) {
+        snprintf(why, why_size,
+                 "service \"%s\" is in wait mode: it runs instances servers, not a pool of "
+                 "workers to scale",
+                 s->name);
+        return -EOPNOTSUPP;
+    }
     struct psup_pool_limits current = psup_service_limits(s);
     if (!check_scale(req, &current, out, why, why_size))
         return -EINVAL;

@@ -33,7 +33,8 @@ struct psup_service *psup_runtime_find_service(const struct psup_runtime *rt, co
 
 /* Pause (pause true) or resume the service name. Returns 0, with *changed
  * false if it already was so; -ENOENT if there is no such service;
- * -ESHUTDOWN once psup is stopping. */
+ * -ESHUTDOWN once psup is stopping; -EOPNOTSUPP for a pause of a wait-mode
+ * service (a resume ends a pause a reload carried into wait mode). */
 int psup_runtime_pause(struct psup_runtime *rt, const char *name, bool pause,
                        const struct psup_requester *by, uint64_t now, bool *changed);
 
@@ -41,7 +42,8 @@ int psup_runtime_pause(struct psup_runtime *rt, const char *name, bool pause,
  * are (1 to 65536 each, max_spare >= min_spare, max_workers >= max_spare),
  * until the next reload. Returns 0 with *out the bounds now in force;
  * -ENOENT, -ESHUTDOWN as above; -EINVAL with the problem in why (a
- * sentence that names the parameter, as psup_config_load's messages do). */
+ * sentence that names the parameter, as psup_config_load's messages do);
+ * -EOPNOTSUPP, with why, for a wait-mode service. */
 int psup_runtime_scale(struct psup_runtime *rt, const char *name,
                        const struct psup_scale_request *req, const struct psup_requester *by,
                        uint64_t now, struct psup_pool_limits *out, char *why, size_t why_size);

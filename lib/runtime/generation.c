@@ -145,6 +145,8 @@ struct psup_pool_limits psup_service_limits(const struct psup_service *s)
     struct psup_pool_limits l = {cfg->min_spare, cfg->max_spare, cfg->max_workers,
                                  cfg->on_overload == PSUP_OVERLOAD_REJECT};
 
+    if (cfg->mode == PSUP_MODE_WAIT) /* no spares: instances servers at most */
+        return (struct psup_pool_limits){0, 0, cfg->instances, false};
     if (s->scaled) {
         l.min_spare = s->scale.min_spare;
         l.max_spare = s->scale.max_spare;

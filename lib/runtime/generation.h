@@ -33,7 +33,9 @@ void psup_generation_free(struct psup_generation *g);
 void psup_generation_unref(struct psup_generation *g);
 
 /* The pool bounds a service keeps now: its configuration's, or those a
- * control request set (s->scaled). s must have a current generation. */
+ * control request set (s->scaled); a wait-mode service's are 0, 0 and its
+ * instances (it has no pool, and cannot be scaled). s must have a current
+ * generation. */
 struct psup_pool_limits psup_service_limits(const struct psup_service *s);
 
 #endif

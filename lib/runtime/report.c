@@ -23,6 +23,8 @@ static void log_identity(struct psup_log *l, const struct psup_worker *w)
 
 static void log_peer(struct psup_log *l, const struct psup_peer *peer)
 {
+    if (peer->family == AF_UNSPEC)
+        return; /* a wait-mode server: no connection psup saw */
     if (peer->family == AF_UNIX) {
         psup_log_int(l, "remote_pid", peer->pid);
         psup_log_uint(l, "remote_uid", peer->uid);
@@ -315,6 +317,45 @@ void psup_report_conn_end(const struct psup_worker *w, int status, uint64_t now)
     psup_log_uint(&l, "duration_ms", now - w->busy_since);
     if (g->plan.svc->mode == PSUP_MODE_DATAGRAM)
         psup_log_uint(&l, "replies", w->replies);
+    psup_log_end(&l);
+}
+
+void psup_report_server_started(const struct psup_worker *w)
+{
+    const struct psup_service_config *cfg = w->gen->plan.svc;
+    struct psup_log l;
+
+    psup_log_begin(&l, PSUP_LOG_INFO, "server_started");
+    log_identity(&l, w);
+    psup_log_str(&l, "start", cfg->start == PSUP_START_ALWAYS ? "always" : "on_demand");
+    psup_log_end(&l);
+}
+
+/* Why psup ended it, if it did. */
+static const char *server_outcome(const struct psup_worker *w)
+{
+    if (w->error)
+        return w->exec_failed ? "exec_failed" : "setup_failed";
+    if (w->timed_out)
+        return "timeout";
+    return w->signalled ? "stopped" : NULL;
+}
+
+void psup_report_server_exit(const struct psup_worker *w, int status, uint64_t now,
+                             bool failure, bool pending)
+{
+    const char *outcome = server_outcome(w);
+    struct psup_log l;
+
+    psup_log_begin(&l, failure ? PSUP_LOG_WARN : PSUP_LOG_INFO, "server_exit");
+    log_identity(&l, w);
+    if (outcome)
+        psup_log_str(&l, "outcome", outcome);
+    log_status(&l, status, w->signalled);
+    psup_log_uint(&l, "duration_ms", now - w->busy_since);
+    psup_log_bool(&l, "failure", failure);
+    if (pending)
+        psup_log_bool(&l, "pending", true);
     psup_log_end(&l);
 }
 

@@ -49,6 +49,13 @@ void psup_report_spawn_failed(const struct psup_service *s, int err, uint64_t re
 void psup_report_spawn_recovered(void);
 
 void psup_report_conn_end(const struct psup_worker *w, int status, uint64_t now);
+
+/* A wait-mode server was started, or was reaped: failure says whether its
+ * exit counts as a failure of the service, pending that it left a socket
+ * readable (on_demand, spec/wait.md). */
+void psup_report_server_started(const struct psup_worker *w);
+void psup_report_server_exit(const struct psup_worker *w, int status, uint64_t now,
+                             bool failure, bool pending);
 void psup_report_timeout(const struct psup_worker *w);
 
 #endif

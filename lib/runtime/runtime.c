@@ -1,15 +1,17 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * The runtime: worker records and their life from spawn to reap. Every
- * decision about a connection the supervisor makes (the verdict: run, or
- * refuse for per-source, rate or overload) is made here, in order, by the
- * single thread that owns the counters; that is what makes the limits exact.
- * No event loop here, and no blocking call. apply.c feeds it configurations.
+ * The runtime: workers' lives from spawn to reap (their records are
+ * worker.c's; wait-mode servers are server.c's). Every decision about a
+ * connection the supervisor makes (the verdict: run, or refuse for
+ * per-source, rate or overload) is made here, in order, by the single thread
+ * that owns the counters; that is what makes the limits exact. No event loop
+ * here, and no blocking call. apply.c feeds it configurations.
  */
 #include "runtime/runtime.h"
 
 #include <errno.h>
 #include <fcntl.h>
+#include <poll.h>
 #include <signal.h>
 #include <stdlib.h>
 #include <string.h>
@@ -23,60 +25,9 @@
 #include "policy/pool.h"
 #include "proto/rawsys.h"
 #include "runtime/generation.h"
+#include "runtime/internal.h"
 #include "runtime/reply.h"
 #include "runtime/report.h"
-
-/* ------------------------------------------------------------------------ */
-/* The pid table. */
-
-static size_t slot_of(const struct psup_runtime *rt, pid_t pid)
-{
-    return ((size_t)pid * 2654435761u) & (rt->table_size - 1);
-}
-
-static int table_grow(struct psup_runtime *rt)
-{
-    size_t size = rt->table_size ? rt->table_size * 2 : 256;
-    struct psup_worker **table = calloc(size, sizeof(*table));
-
-    if (!table)
-        return -ENOMEM;
-    struct psup_worker **old = rt->table;
-    size_t old_size = rt->table_size;
-    rt->table = table;
-    rt->table_size = size;
-    for (size_t i = 0; i < old_size; i++) {
-        while (old[i]) {
-            struct psup_worker *w = old[i];
-            old[i] = w->hash_next;
-            size_t slot = slot_of(rt, w->pid);
-            w->hash_next = rt->table[slot];
-            rt->table[slot] = w;
-        }
-    }
-    free(old);
-    return 0;
-}
-
-static struct psup_worker *table_find(const struct psup_runtime *rt, pid_t pid)
-{
-    if (!rt->table_size)
-        return NULL;
-    struct psup_worker *w = rt->table[slot_of(rt, pid)];
-    while (w && w->pid != pid)
-        w = w->hash_next;
-    return w;
-}
-
-static void table_remove(struct psup_runtime *rt, struct psup_worker *w)
-{
-    struct psup_worker **p = &rt->table[slot_of(rt, w->pid)];
-
-    while (*p != w)
-        p = &(*p)->hash_next;
-    *p = w->hash_next;
-    rt->live--;
-}
 
 /* ------------------------------------------------------------------------ */
 /* The real operations on processes (struct psup_runtime_ops); arg is the
@@ -129,6 +80,19 @@ static int real_probe(void *arg, const struct psup_stack *stack)
     return psup_probe_slot(stack);
 }
 
+static int real_readable(void *arg, int fd)
+{
+    struct pollfd pfd = {.fd = fd, .events = POLLIN};
+    int n;
+
+    (void)arg;
+    while ((n = poll(&pfd, 1, 0)) < 0 && errno == EINTR)
+        ;
+    if (n < 0)
+        return -errno;
+    return n > 0 && (pfd.revents & POLLIN);
+}
+
 /* ------------------------------------------------------------------------ */
 /* Life of the runtime. */
 
@@ -178,8 +142,14 @@ int psup_runtime_init(struct psup_runtime *rt, int channel_fd, bool share_memory
     /* Sharing memory needs the raw system calls (rawsys.h). */
     rt->share_memory = share_memory && PSUP_RAW_SYSCALLS;
     rt->accepting = true;
-    rt->ops = (struct psup_runtime_ops){real_stack_map, real_stack_unmap, real_spawn,
-                                        real_signal, real_verdict, real_probe, rt};
+    rt->ops = (struct psup_runtime_ops){.stack_map = real_stack_map,
+                                        .stack_unmap = real_stack_unmap,
+                                        .spawn = real_spawn,
+                                        .signal = real_signal,
+                                        .verdict = real_verdict,
+                                        .probe = real_probe,
+                                        .readable = real_readable,
+                                        .arg = rt};
     struct rlimit nproc;
     if (getrlimit(RLIMIT_NPROC, &nproc) == 0 && nproc.rlim_cur != RLIM_INFINITY)
         rt->nproc_limit = nproc.rlim_cur;
@@ -188,23 +158,6 @@ int psup_runtime_init(struct psup_runtime *rt, int channel_fd, bool share_memory
 
 /* ------------------------------------------------------------------------ */
 /* Worker bookkeeping. */
-
-static unsigned *state_counter(struct psup_service *s, enum psup_worker_state st)
-{
-    switch (st) {
-    case PSUP_WORKER_IDLE: return &s->idle;
-    case PSUP_WORKER_RETIRING: return &s->retiring;
-    case PSUP_WORKER_STOPPED: return &s->stopped;
-    default: return &s->busy;
-    }
-}
-
-static void set_state(struct psup_worker *w, enum psup_worker_state st)
-{
-    (*state_counter(w->service, w->state))--;
-    w->state = st;
-    (*state_counter(w->service, st))++;
-}
 
 static bool is_busy(const struct psup_worker *w)
 {
@@ -225,67 +178,6 @@ static unsigned max_workers_of(const struct psup_service *s, const struct psup_g
 static bool takes_connections(const struct psup_runtime *rt, const struct psup_service *s)
 {
     return s->current && !s->paused && (rt->accepting || s->listening);
-}
-
-/* Keep rt->timed sorted by deadline; new deadlines are usually the latest,
- * so search from the tail. The worker is unlinked before the tail is read:
- * a worker that is already last would otherwise be its own insertion point
- * and drop out of the list, losing its timeout and any TERM -> KILL. */
-static void set_deadline(struct psup_runtime *rt, struct psup_worker *w, uint64_t deadline)
-{
-    psup_list_remove(&w->timer_link);
-
-    struct psup_list *pos = rt->timed.prev;
-    w->deadline = deadline;
-    while (pos != &rt->timed &&
-           PSUP_CONTAINER(pos, struct psup_worker, timer_link)->deadline > deadline)
-        pos = pos->prev;
-    psup_list_insert_after(pos, &w->timer_link);
-}
-
-static void stack_release(struct psup_runtime *rt, struct psup_stack *stack)
-{
-    if (rt->n_stack_cache < sizeof(rt->stack_cache) / sizeof(rt->stack_cache[0]))
-        rt->stack_cache[rt->n_stack_cache++] = *stack;
-    else
-        rt->ops.stack_unmap(rt->ops.arg, stack);
-}
-
-static int stack_acquire(struct psup_runtime *rt, struct psup_stack *stack)
-{
-    /* Reusing a stack saves the mmap and, more, its page faults. */
-    if (rt->n_stack_cache) {
-        *stack = rt->stack_cache[--rt->n_stack_cache];
-        return 0;
-    }
-    return rt->ops.stack_map(rt->ops.arg, stack);
-}
-
-static void worker_free(struct psup_runtime *rt, struct psup_worker *w)
-{
-    table_remove(rt, w);
-    psup_list_remove(&w->link);
-    psup_list_remove(&w->timer_link);
-    (*state_counter(w->service, w->state))--;
-    psup_tally_release(&w->service->tally, w->child.tally_slot);
-    stack_release(rt, &w->stack);
-    psup_generation_unref(w->gen);
-    free(w->child.dgram);
-    free(w);
-}
-
-static int send_signal(const struct psup_runtime *rt, pid_t pid, int sig)
-{
-    return rt->ops.signal(rt->ops.arg, pid, sig);
-}
-
-/* Signal a worker's process group: the handler and everything it started
- * (its own group since the worker's setsid). */
-static void signal_group(const struct psup_runtime *rt, struct psup_worker *w, int sig)
-{
-    if (send_signal(rt, -w->pid, sig) == -ESRCH)
-        send_signal(rt, w->pid, sig); /* the group is gone but the process may not be */
-    w->signalled = true;
 }
 
 /* Saturation is logged when busy reaches max_workers, and its end only
@@ -315,13 +207,6 @@ static void track_saturation(struct psup_service *s, unsigned max_workers, uint6
     }
 }
 
-/* Returns 0 or -errno: ESRCH (the worker is gone), EAGAIN
- * (RLIMIT_SIGPENDING: the queue of pending signals is full). */
-static int send_verdict(const struct psup_runtime *rt, pid_t pid, uint64_t value)
-{
-    return rt->ops.verdict(rt->ops.arg, pid, value);
-}
-
 /* ------------------------------------------------------------------------ */
 /* Starting and retiring workers. */
 
@@ -333,19 +218,6 @@ static int send_verdict(const struct psup_runtime *rt, pid_t pid, uint64_t value
  * started gets the slots it needs for its own children first. */
 #define SPAWN_YIELD_MS 20
 #define SPAWN_CALM_MS 1000
-
-static void spawn_failed(struct psup_runtime *rt, struct psup_service *s, int err, uint64_t now)
-{
-    rt->spawn_delay = rt->spawn_delay ? rt->spawn_delay * 2 : 50;
-    if (rt->spawn_delay > 2000)
-        rt->spawn_delay = 2000;
-    rt->spawn_blocked_until = now + rt->spawn_delay;
-    rt->spawn_last_failure = now;
-    if (rt->spawn_failing)
-        return; /* logged once per burst */
-    rt->spawn_failing = true;
-    psup_report_spawn_failed(s, -err, rt->spawn_delay);
-}
 
 /* Leave the scarce mode once starts have worked for a calm period. */
 static void spawn_settle(struct psup_runtime *rt, uint64_t now)
@@ -368,59 +240,6 @@ static void spawn_yield(struct psup_runtime *rt, uint64_t now)
         rt->spawn_blocked_until = now + SPAWN_YIELD_MS;
 }
 
-static int spawn_one(struct psup_runtime *rt, struct psup_service *s, uint64_t now, bool hold,
-                     struct psup_worker **out)
-{
-    struct psup_generation *g = s->current;
-    size_t slots = g->plan.n_env_base + PSUP_ENV_DYNAMIC + 1;
-    struct psup_worker *w = calloc(1, sizeof(*w) + slots * sizeof(char *));
-    int rc;
-
-    if (!w)
-        return -ENOMEM;
-    if (rt->live + 1 > rt->table_size && (rc = table_grow(rt)) < 0)
-        goto fail;
-    /* Not calloc: a datagram is written over it; 64 KiB zeroed per
-     * datagram would cost more than the rest of taking it. */
-    if (g->plan.svc->mode == PSUP_MODE_DATAGRAM && !(w->child.dgram = malloc(PSUP_DGRAM_MAX))) {
-        rc = -ENOMEM;
-        goto fail;
-    }
-    if ((rc = stack_acquire(rt, &w->stack)) < 0)
-        goto fail;
-    w->child.plan = &g->plan;
-    w->child.conn_id = ++rt->next_conn_id;
-    w->child.envp = w->envp;
-    w->child.hold = hold;
-    w->child.tally_slot = psup_tally_claim(&s->tally);
-    pid_t pid = rt->ops.spawn(rt->ops.arg, &w->child, &w->stack);
-    if (pid < 0) {
-        rc = pid;
-        psup_tally_release(&s->tally, w->child.tally_slot);
-        stack_release(rt, &w->stack);
-        goto fail;
-    }
-    w->pid = pid;
-    w->service = s;
-    w->gen = g;
-    g->refs++;
-    w->state = PSUP_WORKER_IDLE;
-    s->idle++;
-    w->started = now;
-    psup_list_init(&w->timer_link);
-    psup_list_append(&s->workers, &w->link);
-    size_t slot = slot_of(rt, pid);
-    w->hash_next = rt->table[slot];
-    rt->table[slot] = w;
-    rt->live++;
-    *out = w;
-    return 0;
-fail:
-    free(w->child.dgram);
-    free(w);
-    return rc;
-}
-
 /* Whether process slots are scarce: clone failed and has not worked for a
  * calm period since, or psup's workers already fill a third of RLIMIT_NPROC
  * (handlers often need two or three processes: a shell and what it runs). */
@@ -438,22 +257,22 @@ static int start_with_headroom(struct psup_runtime *rt, struct psup_service *s, 
 {
     bool careful = slots_scarce(rt);
     struct psup_worker *w;
-    int rc = spawn_one(rt, s, now, careful, &w);
+    int rc = psup_runtime_spawn(rt, s, now, careful, &w);
 
     if (rc < 0 || !careful)
         return rc;
     struct psup_stack probe;
-    rc = stack_acquire(rt, &probe);
+    rc = psup_runtime_stack_acquire(rt, &probe);
     if (rc == 0) {
         rc = rt->ops.probe(rt->ops.arg, &probe);
-        stack_release(rt, &probe);
+        psup_runtime_stack_release(rt, &probe);
     }
     if (rc == 0)
-        rc = send_verdict(rt, w->pid, psup_verdict_encode(PSUP_VERDICT_RUN, 0, 0, 0));
+        rc = psup_runtime_send_verdict(rt, w->pid, psup_verdict_encode(PSUP_VERDICT_RUN, 0, 0, 0));
     if (rc < 0) {
         /* No headroom, or the go could not be sent: the held worker has
          * taken nothing and would only wait for a go that never comes. */
-        send_signal(rt, w->pid, SIGKILL);
+        psup_runtime_signal(rt, w->pid, SIGKILL);
         w->signalled = true; /* not a failure of the service */
     }
     return rc;
@@ -463,8 +282,8 @@ static void retire(const struct psup_runtime *rt, struct psup_worker *w)
 {
     /* The worker leaves if it is waiting; if it just took a connection the
      * signal stays blocked and is discarded before exec (spec/pool.md). */
-    send_signal(rt, w->pid, PSUP_SIG_RETIRE);
-    set_state(w, PSUP_WORKER_RETIRING);
+    psup_runtime_signal(rt, w->pid, PSUP_SIG_RETIRE);
+    psup_runtime_set_state(w, PSUP_WORKER_RETIRING);
 }
 
 /* Retire up to n idle workers, newest first: with EPOLLEXCLUSIVE the oldest
@@ -480,26 +299,23 @@ static void retire_idle(const struct psup_runtime *rt, struct psup_service *s, u
     }
 }
 
-static void recovered(struct psup_service *s)
-{
-    s->failing_since = 0;
-    psup_report_recovered(s);
-    s->last_error = 0;
-    s->last_step = 0;
-}
-
 void psup_runtime_end_backoff(struct psup_service *s, uint64_t now)
 {
     if (psup_backoff_settle(&s->backoff, now, true))
-        recovered(s);
+        psup_runtime_recovered(s);
 }
 
 static void maintain_service(struct psup_runtime *rt, struct psup_service *s, uint64_t now)
 {
     if (psup_backoff_settle(&s->backoff, now, false))
-        recovered(s);
+        psup_runtime_recovered(s);
     if (!s->backoff.delay_ms)
         s->failing_since = 0;
+    if (s->current && s->current->plan.svc->mode == PSUP_MODE_WAIT) {
+        retire_idle(rt, s, s->idle); /* of an accept-mode generation before */
+        psup_runtime_maintain_servers(rt, s, now);
+        return;
+    }
     if (s->saturated && s->current)
         track_saturation(s, psup_service_limits(s).max_workers, now);
     if (!takes_connections(rt, s)) {
@@ -521,7 +337,7 @@ static void maintain_service(struct psup_runtime *rt, struct psup_service *s, ui
     for (unsigned i = 0; i < (unsigned)n && i < allowance; i++) {
         int rc = start_with_headroom(rt, s, now);
         if (rc < 0) {
-            spawn_failed(rt, s, rc, now);
+            psup_runtime_spawn_failed(rt, s, rc, now);
             return;
         }
         psup_backoff_started(&s->backoff, now);
@@ -540,15 +356,21 @@ void psup_runtime_switch_generation(struct psup_runtime *rt, struct psup_service
     for (p = s->workers.next; p != &s->workers; p = p->next) {
         struct psup_worker *w = PSUP_CONTAINER(p, struct psup_worker, link);
         if (w->state == PSUP_WORKER_IDLE)
-            set_state(w, PSUP_WORKER_RETIRING);
+            psup_runtime_set_state(w, PSUP_WORKER_RETIRING);
     }
+    psup_runtime_unwatch(rt, s); /* the sockets watched were old's */
+    if (!gen || gen->plan.svc->mode != PSUP_MODE_WAIT)
+        s->demand = false;
     s->current = gen;
     if (gen)
         maintain_service(rt, s, now);
+    /* Wait-mode servers of the old generation are asked to stop once the
+     * new ones are started (spec/wait.md, "Reload"). */
+    psup_runtime_stop_old_servers(rt, s, now);
     for (p = s->workers.next; p != &s->workers; p = p->next) {
         struct psup_worker *w = PSUP_CONTAINER(p, struct psup_worker, link);
         if (w->state == PSUP_WORKER_RETIRING && w->gen == old)
-            send_signal(rt, w->pid, PSUP_SIG_RETIRE);
+            psup_runtime_signal(rt, w->pid, PSUP_SIG_RETIRE);
     }
     if (old)
         psup_generation_unref(old);
@@ -612,18 +434,6 @@ static void refused(struct psup_worker *w, enum psup_verdict v, uint64_t now)
     }
 }
 
-/* stderr "log": follow the pipe the worker passed (taken over). Returns
- * false if there is none or it cannot be followed: the handler then keeps
- * psup's stderr. */
-static bool follow_stderr(struct psup_runtime *rt, struct psup_worker *w, int fd)
-{
-    if (fd >= 0 && rt->hooks.stderr_pipe)
-        return rt->hooks.stderr_pipe(rt->hooks.arg, fd, w->service->name, w->child.conn_id,
-                                     w->pid, &w->errlog);
-    psup_fd_close(fd);
-    return false;
-}
-
 /* What a worker's BUSY or RUNNING says about its connection. */
 static void note_connection(struct psup_worker *w, const struct psup_msg *m)
 {
@@ -639,11 +449,11 @@ static void became_busy(struct psup_runtime *rt, struct psup_worker *w, uint64_t
 {
     const struct psup_service_config *cfg = w->gen->plan.svc;
 
-    set_state(w, PSUP_WORKER_BUSY);
+    psup_runtime_set_state(w, PSUP_WORKER_BUSY);
     w->busy_since = now;
     w->service->counters.accepted++;
     if (cfg->timeout > 0)
-        set_deadline(rt, w, now + (uint64_t)(cfg->timeout * 1000.0));
+        psup_runtime_set_deadline(rt, w, now + (uint64_t)(cfg->timeout * 1000.0));
     track_saturation(w->service, max_workers_of(w->service, w->gen), now);
     /* Replace the spare at once, not on a timer (unless processes are
      * scarce: then the new handler's children go first). */
@@ -670,7 +480,7 @@ static void on_busy(struct psup_runtime *rt, struct psup_worker *w, const struct
     note_connection(w, m);
     enum psup_verdict v = decide(rt, w, now, &connnum);
     if (v == PSUP_VERDICT_RUN && cfg->stderr_mode == PSUP_STDERR_LOG) {
-        if (!follow_stderr(rt, w, fds->log)) {
+        if (!psup_runtime_follow_stderr(rt, w, fds->log)) {
             flags |= PSUP_VERDICT_NO_LOG_PIPE;
             psup_report_stderr_fallback(w, now);
         }
@@ -684,7 +494,7 @@ static void on_busy(struct psup_runtime *rt, struct psup_worker *w, const struct
     else
         psup_fd_close(fds->reply);
 
-    if (send_verdict(rt, w->pid, psup_verdict_encode(v, flags, connnum, w->seq)) < 0 &&
+    if (psup_runtime_send_verdict(rt, w->pid, psup_verdict_encode(v, flags, connnum, w->seq)) < 0 &&
         v == PSUP_VERDICT_RUN) {
         /* It died meanwhile, or its signal queue is full (it then gives
          * the client up after its timeout): it never became busy, so give
@@ -732,7 +542,7 @@ static void on_gave_up(struct psup_runtime *rt, struct psup_worker *w,
         rt->hooks.stderr_done(rt->hooks.arg, w->errlog);
     psup_reply_end(rt, w);
     s->counters.accepted--;
-    set_state(w, PSUP_WORKER_IDLE);
+    psup_runtime_set_state(w, PSUP_WORKER_IDLE);
     if (w->gen != s->current || !takes_connections(rt, s))
         retire(rt, w); /* its configuration is gone meanwhile, or paused */
     if (s->current)
@@ -742,16 +552,21 @@ static void on_gave_up(struct psup_runtime *rt, struct psup_worker *w,
 void psup_runtime_on_message(struct psup_runtime *rt, const struct psup_msg *m,
                              const struct psup_passed_fds *fds, uint64_t now)
 {
-    struct psup_worker *w = table_find(rt, m->pid);
+    struct psup_worker *w = psup_runtime_find_worker(rt, m->pid);
     struct psup_passed_fds left = *fds;
 
     if (!w) {
         /* Not one of ours (or already reaped): a worker waiting for a
          * verdict gives the connection up after its timeout; answer now. */
         if (m->kind == PSUP_MSG_BUSY)
-            send_verdict(rt, m->pid, psup_verdict_encode(PSUP_VERDICT_CLOSE, 0, 0, m->seq));
+            psup_runtime_send_verdict(rt, m->pid,
+                                      psup_verdict_encode(PSUP_VERDICT_CLOSE, 0, 0, m->seq));
         psup_fd_close(fds->log);
         psup_fd_close(fds->reply);
+        return;
+    }
+    if (psup_runtime_is_server(w)) {
+        psup_runtime_server_message(rt, w, m, fds, now);
         return;
     }
     switch (m->kind) {
@@ -799,7 +614,7 @@ void psup_runtime_on_message(struct psup_runtime *rt, const struct psup_msg *m,
 
 void psup_runtime_note_exit(struct psup_runtime *rt, pid_t pid)
 {
-    struct psup_worker *w = table_find(rt, pid);
+    struct psup_worker *w = psup_runtime_find_worker(rt, pid);
 
     if (!w)
         return;
@@ -809,29 +624,6 @@ void psup_runtime_note_exit(struct psup_runtime *rt, pid_t pid)
     w->counted = false;
     if (w->child.tally_slot != PSUP_TALLY_NONE)
         psup_tally_withdraw(w->service->tally.shared, w->child.tally_slot);
-}
-
-/* A failure of the service: log the first of a burst with its reason, then
- * only changes of the delay. */
-static void count_failure(struct psup_worker *w, int status, uint64_t now)
-{
-    struct psup_service *s = w->service;
-    /* A new streak logs each kind of failure (its step) once again. */
-    if (s->backoff.failures == 0)
-        s->logged_steps = 0;
-    bool first = !(s->logged_steps & (1u << (w->step & 31)));
-    s->logged_steps |= 1u << (w->step & 31);
-
-    s->counters.failed++;
-    if (first) {
-        psup_report_failure(w, status);
-        s->last_error = w->error;
-        s->last_step = w->step;
-    }
-    if (psup_backoff_fail(&s->backoff, w->started, now))
-        psup_report_backoff(s);
-    if (s->backoff.delay_ms && !s->failing_since)
-        s->failing_since = now; /* fatal_after counts from here */
 }
 
 static void idle_exit(struct psup_runtime *rt, struct psup_worker *w, int status, uint64_t now)
@@ -847,7 +639,7 @@ static void idle_exit(struct psup_runtime *rt, struct psup_worker *w, int status
         psup_report_worker_lost(w, status);
         return;
     }
-    count_failure(w, status, now);
+    psup_runtime_count_failure(w, status, now);
 }
 
 /* The outcome and run time of a connection, counted as its conn_end
@@ -874,14 +666,14 @@ static void busy_exit(struct psup_worker *w, int status, uint64_t now)
     psup_report_conn_end(w, status, now);
     count_end(w, status, now);
     if (w->exec_failed)
-        count_failure(w, status, now);
+        psup_runtime_count_failure(w, status, now);
     else if (psup_backoff_settle(&s->backoff, now, true))
-        recovered(s);
+        psup_runtime_recovered(s);
 }
 
 bool psup_runtime_on_exit(struct psup_runtime *rt, pid_t pid, int status, uint64_t now)
 {
-    struct psup_worker *w = table_find(rt, pid);
+    struct psup_worker *w = psup_runtime_find_worker(rt, pid);
 
     if (!w)
         return false;
@@ -891,11 +683,13 @@ bool psup_runtime_on_exit(struct psup_runtime *rt, pid_t pid, int status, uint64
     if (w->errlog && rt->hooks.stderr_done)
         rt->hooks.stderr_done(rt->hooks.arg, w->errlog);
     psup_reply_end(rt, w);
-    if (is_busy(w))
+    if (psup_runtime_is_server(w))
+        psup_runtime_server_exit(rt, w, status, now);
+    else if (is_busy(w))
         busy_exit(w, status, now);
     else
         idle_exit(rt, w, status, now);
-    worker_free(rt, w);
+    psup_runtime_free_worker(rt, w);
     if (s->saturated && s->current)
         track_saturation(s, psup_service_limits(s).max_workers, now);
     psup_service_release(s);
@@ -910,16 +704,16 @@ bool psup_runtime_on_exit(struct psup_runtime *rt, pid_t pid, int status, uint64
 
 void psup_runtime_on_stop(struct psup_runtime *rt, pid_t pid, bool stopped)
 {
-    struct psup_worker *w = table_find(rt, pid);
+    struct psup_worker *w = psup_runtime_find_worker(rt, pid);
 
     if (!w || is_busy(w))
         return;
     /* A stopped idle worker cannot take connections: count it apart so a
      * spare replaces it, and count it back when it continues. */
     if (stopped && w->state == PSUP_WORKER_IDLE) {
-        set_state(w, PSUP_WORKER_STOPPED);
+        psup_runtime_set_state(w, PSUP_WORKER_STOPPED);
     } else if (!stopped && w->state == PSUP_WORKER_STOPPED) {
-        set_state(w, PSUP_WORKER_IDLE);
+        psup_runtime_set_state(w, PSUP_WORKER_IDLE);
         if (w->gen != w->service->current || !takes_connections(rt, w->service))
             retire(rt, w); /* it belongs to a configuration that is gone */
     }
@@ -935,9 +729,9 @@ static uint64_t kill_grace_ms(const struct psup_runtime *rt)
 
 static void terminate(struct psup_runtime *rt, struct psup_worker *w, uint64_t now)
 {
-    signal_group(rt, w, SIGTERM);
-    set_state(w, PSUP_WORKER_TERMINATING);
-    set_deadline(rt, w, now + kill_grace_ms(rt));
+    psup_runtime_signal_group(rt, w, SIGTERM);
+    psup_runtime_set_state(w, PSUP_WORKER_TERMINATING);
+    psup_runtime_set_deadline(rt, w, now + kill_grace_ms(rt));
 }
 
 void psup_runtime_expire(struct psup_runtime *rt, uint64_t now)
@@ -953,8 +747,8 @@ void psup_runtime_expire(struct psup_runtime *rt, uint64_t now)
             psup_report_timeout(w);
             terminate(rt, w, now);
         } else if (w->state == PSUP_WORKER_TERMINATING) {
-            signal_group(rt, w, SIGKILL);
-            set_state(w, PSUP_WORKER_KILLING);
+            psup_runtime_signal_group(rt, w, SIGKILL);
+            psup_runtime_set_state(w, PSUP_WORKER_KILLING);
         }
     }
 }
@@ -1021,6 +815,14 @@ const struct psup_service *psup_runtime_fatal_service(const struct psup_runtime 
 /* ------------------------------------------------------------------------ */
 /* Shutdown. */
 
+/* A watched socket must leave the loop's watch before its descriptor is
+ * closed: epoll would keep reporting it while a server holds a copy. */
+static void unwatch_all(struct psup_runtime *rt)
+{
+    for (struct psup_list *p = rt->services.next; p != &rt->services; p = p->next)
+        psup_runtime_unwatch(rt, PSUP_CONTAINER(p, struct psup_service, link));
+}
+
 static void close_listeners(struct psup_runtime *rt)
 {
     for (size_t i = 0; i < rt->n_listeners; i++) {
@@ -1079,14 +881,21 @@ void psup_runtime_stop_accepting(struct psup_runtime *rt, uint64_t now)
     struct psup_list *p;
 
     rt->accepting = false;
-    for (size_t i = 0; i < rt->n_listeners; i++)
-        psup_listener_refuse_new(rt->listeners[i]);
+    unwatch_all(rt);
+    /* A wait-mode service's sockets are its servers': what is queued there
+     * is theirs to take or leave as they stop (spec/wait.md, "Shutdown"),
+     * so psup closes its copies at once and puts no filter on them. */
     for (p = rt->services.next; p != &rt->services; p = p->next) {
         struct psup_service *s = PSUP_CONTAINER(p, struct psup_service, link);
-        s->listening = s->current && !s->paused;
+        s->listening = s->current && !s->paused && s->current->plan.svc->mode != PSUP_MODE_WAIT;
         if (!s->listening)
             end_listening(rt, s);
     }
+    for (size_t i = 0; i < rt->n_listeners; i++)
+        psup_listener_refuse_new(rt->listeners[i]);
+    /* Now, not at the next expiry: the stop may begin after this turn's
+     * (shutdown_delay over), and the next may be shutdown_timeout away. */
+    psup_runtime_stop_servers(rt, now);
     psup_runtime_drain_backlogs(rt, now);
 }
 
@@ -1123,7 +932,7 @@ static void terminate_one(struct psup_runtime *rt, struct psup_worker *w, uint64
     if (w->state == PSUP_WORKER_BUSY)
         terminate(rt, w, now);
     else if (!is_busy(w))
-        signal_group(rt, w, SIGKILL); /* an idle worker that did not retire */
+        psup_runtime_signal_group(rt, w, SIGKILL); /* an idle worker that did not retire */
 }
 
 void psup_runtime_terminate_all(struct psup_runtime *rt, uint64_t now)
@@ -1142,15 +951,16 @@ void psup_runtime_terminate_all(struct psup_runtime *rt, uint64_t now)
 static void kill_one(struct psup_runtime *rt, struct psup_worker *w, uint64_t now)
 {
     (void)now;
-    signal_group(rt, w, SIGKILL);
+    psup_runtime_signal_group(rt, w, SIGKILL);
     if (w->state == PSUP_WORKER_BUSY || w->state == PSUP_WORKER_TERMINATING)
-        set_state(w, PSUP_WORKER_KILLING);
+        psup_runtime_set_state(w, PSUP_WORKER_KILLING);
 }
 
 void psup_runtime_kill_all(struct psup_runtime *rt)
 {
     rt->accepting = false;
     rt->closing = true;
+    unwatch_all(rt);
     close_listeners(rt);
     for_each_worker(rt, kill_one, 0);
 }
@@ -1159,6 +969,7 @@ void psup_runtime_free(struct psup_runtime *rt)
 {
     struct psup_list *p, *tmp;
 
+    unwatch_all(rt);
     psup_list_foreach_safe(p, tmp, &rt->services) {
         struct psup_service *s = PSUP_CONTAINER(p, struct psup_service, link);
         if (s->current)

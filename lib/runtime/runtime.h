@@ -140,6 +140,11 @@ struct psup_service {
     int last_error;                  /* the last failure's errno and step */
     uint32_t last_step;
     uint32_t logged_steps;           /* steps already logged in this streak */
+    /* Wait mode (spec/wait.md, server.c): the generation whose sockets the
+     * loop watches for the first connection or datagram (a reference), and
+     * whether one came and no server was started for it yet. */
+    struct psup_generation *watched;
+    bool demand;
 };
 
 struct psup_errlog;
@@ -191,6 +196,10 @@ struct psup_runtime_hooks {
      * socket holds now, detach it from the worker (psup_reply_detach),
      * and follow it a little longer at most. */
     void (*reply_done)(void *arg, struct psup_reply *r);
+    /* Watch fd (a wait-mode service's listening socket) for readiness, or
+     * stop watching it: the loop then calls psup_runtime_on_ready. Returns
+     * 0 or -errno. */
+    int (*watch)(void *arg, int fd, bool on);
     void *arg;
 };
 
@@ -211,6 +220,9 @@ struct psup_runtime_ops {
     int (*verdict)(void *arg, pid_t pid, uint64_t value);
     /* Whether one more process can be created now (psup_probe_slot). */
     int (*probe)(void *arg, const struct psup_stack *stack);
+    /* Whether a listening socket has something waiting (a connection, a
+     * datagram) now: 1, 0, or -errno (poll with no wait). */
+    int (*readable)(void *arg, int fd);
     void *arg;
 };
 
@@ -300,7 +312,12 @@ void psup_runtime_note_exit(struct psup_runtime *rt, pid_t pid);
 bool psup_runtime_on_exit(struct psup_runtime *rt, pid_t pid, int status, uint64_t now);
 void psup_runtime_on_stop(struct psup_runtime *rt, pid_t pid, bool stopped);
 
-/* Start and retire workers to bring every pool within its bounds. */
+/* A socket the loop watched for a wait-mode service is readable: start its
+ * servers (spec/wait.md). */
+void psup_runtime_on_ready(struct psup_runtime *rt, int fd, uint64_t now);
+
+/* Start and retire workers to bring every pool within its bounds, and
+ * start or watch for every wait-mode service's servers. */
 void psup_runtime_maintain(struct psup_runtime *rt, uint64_t now);
 
 /* Enforce timeouts and TERM -> KILL escalations due by now. */
@@ -313,7 +330,8 @@ uint64_t psup_runtime_next_deadline(const struct psup_runtime *rt, uint64_t now)
  * those already in the listeners' backlogs: a service keeps its workers
  * until its backlogs are empty, then its listeners close and its idle
  * workers retire (docs/design.md, "The backlog at shutdown"). A paused
- * service's listeners close at once. */
+ * service's listeners close at once, and so do a wait-mode service's (its
+ * servers own the sockets and their queues), whose servers get SIGTERM. */
 void psup_runtime_stop_accepting(struct psup_runtime *rt, uint64_t now);
 /* During the stop: close the listeners of every service whose backlogs are
  * empty. Returns whether some listener is still open (look again soon). */

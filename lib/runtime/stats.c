@@ -38,7 +38,13 @@ static const char *service_mode(const struct psup_service *s)
 
     if (!g && !psup_list_empty(&s->workers))
         g = PSUP_CONTAINER(s->workers.next, struct psup_worker, link)->gen;
-    return g && g->plan.svc->mode == PSUP_MODE_DATAGRAM ? "datagram" : "accept";
+    if (!g)
+        return "accept";
+    switch (g->plan.svc->mode) {
+    case PSUP_MODE_DATAGRAM: return "datagram";
+    case PSUP_MODE_WAIT: return "wait";
+    default: return "accept";
+    }
 }
 
 /* What the current generation configures; zeros while draining. */

@@ -26,7 +26,7 @@ enum psup_service_state {
 
 struct psup_service_stats {
     const char *name;
-    const char *mode;             /* "accept" or "datagram" */
+    const char *mode;             /* "accept", "datagram" or "wait" */
     enum psup_service_state state;
     /* The bound listeners (listeners[i].text, with the kernel's port for
      * port 0); none while draining. */
@@ -35,7 +35,8 @@ struct psup_service_stats {
     struct psup_pool_counts pool;   /* idle, busy, retiring, stopped */
     struct psup_pool_limits bounds; /* min_spare, max_spare, max_workers (0
                                        while draining), on_overload reject:
-                                       those in force (a scale request's) */
+                                       those in force (a scale request's);
+                                       wait mode: 0, 0, instances */
     unsigned max_per_source;        /* 0: unlimited */
     double rate;                    /* connections a second; 0: unlimited */
     unsigned rate_burst;

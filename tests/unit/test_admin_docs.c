@@ -84,6 +84,12 @@ static int slot_free(void *arg, const struct psup_stack *stack)
     return 0;
 }
 
+static int nothing_waits(void *arg, int fd)
+{
+    (void)arg, (void)fd;
+    return 0;
+}
+
 struct fixture {
     struct psup_runtime rt;
     struct fake_workers fake;
@@ -106,8 +112,14 @@ static int setup(void **state)
     assert_non_null(t);
     assert_int_equal(psup_runtime_init(&t->rt, -1, true), 0);
     t->fake.next = FIRST_PID;
-    t->rt.ops = (struct psup_runtime_ops){no_stack,   no_unmap,  start_worker, no_signal,
-                                          no_verdict, slot_free, &t->fake};
+    t->rt.ops = (struct psup_runtime_ops){.stack_map = no_stack,
+                                          .stack_unmap = no_unmap,
+                                          .spawn = start_worker,
+                                          .signal = no_signal,
+                                          .verdict = no_verdict,
+                                          .probe = slot_free,
+                                          .readable = nothing_waits,
+                                          .arg = &t->fake};
     t->rt.nproc_limit = 0;
     t->log_fd = memfd_create("log", MFD_CLOEXEC);
     assert_true(t->log_fd >= 0);
@@ -569,6 +581,8 @@ static int fake_scale(void *arg, const char *service, const struct psup_scale_re
     *out = (struct psup_pool_limits){2, 4, 8, false};
     if (f->rc == -EINVAL)
         snprintf(why, why_size, "max_spare: must be >= min_spare (4), got 2");
+    if (f->rc == -EOPNOTSUPP)
+        snprintf(why, why_size, "service \"%s\" is in wait mode: it cannot", service);
     return f->rc;
 }
 
@@ -636,6 +650,13 @@ static void test_control_routes(void **state)
     f.rc = -EINVAL;
     expect_post(t, "/scale?service=b&max_spare=2", false, 400,
                 "{\"error\":\"max_spare: must be >= min_spare (4), got 2\"}\n");
+    /* A wait-mode service (spec/control.md): 409, with the reason. */
+    f.rc = -EOPNOTSUPP;
+    expect_post(t, "/pause?service=w", false, 409,
+                "{\"error\":\"service \\\"w\\\" is in wait mode: its servers accept "
+                "connections themselves, psup cannot pause it\"}\n");
+    expect_post(t, "/scale?service=w&max_spare=2", false, 409,
+                "{\"error\":\"service \\\"w\\\" is in wait mode: it cannot\"}\n");
     f.rc = -ENOENT;
     expect_post(t, "/pause?service=zz", false, 404, "{\"error\":\"no service named \\\"zz\\\"\"}\n");
     f.rc = -ESHUTDOWN;

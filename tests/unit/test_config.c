@@ -442,9 +442,9 @@ static const struct {
      "services[0].listen[0]: *:53 is a stream listener: mode \"datagram\" takes UDP listeners "
      "(udp://HOST:PORT)"},
     {"'name': 't', 'listen': ['udp://127.0.0.1:53'], 'mode': 'wat', 'command': ['/bin/true']",
-     "services[0].mode: expected \"accept\" or \"datagram\", got \"wat\""},
+     "services[0].mode: expected \"accept\", \"datagram\" or \"wait\", got \"wat\""},
     {"'name': 't', 'listen': ['udp://127.0.0.1:53'], 'mode': 1, 'command': ['/bin/true']",
-     "services[0].mode: expected \"accept\" or \"datagram\", got a number"},
+     "services[0].mode: expected \"accept\", \"datagram\" or \"wait\", got a number"},
     {"'name': 't', 'listen': ['127.0.0.1:53'], 'recv_buffer': 65536, 'command': ['/bin/true']",
      "services[0].recv_buffer: has no effect without a udp:// listener"},
     {"'name': 't', 'listen': ['udp://127.0.0.1:53'], 'recv_buffer': 100, "
@@ -950,6 +950,111 @@ static void test_rate_burst(void **state)
                      cases[i].burst);
         psup_config_unref(cfg);
     }
+}
+
+/* spec/config.md, "mode"; spec/wait.md. */
+static void test_mode_defaults(void **state)
+{
+    struct psup_config *cfg = must_load(BASE);
+    const struct psup_service_config *s = &cfg->services[0];
+
+    (void)state;
+    assert_int_equal(s->mode, PSUP_MODE_ACCEPT);
+    assert_int_equal(s->start, PSUP_START_ON_DEMAND);
+    assert_int_equal(s->instances, 1);
+    psup_config_unref(cfg);
+
+    cfg = must_load(BASE ", 'mode': 'wait'");
+    s = &cfg->services[0];
+    assert_int_equal(s->mode, PSUP_MODE_WAIT);
+    assert_int_equal(s->start, PSUP_START_ON_DEMAND);
+    assert_int_equal(s->instances, 1);
+    psup_config_unref(cfg);
+}
+
+static void test_mode_wait_settings(void **state)
+{
+    struct psup_config *cfg = must_load(BASE ", 'mode': 'wait', 'start': 'always', "
+                                        "'instances': 3, 'timeout': 60, 'backlog': 8, "
+                                        "'stderr': 'log'");
+    const struct psup_service_config *s = &cfg->services[0];
+
+    (void)state;
+    assert_int_equal(s->mode, PSUP_MODE_WAIT);
+    assert_int_equal(s->start, PSUP_START_ALWAYS);
+    assert_int_equal(s->instances, 3);
+    assert_true(s->timeout == 60);
+    assert_int_equal(s->backlog, 8);
+    psup_config_unref(cfg);
+    cfg = must_load(BASE ", 'mode': 'accept'");
+    assert_int_equal(cfg->services[0].mode, PSUP_MODE_ACCEPT);
+    psup_config_unref(cfg);
+}
+
+static void test_mode_errors(void **state)
+{
+    (void)state;
+    expect_service_error(BASE ", 'mode': 'nowait'",
+                         "services[0].mode: expected \"accept\", \"datagram\" or \"wait\", got \"nowait\"");
+    expect_service_error(BASE ", 'mode': true",
+                         "services[0].mode: expected \"accept\", \"datagram\" or \"wait\", got a boolean");
+    expect_service_error(BASE ", 'start': 'always'",
+                         "services[0].start: has no effect unless mode is \"wait\"");
+    expect_service_error(BASE ", 'mode': 'accept', 'instances': 2",
+                         "services[0].instances: has no effect unless mode is \"wait\"");
+    expect_service_error(BASE ", 'mode': 'wait', 'start': 'later'",
+                         "services[0].start: expected \"on_demand\" or \"always\", got \"later\"");
+    expect_service_error(BASE ", 'mode': 'wait', 'instances': 0",
+                         "services[0].instances: must be between 1 and 65536, got 0");
+    expect_service_error(BASE ", 'mode': 'wait', 'instances': 1.5",
+                         "services[0].instances: expected a non-negative integer, got 1.5");
+    /* A bad value is one problem, not also one of no effect; a bad mode
+     * is not also the reason for its start's. */
+    expect_service_error(BASE ", 'instances': 0",
+                         "services[0].instances: must be between 1 and 65536, got 0");
+    expect_service_error(BASE ", 'mode': 'w', 'start': 'always'",
+                         "services[0].mode: expected \"accept\", \"datagram\" or \"wait\", got \"w\"");
+}
+
+/* What judges single connections cannot apply to a server that accepts
+ * them itself: each such key is an error at its own path. */
+static void test_mode_wait_rejects_per_connection_keys(void **state)
+{
+    static const char *const keys[] = {
+        "'allow': ['10.0.0.0/8']", "allow",
+        "'deny': ['10.0.0.0/8']", "deny",
+        "'max_per_source': 2", "max_per_source",
+        "'per_source_ipv6_prefix': 64", "per_source_ipv6_prefix",
+        "'rate': 5", "rate",
+        "'on_overload': 'queue'", "on_overload",
+    };
+    char body[256], want[256];
+
+    (void)state;
+    for (size_t i = 0; i < sizeof(keys) / sizeof(keys[0]); i += 2) {
+        snprintf(body, sizeof(body), BASE ", 'mode': 'wait', %s", keys[i]);
+        snprintf(want, sizeof(want), "services[0].%s: does not apply in wait mode: the server "
+                 "accepts its connections itself, psup never sees them", keys[i + 1]);
+        expect_service_error(body, want);
+    }
+    expect_service_error(BASE ", 'mode': 'wait', 'pool': {'max_workers': 4}",
+                         "services[0].pool: does not apply in wait mode: psup starts "
+                         "\"instances\" servers, not a pool of workers");
+    /* Each key once, with the keys that need it (a message with its
+     * limit) reported once each too, in document order. */
+    const char *want2[] = {
+        "services[0].rate: does not apply in wait mode: the server accepts its connections "
+        "itself, psup never sees them",
+        "services[0].rate_message: does not apply in wait mode: the server accepts its "
+        "connections itself, psup never sees them",
+        NULL,
+    };
+    struct psup_diag d;
+    struct psup_config *cfg = parse_service(BASE ", 'mode': 'wait', 'rate': 1, "
+                                            "'rate_message': 'no'", &d);
+    assert_null(cfg);
+    check_lines("rate and rate_message", &d, want2);
+    psup_diag_free(&d);
 }
 
 static void test_umask_values(void **state)
@@ -2213,6 +2318,10 @@ int main(void)
         cmocka_unit_test(test_document_order),
         cmocka_unit_test(test_full_service_values),
         cmocka_unit_test(test_rate_burst),
+        cmocka_unit_test(test_mode_defaults),
+        cmocka_unit_test(test_mode_wait_settings),
+        cmocka_unit_test(test_mode_errors),
+        cmocka_unit_test(test_mode_wait_rejects_per_connection_keys),
         cmocka_unit_test(test_umask_values),
         cmocka_unit_test(test_socket_file_settings),
         cmocka_unit_test(test_socket_owner_needs_root),
