@@ -13,6 +13,12 @@
 // from just before connect() to EOF). Errors are counted whenever they
 // happen (warm-up and drain included): they are never hidden.
 //
+// With --udp each request is one datagram from a new connected UDP socket,
+// and the first datagram that comes back is the reply (a connected socket
+// takes datagrams from the target's address and port only); its latency is
+// from just before the send to the reply. A request without a reply within
+// the timeout is an error of kind "timeout" (a lost datagram).
+//
 // With no payload the client does not half-close: the server (the handler's
 // exit) closes first, so TIME_WAIT stays on the server side and the client
 // does not run out of ephemeral ports. With a payload the client's FIN goes
@@ -79,6 +85,7 @@ struct opts {
   bool json;
   bool quiet;
   bool shut_always;
+  bool udp;
 };
 
 static struct opts o = {
@@ -141,6 +148,7 @@ static void usage(FILE *f) {
         "      --expect-prefix     ... or only start with STR\n"
         "      --echo              the reply must be exactly the payload\n"
         "      --shut-always       half-close even without a payload\n"
+        "      --udp               one datagram per request, one back as the reply\n"
         "  -t, --timeout MS        per-connection timeout (default 10000)\n"
         "  -j, --json              print one JSON line instead of text\n"
         "  -q, --quiet             no text report (exit status only)\n"
@@ -258,7 +266,7 @@ static void resolve(const char *a) {
   }
   if (!*port)
     goto bad;
-  struct addrinfo hints = {.ai_socktype = SOCK_STREAM}, *res;
+  struct addrinfo hints = {.ai_socktype = o.udp ? SOCK_DGRAM : SOCK_STREAM}, *res;
   int rc = getaddrinfo(host, port, &hints, &res);
   if (rc != 0) {
     fprintf(stderr, "psup-load: %s: %s\n", a, gai_strerror(rc));
@@ -381,8 +389,34 @@ static void check_bytes(struct conn *c, const char *buf, size_t n) {
   bytes_in += n;
 }
 
+// UDP: one datagram is the whole reply.
+static void on_datagram(struct conn *c) {
+  static char buf[65536];
+  ssize_t r;
+  do {
+    r = recv(c->fd, buf, sizeof buf, 0);
+  } while (r < 0 && errno == EINTR);
+  if (r < 0 && (errno == EAGAIN || errno == EWOULDBLOCK))
+    return;
+  uint64_t t = now_ns();
+  if (r < 0) {
+    int e = errno;
+    fail(c, classify(e), PH_READ, e, t);
+    return;
+  }
+  check_bytes(c, buf, (size_t)r);
+  if (c->bad || (o.check != CHK_NONE && c->rlen < o.expect_len))
+    fail(c, K_WRONG, PH_READ, 0, t);
+  else
+    succeed(c, t);
+}
+
 static void on_readable(struct conn *c) {
   static char buf[65536];
+  if (o.udp) {
+    on_datagram(c);
+    return;
+  }
   for (;;) {
     ssize_t r = read(c->fd, buf, sizeof buf);
     if (r > 0) {
@@ -417,7 +451,7 @@ static void on_readable(struct conn *c) {
 static enum phase timeout_phase(const struct conn *c) {
   if (c->state == ST_CONNECTING)
     return PH_CONNECT;
-  if (c->rlen == 0 && target_family != AF_UNIX) {
+  if (c->rlen == 0 && target_family != AF_UNIX && !o.udp) {
     struct tcp_info ti;
     socklen_t l = sizeof ti;
     if (getsockopt(c->fd, IPPROTO_TCP, TCP_INFO, &ti, &l) == 0 && ti.tcpi_state == TCP_SYN_SENT)
@@ -457,6 +491,23 @@ static void on_connected(struct conn *c, bool registered) {
   on_readable(c); // the reply may already be there
 }
 
+// UDP: a new socket connected to the target (a new client each time), the
+// request sent at once, the reply awaited. connect() on a UDP socket only
+// sets the peer: it never waits.
+static bool start_datagram(struct conn *c) {
+  if (connect(c->fd, (struct sockaddr *)&target, target_len) < 0 ||
+      send(c->fd, o.payload, o.payload_len, 0) < 0) {
+    int e = errno;
+    fail(c, classify(e), PH_WRITE, e, now_ns());
+    return false;
+  }
+  c->state = ST_READING;
+  struct epoll_event ev = {.events = EPOLLIN, .data.ptr = c};
+  if (epoll_ctl(epfd, EPOLL_CTL_ADD, c->fd, &ev) < 0)
+    die("epoll_ctl ADD");
+  return true;
+}
+
 // Returns false when the connect failed synchronously (the caller then
 // backs off a little instead of spinning on immediate failures).
 static bool start_conn(struct conn *c, uint64_t t) {
@@ -464,7 +515,8 @@ static bool start_conn(struct conn *c, uint64_t t) {
   c->rlen = 0;
   c->slen = 0;
   c->bad = false;
-  c->fd = socket(target_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+  c->fd = socket(target_family, (o.udp ? SOCK_DGRAM : SOCK_STREAM) | SOCK_NONBLOCK | SOCK_CLOEXEC,
+                 0);
   n_started++;
   inflight++;
   list_append(c);
@@ -473,6 +525,8 @@ static bool start_conn(struct conn *c, uint64_t t) {
     fail(c, classify(e), PH_CONNECT, e, t);
     return false;
   }
+  if (o.udp)
+    return start_datagram(c);
   int rc = connect(c->fd, (struct sockaddr *)&target, target_len);
   if (rc < 0 && errno != EINPROGRESS) {
     int e = errno;
@@ -612,7 +666,7 @@ static unsigned long long parse_ull(const char *s, const char *what) {
 }
 
 int main(int argc, char **argv) {
-  enum { OPT_PREFIX = 1000, OPT_ECHO, OPT_PFILE, OPT_SHUT };
+  enum { OPT_PREFIX = 1000, OPT_ECHO, OPT_PFILE, OPT_SHUT, OPT_UDP };
   static const struct option lo[] = {
       {"addr", required_argument, 0, 'a'},
       {"conc", required_argument, 0, 'c'},
@@ -625,6 +679,7 @@ int main(int argc, char **argv) {
       {"expect-prefix", no_argument, 0, OPT_PREFIX},
       {"echo", no_argument, 0, OPT_ECHO},
       {"shut-always", no_argument, 0, OPT_SHUT},
+      {"udp", no_argument, 0, OPT_UDP},
       {"timeout", required_argument, 0, 't'},
       {"json", no_argument, 0, 'j'},
       {"quiet", no_argument, 0, 'q'},
@@ -655,6 +710,7 @@ int main(int argc, char **argv) {
     case OPT_PREFIX: prefix = true; break;
     case OPT_ECHO: echo = true; break;
     case OPT_SHUT: o.shut_always = true; break;
+    case OPT_UDP: o.udp = true; break;
     case 't': {
       unsigned long long v = parse_ull(optarg, "timeout");
       if (v < 1 || v > 3600000) {
@@ -691,6 +747,10 @@ int main(int argc, char **argv) {
   }
   if (o.count == 0 && o.duration == 0)
     o.duration = 5;
+  if (o.udp && strncmp(o.addr, "unix:", 5) == 0) {
+    fprintf(stderr, "psup-load: --udp wants HOST:PORT\n");
+    return 2;
+  }
   resolve(o.addr);
   raise_nofile();
 

@@ -114,6 +114,15 @@ static void refused(struct psup_buf *b, const struct psup_service_stats *s)
     }
 }
 
+/* Datagram mode: each write of a handler is a reply, sent or dropped. */
+static void replies(struct psup_buf *b, const struct psup_service_stats *s)
+{
+    series(b, "psup_replies_total", s->name, "result", "sent");
+    psup_buf_printf(b, "%llu\n", s->counters.replies);
+    series(b, "psup_replies_total", s->name, "result", "failed");
+    psup_buf_printf(b, "%llu\n", s->counters.replies_failed);
+}
+
 /* The bound as Prometheus writes le: the shortest decimal ("0.005", "1",
  * "1800"). */
 static void put_le(struct psup_buf *b, uint32_t ms)
@@ -153,7 +162,8 @@ static const struct service_family service_families[] = {
     {"psup_connections_total", "counter",
      "Connections whose handler ended, by outcome (as its conn_end log record says).", NULL,
      connections},
-    {"psup_handlers", "gauge", "Handlers running now (busy workers).", busy, NULL},
+    {"psup_handlers", "gauge",
+     "Handlers running now (busy workers, those reading a PROXY header included).", busy, NULL},
     {"psup_workers_idle", "gauge", "Idle workers waiting for a connection.", idle, NULL},
     {"psup_workers_max", "gauge", "The service's max_workers (0 while it drains after a reload).",
      max_workers, NULL},
@@ -161,6 +171,8 @@ static const struct service_family service_families[] = {
      "Workers that failed before taking a connection, and handlers that could not be executed.",
      failures, NULL},
     {"psup_refused_total", "counter", "Connections refused, by reason.", NULL, refused},
+    {"psup_replies_total", "counter",
+     "Datagram mode: replies sent to clients, and those dropped (reply_failed).", NULL, replies},
     {"psup_backoff_seconds", "gauge",
      "The delay between worker starts after repeated failures (0 while starts are free).", backoff,
      NULL},

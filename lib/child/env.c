@@ -84,6 +84,24 @@ static void env_proxy_tlvs(struct env_writer *w, const struct psup_proxy_header 
         env_bytes(w, "PROXYUNIQUEID", h->raw + h->unique_id_off, h->unique_id_len);
 }
 
+/* PROTO and the local and remote addresses of TCP and UDP, in this order
+ * (PROTO=TCP for IPv6 too, as s6-tcpserver does). */
+enum { NAME_PROTO, NAME_LOCAL_IP, NAME_LOCAL_PORT, NAME_REMOTE_IP, NAME_REMOTE_PORT, N_NAMES };
+static const char *const tcp_names[N_NAMES] = {"TCP", "TCPLOCALIP", "TCPLOCALPORT", "TCPREMOTEIP",
+                                               "TCPREMOTEPORT"};
+static const char *const udp_names[N_NAMES] = {"UDP", "UDPLOCALIP", "UDPLOCALPORT", "UDPREMOTEIP",
+                                               "UDPREMOTEPORT"};
+
+static void env_inet(struct env_writer *w, const char *const names[N_NAMES],
+                     const struct psup_peer *local, const struct psup_peer *remote)
+{
+    env_str(w, "PROTO", names[NAME_PROTO]);
+    env_peer(w, names[NAME_LOCAL_IP], names[NAME_LOCAL_PORT], local);
+    env_peer(w, names[NAME_REMOTE_IP], names[NAME_REMOTE_PORT], remote);
+    /* As systemd Accept=yes, CGI and websocketd set them. */
+    env_peer(w, "REMOTE_ADDR", "REMOTE_PORT", remote);
+}
+
 char **psup_child_env(struct psup_child *c, const struct psup_plan_listener *l,
                       const struct psup_peer *local, const struct psup_peer *peer,
                       const struct psup_peer *proxy, unsigned connnum)
@@ -99,14 +117,14 @@ char **psup_child_env(struct psup_child *c, const struct psup_plan_listener *l,
         env_uint(&w, "UNIXREMOTEEUID", peer->uid);
         env_uint(&w, "UNIXREMOTEEGID", peer->gid);
         env_uint(&w, "UNIXREMOTEPID", (unsigned long long)peer->pid);
+    } else if (l->proto == PSUP_PROTO_UDP) {
+        /* No count of the client's datagrams: a datagram is no connection
+         * (spec/udp.md). */
+        env_inet(&w, udp_names, local, peer);
     } else {
-        /* PROTO=TCP for IPv6 too, as s6-tcpserver does. */
-        env_str(&w, "PROTO", "TCP");
-        env_peer(&w, "TCPLOCALIP", "TCPLOCALPORT", local);
-        env_peer(&w, "TCPREMOTEIP", "TCPREMOTEPORT", peer);
+        env_inet(&w, tcp_names, local, peer);
         env_uint(&w, "TCPCONNNUM", connnum);
-        env_peer(&w, "REMOTE_ADDR", "REMOTE_PORT", peer);
-        if (proxy->family) {
+        if (proxy && proxy->family) {
             env_peer(&w, "PROXYREMOTEIP", "PROXYREMOTEPORT", proxy);
             env_proxy_tlvs(&w, &c->proxy);
         }
@@ -115,3 +133,4 @@ char **psup_child_env(struct psup_child *c, const struct psup_plan_listener *l,
     w.envp[w.n] = NULL;
     return w.envp;
 }
+

@@ -1,8 +1,9 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * Becoming the handler: the connection on fds 0 and 1, fd 2 per the
- * service's stderr setting, the process settings and credentials, nothing
- * of psup left open, an empty signal mask, then execve. The order of the
+ * Becoming the handler: the connection on fds 0 and 1 (a datagram: its
+ * pipe on 0, the reply socket on 1), fd 2 per the service's stderr
+ * setting, the process settings and credentials, nothing of psup left
+ * open, an empty signal mask, then execve. The order of the
  * steps is spec/handler.md's; each comment names what its step prevents.
  * Child code: lib/child/README.md.
  */
@@ -10,13 +11,12 @@
 
 #include <errno.h>
 #include <fcntl.h>
-#include <string.h>
 #include <sys/prctl.h>
 #include <sys/resource.h>
 
 /* fd 2 for the handler: psup's stderr (nothing to do), /dev/null, or the
  * write end of the log pipe. Returns 0 or -errno. */
-static long setup_stderr(const struct psup_service_config *svc, int log_pipe)
+long psup_child_stderr(const struct psup_service_config *svc, int log_pipe)
 {
     long r = 0;
 
@@ -85,73 +85,49 @@ static long drop_privileges(const struct psup_service_config *svc)
     return 0;
 }
 
-/* The address the client connected to (TCP): a PROXY header's
- * destination, or the socket's own. */
-static void local_address(const struct psup_child *c, int conn,
-                          const struct psup_child_client *client, struct psup_peer *local)
-{
-    struct sockaddr_storage sa = {0};
-    socklen_t len = sizeof(sa);
-
-    memset(local, 0, sizeof(*local));
-    local->family = AF_INET6;
-    if (client->proxy->family && c->proxy.has_addresses) {
-        memcpy(local->addr, c->proxy.dst_addr, sizeof(local->addr));
-        local->port = c->proxy.dst_port;
-    } else if (psup_sys(SYS_getsockname, conn, &sa, &len) == 0) {
-        psup_ip_key((const struct sockaddr *)&sa, local->addr);
-        local->port = (uint16_t)psup_sockaddr_port((const struct sockaddr *)&sa);
-    }
-}
-
-_Noreturn void psup_child_exec(struct psup_child *c, const struct psup_plan_listener *l,
-                               int conn, const struct psup_child_client *client)
+/* The end both ways of becoming the program share (a handler here, a
+ * wait-mode server in server.c), once its descriptors are in place. */
+_Noreturn void psup_child_become(struct psup_child *c, char *const *envp, unsigned first_closed,
+                                 int death_signal)
 {
     const struct psup_service_config *svc = c->plan->svc;
-    /* A cgi service runs the relay, which runs the command (spec/cgi.md). */
+    /* A cgi service runs the relay, which runs the command (spec/cgi.md);
+     * never a wait-mode server: "cgi" is an error in wait mode. */
     const char *program = svc->relay ? svc->relay : svc->program;
     char *const *argv = svc->relay ? svc->relay_argv : svc->argv;
-    int log_pipe = client->log_pipe;
     enum psup_step step = PSUP_STEP_SETUP;
-    struct psup_peer local = {0};
     long r;
 
-    if (l->proto != PSUP_PROTO_UNIX)
-        local_address(c, conn, client, &local);
-    char **envp = psup_child_env(c, l, &local, client->peer, client->proxy, client->connnum);
-
-    /* 1. The connection on 0 and 1. It cannot already be 0 or 1: psup keeps
-     *    0-2 open from the start, so dup3 always clears CLOEXEC here. */
-    if ((r = psup_sys(SYS_dup3, conn, 0, 0)) < 0 || (r = psup_sys(SYS_dup3, conn, 1, 0)) < 0)
-        goto fail;
-    psup_child_close(conn);
-    step = PSUP_STEP_STDERR;
-    if ((r = setup_stderr(svc, log_pipe)) < 0)
-        goto fail;
-
-    /* 2. The process: umask, cwd, limits, nice, then credentials. */
+    /* 1. The process: umask, cwd, limits, nice, then credentials. */
     if ((r = apply_limits(svc, &step)) < 0)
         goto fail;
     step = PSUP_STEP_CREDENTIALS;
     if ((r = drop_privileges(svc)) < 0)
         goto fail;
 
-    /* 3. Do not tie the handler's life to psup's: a handler finishes its
-     *    connection even if psup is killed. With no_new_privileges, execve
-     *    grants nothing (set-user-ID bits and file capabilities are
-     *    ignored, for the handler and all it starts). */
-    psup_sys(SYS_prctl, PR_SET_PDEATHSIG, 0);
+    /* 2. A handler's life is not tied to psup's: it finishes its
+     *    connection even if psup is killed (death_signal 0). A server's is
+     *    (spec/wait.md): it holds psup's listening sockets, and would keep
+     *    the next psup from binding them. Set after the credentials, whose
+     *    change clears it; psup may have died before: then leave now. With
+     *    no_new_privileges, execve grants nothing (set-user-ID bits and
+     *    file capabilities are ignored, for the program and all it
+     *    starts). */
+    psup_sys(SYS_prctl, PR_SET_PDEATHSIG, death_signal);
+    if (death_signal && psup_sys(SYS_getppid, 0) != c->plan->supervisor_pid)
+        psup_child_exit(PSUP_WORKER_EXIT_RETIRED);
     if (svc->no_new_privileges &&
         (r = psup_sys(SYS_prctl, PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0)) < 0)
         goto fail;
 
-    /* 4. Nothing of psup may reach the handler: mark every fd from 3 up
-     *    close-on-exec (the channel stays usable to report an exec error). */
+    /* 3. Nothing of psup may reach the program: mark every fd from
+     *    first_closed up close-on-exec (the channel stays usable to report
+     *    an exec error). */
     step = PSUP_STEP_SETUP;
-    if ((r = psup_child_cloexec_all(c->plan)) < 0)
+    if ((r = psup_child_cloexec_from(c->plan, first_closed)) < 0)
         goto fail;
 
-    /* 5. An empty mask. A retire signal still pending is discarded as it
+    /* 4. An empty mask. A retire signal still pending is discarded as it
      *    is unblocked: its default action is to ignore it. */
     psup_child_set_sigmask(0);
 
@@ -167,3 +143,29 @@ fail:
     psup_child_exit(126);
 }
 
+_Noreturn void psup_child_exec(struct psup_child *c, char **envp, int in, int out,
+                               int log_pipe)
+{
+    const struct psup_service_config *svc = c->plan->svc;
+    enum psup_step step = PSUP_STEP_SETUP;
+    long r;
+
+    /* 1. The connection on 0 and 1. Neither can already be 0 or 1: psup
+     *    keeps 0-2 open from the start, so dup3 always clears CLOEXEC here. */
+    if ((r = psup_sys(SYS_dup3, in, 0, 0)) < 0 || (r = psup_sys(SYS_dup3, out, 1, 0)) < 0)
+        goto fail;
+    psup_child_close(in);
+    if (out != in)
+        psup_child_close(out);
+    step = PSUP_STEP_STDERR;
+    if ((r = psup_child_stderr(svc, log_pipe)) < 0)
+        goto fail;
+
+    /* 2. The process, its credentials, nothing of psup, execve. */
+    psup_child_become(c, envp, 3, 0);
+
+fail:
+    psup_child_set_sigmask(~UINT64_C(0));
+    psup_child_report(c, PSUP_MSG_EXEC_FAILED, step, r);
+    psup_child_exit(126);
+}

@@ -129,7 +129,7 @@ static bool take_proxy_header(struct psup_child *c, int conn, struct psup_msg *m
      * place while the header arrives, so slow balancers cannot take every
      * spare for proxy_timeout each. */
     m->kind = PSUP_MSG_READING;
-    psup_child_send(c, m, -1);
+    psup_child_send(c, m, -1, -1);
     r = psup_proxy_read(conn, svc->proxy_protocol, svc->proxy_timeout_ms, &c->proxy);
     if (r < 0)
         goto refuse;
@@ -142,20 +142,49 @@ static bool take_proxy_header(struct psup_child *c, int conn, struct psup_msg *m
 refuse:
     m->kind = PSUP_MSG_PROXY_REFUSED;
     m->err = (int32_t)-r;
-    psup_child_send(c, m, -1);
+    psup_child_send(c, m, -1, -1);
     psup_child_close(conn);
     return false;
 }
 
-/* Show the client in this worker's tally entry; with count, return how many
- * of the service's handlers serve it now, this one included. */
-static unsigned publish_source(const struct psup_child *c, const struct psup_peer *peer,
-                               bool count)
+unsigned psup_child_publish(const struct psup_child *c, const struct psup_peer *peer,
+                            bool count)
 {
     struct psup_source src;
 
     psup_peer_source(peer, c->plan->svc->per_source_ipv6_prefix, &src);
     return psup_tally_publish(c->plan->tally, c->tally_slot, c->conn_id, &src, count);
+}
+
+/* The address the client connected to (TCP): a PROXY header's
+ * destination, or the socket's own. */
+static void local_address(const struct psup_child *c, int conn, const struct psup_msg *m,
+                          struct psup_peer *local)
+{
+    struct sockaddr_storage sa = {0};
+    socklen_t len = sizeof(sa);
+
+    memset(local, 0, sizeof(*local));
+    local->family = AF_INET6;
+    if (m->proxy.family && c->proxy.has_addresses) {
+        memcpy(local->addr, c->proxy.dst_addr, sizeof(local->addr));
+        local->port = c->proxy.dst_port;
+    } else if (psup_sys(SYS_getsockname, conn, &sa, &len) == 0) {
+        psup_ip_key((const struct sockaddr *)&sa, local->addr);
+        local->port = (uint16_t)psup_sockaddr_port((const struct sockaddr *)&sa);
+    }
+}
+
+/* The handler's environment for a connection: the client is m's peer (a
+ * PROXY header's source, if any), its proxy m's proxy. */
+static char **connection_env(struct psup_child *c, const struct psup_plan_listener *l, int conn,
+                             const struct psup_msg *m, unsigned connnum)
+{
+    struct psup_peer local = {0};
+
+    if (l->proto != PSUP_PROTO_UNIX)
+        local_address(c, conn, m, &local);
+    return psup_child_env(c, l, &local, &m->peer, &m->proxy, connnum);
 }
 
 /* No limit to check: count the client's connections in the tally, tell the
@@ -164,37 +193,53 @@ static unsigned publish_source(const struct psup_child *c, const struct psup_pee
 static void run_without_verdict(struct psup_child *c, const struct psup_plan_listener *l,
                                 int conn, struct psup_msg *m)
 {
-    struct psup_child_client client = {&m->peer, &m->proxy, 0, -1};
+    unsigned connnum = psup_child_publish(c, &m->peer, true);
 
-    client.connnum = publish_source(c, &m->peer, true);
     m->kind = PSUP_MSG_RUNNING;
-    if (psup_child_send(c, m, -1) < 0) {
+    if (psup_child_send(c, m, -1, -1) < 0) {
         psup_tally_withdraw(c->plan->tally, c->tally_slot);
         return;
     }
-    psup_child_exec(c, l, conn, &client);
+    psup_child_exec(c, connection_env(c, l, conn, m, connnum), conn, conn, -1);
 }
 
-/* Ask the supervisor about the connection (BUSY, with the stderr pipe's
- * read end in "log" mode) and wait for its verdict. Returns the verdict, or
- * one whose code is PSUP_VERDICT_CLOSE if none could be had: the supervisor
- * was not reachable, or did not answer in time (it is then told so). */
-static uint64_t ask_supervisor(struct psup_child *c, struct psup_msg *m, int log_read)
+uint64_t psup_child_ask(struct psup_child *c, struct psup_msg *m, int log_read, int reply)
 {
     uint64_t verdict = psup_verdict_encode(PSUP_VERDICT_CLOSE, 0, 0, 0);
 
     m->kind = PSUP_MSG_BUSY;
     m->seq = ++c->seq;
-    if (psup_child_send(c, m, log_read) < 0)
+    if (psup_child_send(c, m, log_read, reply) < 0)
         return verdict;
     if (psup_child_wait_verdict(c->plan, m->seq, &verdict) < 0) {
         /* The supervisor logs the client given up when it reads this, and
          * counts the worker idle again. */
         m->kind = PSUP_MSG_GAVE_UP;
-        psup_child_send(c, m, -1);
+        psup_child_send(c, m, -1, -1);
         verdict = psup_verdict_encode(PSUP_VERDICT_CLOSE, 0, 0, 0);
     }
     return verdict;
+}
+
+void psup_child_log_pipe(const struct psup_child *c, int log_pipe[2])
+{
+    log_pipe[0] = log_pipe[1] = -1;
+    if (c->plan->svc->stderr_mode == PSUP_STDERR_LOG &&
+        psup_sys(SYS_pipe2, log_pipe, O_CLOEXEC) < 0)
+        log_pipe[0] = log_pipe[1] = -1; /* the supervisor sees no fd: inherit */
+}
+
+void psup_child_admitted(struct psup_child *c, const struct psup_peer *peer, uint64_t verdict,
+                         int *log_write)
+{
+    if (verdict & PSUP_VERDICT_NO_LOG_PIPE) {
+        psup_child_close(*log_write);
+        *log_write = -1;
+    }
+    /* Visible to the TCPCONNNUM of workers that need no verdict (a reload
+     * may leave both kinds running). */
+    if (c->tally_slot != PSUP_TALLY_NONE)
+        psup_child_publish(c, peer, false);
 }
 
 void psup_child_take(struct psup_child *c, uint32_t index, int conn,
@@ -204,7 +249,7 @@ void psup_child_take(struct psup_child *c, uint32_t index, int conn,
     const struct psup_plan_listener *l = &p->listeners[index];
     const struct psup_service_config *svc = p->svc;
     struct psup_msg m = {.listener = index};
-    int log_pipe[2] = {-1, -1};
+    int log_pipe[2];
 
     describe_peer(conn, l, remote, &m.peer);
     if (svc->proxy_protocol && !take_proxy_header(c, conn, &m))
@@ -215,7 +260,7 @@ void psup_child_take(struct psup_child *c, uint32_t index, int conn,
     if (l->proto != PSUP_PROTO_UNIX &&
         !psup_access_allowed(svc->allow, svc->n_allow, svc->deny, svc->n_deny, m.peer.addr)) {
         m.kind = PSUP_MSG_DENIED;
-        psup_child_send(c, &m, -1);
+        psup_child_send(c, &m, -1, -1);
         refuse(c, conn, svc->deny_message);
         return;
     }
@@ -226,25 +271,15 @@ void psup_child_take(struct psup_child *c, uint32_t index, int conn,
         return;
     }
 
-    if (svc->stderr_mode == PSUP_STDERR_LOG &&
-        psup_sys(SYS_pipe2, log_pipe, O_CLOEXEC) < 0)
-        log_pipe[0] = log_pipe[1] = -1; /* the supervisor sees no fd: inherit */
-    uint64_t verdict = ask_supervisor(c, &m, log_pipe[0]);
+    psup_child_log_pipe(c, log_pipe);
+    uint64_t verdict = psup_child_ask(c, &m, log_pipe[0], -1);
     psup_child_close(log_pipe[0]);
 
     enum psup_verdict code = psup_verdict_code(verdict);
     if (code == PSUP_VERDICT_RUN) {
-        if (verdict & PSUP_VERDICT_NO_LOG_PIPE) {
-            psup_child_close(log_pipe[1]);
-            log_pipe[1] = -1;
-        }
-        /* Visible to the TCPCONNNUM of workers that need no verdict (a
-         * reload may leave both kinds running). */
-        if (c->tally_slot != PSUP_TALLY_NONE)
-            publish_source(c, &m.peer, false);
-        struct psup_child_client client = {&m.peer, &m.proxy, psup_verdict_connnum(verdict),
-                                           log_pipe[1]};
-        psup_child_exec(c, l, conn, &client);
+        psup_child_admitted(c, &m.peer, verdict, &log_pipe[1]);
+        char **envp = connection_env(c, l, conn, &m, psup_verdict_connnum(verdict));
+        psup_child_exec(c, envp, conn, conn, log_pipe[1]);
     }
     psup_child_close(log_pipe[1]);
     refuse(c, conn, refusal_text(svc, code));

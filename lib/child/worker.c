@@ -92,7 +92,7 @@ static bool accept_error_is_transient(long err)
     switch (-err) {
     case EAGAIN: case EINTR: case ECONNABORTED: case EPROTO: case ENETDOWN:
     case ENOPROTOOPT: case EHOSTDOWN: case ENONET: case EHOSTUNREACH:
-    case EOPNOTSUPP: case ENETUNREACH: case EPERM:
+    case EOPNOTSUPP: case ENETUNREACH: case EPERM: case ECONNREFUSED:
         return true;
     default:
         return false;
@@ -108,32 +108,45 @@ static void backoff_sleep(int retire_fd, long ns)
     psup_sys(SYS_ppoll, &pfd, 1, &ts, 0, PSUP_KSIGSET_SIZE);
 }
 
-/* Accept on a listener that epoll reported. Returns 0 when there was
- * nothing to take (or it was taken and refused), -1 to back off. */
-static int accept_one(struct psup_child *c, uint32_t index, long *backoff, int retire_fd)
+/* Take a connection from a stream listener. Returns 0 (taken and refused)
+ * or accept's -errno. */
+static long take_connection(struct psup_child *c, uint32_t index)
 {
     struct sockaddr_storage remote;
     socklen_t len = sizeof(remote);
     long conn = psup_sys(SYS_accept4, c->plan->listeners[index].fd, &remote, &len, SOCK_CLOEXEC);
 
-    if (conn >= 0) {
+    if (conn < 0)
+        return conn;
+    psup_child_take(c, index, (int)conn, (struct sockaddr *)&remote);
+    return 0;
+}
+
+/* Take what a listener that epoll reported holds: a connection, or a
+ * datagram (datagram.c). Returns 0 when there was nothing to take (or it
+ * was taken and refused), -1 to back off. */
+static int accept_one(struct psup_child *c, uint32_t index, long *backoff, int retire_fd)
+{
+    long r = c->plan->listeners[index].proto == PSUP_PROTO_UDP ? psup_child_receive(c, index)
+                                                                 : take_connection(c, index);
+
+    if (r >= 0) {
         *backoff = 0;
-        psup_child_take(c, index, (int)conn, (struct sockaddr *)&remote);
         return 0;
     }
-    if (accept_error_is_transient(conn))
+    if (accept_error_is_transient(r))
         return 0;
-    if (conn == -EMFILE || conn == -ENFILE || conn == -ENOBUFS || conn == -ENOMEM) {
-        /* Out of resources: the connection stays in the backlog. Say so,
-         * wait, and try again. */
-        psup_child_report(c, PSUP_MSG_ACCEPT_FAILED, PSUP_STEP_SETUP, conn);
+    if (r == -EMFILE || r == -ENFILE || r == -ENOBUFS || r == -ENOMEM) {
+        /* Out of resources: a connection stays in the backlog (a datagram
+         * read meanwhile is lost). Say so, wait, and try again. */
+        psup_child_report(c, PSUP_MSG_ACCEPT_FAILED, PSUP_STEP_SETUP, r);
         *backoff = *backoff ? *backoff * 2 : ACCEPT_BACKOFF_MIN_NS;
         if (*backoff > ACCEPT_BACKOFF_MAX_NS)
             *backoff = ACCEPT_BACKOFF_MAX_NS;
         backoff_sleep(retire_fd, *backoff);
         return -1;
     }
-    psup_child_setup_failed(c, PSUP_STEP_SETUP, conn); /* EBADF, EINVAL: a bug */
+    psup_child_setup_failed(c, PSUP_STEP_SETUP, r); /* EBADF, EINVAL: a bug */
 }
 
 /* The idle loop. Connections first: a worker woken for a connection takes it
@@ -183,6 +196,10 @@ int psup_worker_main(void *arg)
     r = p->own_session ? psup_sys(SYS_setsid, 0) : psup_sys(SYS_setpgid, 0, 0);
     if (r < 0)
         psup_child_setup_failed(c, PSUP_STEP_SETUP, r);
+
+    /* A wait-mode server takes no connection: it is given the sockets. */
+    if (p->svc->mode == PSUP_MODE_WAIT)
+        psup_child_serve_wait(c);
 
     /* 4. Only this service's listeners and the channel stay open: another
      *    service's listener held here would keep its port open after a

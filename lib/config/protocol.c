@@ -4,7 +4,9 @@
  * with its "http" settings, turned at load into the whole argv of the CGI
  * relay the worker execs (spec/cgi.md), and the PROXY protocol keys
  * (spec/proxy.md). Keys are checked here, their place in the service's key
- * table is service.c's.
+ * table is service.c's. Both are about connections psup takes: in wait
+ * mode, where the server takes them, service.c rejects every one of these
+ * keys; in datagram mode "cgi" and the PROXY keys are errors here.
  */
 #include "config/config.h"
 #include "config/internal.h"
@@ -183,7 +185,8 @@ static void build_relay_argv(struct ctx *c, struct psup_service_config *svc,
 }
 
 static void parse_protocol(struct ctx *c, const struct fields *f,
-                           const struct cfg_protocol_keys *k, struct psup_service_config *svc)
+                           const struct cfg_protocol_keys *k, bool datagram,
+                           struct psup_service_config *svc)
 {
     static const char *const protocols[] = {"raw", "cgi", NULL};
     char *opts[H_COUNT] = {0};
@@ -195,7 +198,12 @@ static void parse_protocol(struct ctx *c, const struct fields *f,
         known = cfg_want_choice(c, v, protocols, &p);
         if (known)
             svc->protocol = (enum psup_protocol)p;
-        if (svc->protocol == PSUP_PROTOCOL_CGI)
+        /* A handler per datagram gets the datagram as it is: there is no
+         * connection to read an HTTP request from (spec/udp.md). */
+        if (svc->protocol == PSUP_PROTOCOL_CGI && datagram)
+            cfg_fail(c, "\"cgi\" does not apply in datagram mode: an HTTP request comes on a "
+                     "connection, not in a datagram");
+        else if (svc->protocol == PSUP_PROTOCOL_CGI)
             check_relay(c);
         cfg_path_pop(c);
     }
@@ -206,7 +214,8 @@ static void parse_protocol(struct ctx *c, const struct fields *f,
             cfg_fail(c, "has no effect unless protocol is \"cgi\"");
         cfg_path_pop(c);
     }
-    if (svc->protocol == PSUP_PROTOCOL_CGI && svc->program && svc->argv && cgi_relay) {
+    if (svc->protocol == PSUP_PROTOCOL_CGI && !datagram && svc->program && svc->argv &&
+        cgi_relay) {
         build_relay_argv(c, svc, opts);
         return;
     }
@@ -225,8 +234,21 @@ static long first_unix_listener(const struct psup_service_config *svc)
     return -1;
 }
 
+/* In datagram mode there is no connection to read a header from: each
+ * key given is one error, and none is read further. */
+static void reject_in_datagram_mode(struct ctx *c, const struct fields *f,
+                                    const struct cfg_protocol_keys *k)
+{
+    const int keys[] = {k->proxy_protocol, k->proxy_from, k->proxy_timeout};
+
+    for (size_t i = 0; i < sizeof(keys) / sizeof(keys[0]); i++)
+        if (f->item[keys[i]])
+            cfg_fail_at(c, f, keys[i], "does not apply in datagram mode: psup reads PROXY "
+                        "headers on TCP connections only");
+}
+
 static void parse_proxy(struct ctx *c, const struct fields *f, const struct cfg_protocol_keys *k,
-                        struct psup_service_config *svc)
+                        bool datagram, struct psup_service_config *svc)
 {
     static const char *const versions[] = {"v1", "v2", "any", NULL};
     bool on = f->item[k->proxy_protocol] != NULL;
@@ -235,6 +257,10 @@ static void parse_proxy(struct ctx *c, const struct fields *f, const struct cfg_
     int i;
 
     svc->proxy_timeout_ms = DEFAULT_PROXY_TIMEOUT_MS;
+    if (datagram) {
+        reject_in_datagram_mode(c, f, k);
+        return;
+    }
     if ((v = cfg_enter(c, f, k->proxy_protocol))) {
         long unix_at = first_unix_listener(svc);
         if (cfg_want_choice(c, v, versions, &i))
@@ -266,10 +292,16 @@ static void parse_proxy(struct ctx *c, const struct fields *f, const struct cfg_
 }
 
 void cfg_parse_protocol(struct ctx *c, const struct fields *f, const struct cfg_protocol_keys *k,
-                        struct psup_service_config *svc)
+                        bool mode_ok, struct psup_service_config *svc)
 {
-    parse_protocol(c, f, k, svc);
-    parse_proxy(c, f, k, svc);
+    /* Wait mode's rejections are service.c's (parse_wait). A mode that is
+     * not one is one problem, not one more per key judged by it. */
+    bool datagram = mode_ok && svc->mode == PSUP_MODE_DATAGRAM;
+
+    if (svc->mode == PSUP_MODE_WAIT)
+        return;
+    parse_protocol(c, f, k, datagram, svc);
+    parse_proxy(c, f, k, datagram, svc);
 }
 
 bool cfg_relay_same(const struct psup_service_config *a, const struct psup_service_config *b)

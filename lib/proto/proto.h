@@ -31,13 +31,16 @@
 /* Worker -> supervisor messages, one per datagram on a SOCK_SEQPACKET
  * socket shared by all workers. */
 enum psup_msg_kind {
-    PSUP_MSG_BUSY = 1,      /* took a connection; waits for the verdict */
+    PSUP_MSG_BUSY = 1,      /* took a connection (or a datagram); waits for
+                               the verdict */
     PSUP_MSG_RUNNING,       /* took a connection and runs the handler: no
                                verdict needed (the plan's needs_verdict) */
-    PSUP_MSG_DENIED,        /* refused by allow/deny and closed; still idle */
+    PSUP_MSG_DENIED,        /* refused by allow/deny and closed (a datagram:
+                               dropped); still idle */
     PSUP_MSG_SETUP_FAILED,  /* could not get ready (step, err); exits 125 */
     PSUP_MSG_EXEC_FAILED,   /* execve failed (err); exits 126 or 127 */
-    PSUP_MSG_ACCEPT_FAILED, /* accept failed for lack of resources; retries */
+    PSUP_MSG_ACCEPT_FAILED, /* accept failed for lack of resources (or a
+                               datagram's pipe or reply socket); retries */
     PSUP_MSG_GAVE_UP,       /* no verdict for BUSY seq in time: the client
                                was closed, the worker is idle again */
     PSUP_MSG_READING,       /* took a connection and reads its PROXY header
@@ -85,6 +88,22 @@ static inline void psup_peer_source(const struct psup_peer *peer, unsigned v6_pr
     }
 }
 
+/* Where a datagram's replies go from (spec/udp.md): the address the client
+ * sent to, as the source of every reply, in the 16-byte form of
+ * psup_ip_key (all zero: let the kernel choose, for a datagram sent to a
+ * multicast or broadcast address); the interface, for a link-local IPv6
+ * source, else 0; the client's IPv6 scope (sin6_scope_id). */
+struct psup_route {
+    uint8_t source[16];
+    uint32_t ifindex;
+    uint32_t scope_id;
+};
+
+/* Descriptors a message carries (SCM_RIGHTS), in this order. */
+#define PSUP_MSG_FD_LOG 1u   /* the read end of the handler's stderr pipe */
+#define PSUP_MSG_FD_REPLY 2u /* the supervisor's end of a datagram handler's
+                                reply socket */
+
 struct psup_msg {
     uint32_t kind;
     int32_t pid;
@@ -93,9 +112,11 @@ struct psup_msg {
     uint32_t listener; /* index in the plan's listeners, for BUSY/DENIED */
     uint32_t seq;      /* BUSY, GAVE_UP: the worker's request number, which
                           the verdict repeats */
+    uint32_t fds;      /* PSUP_MSG_FD_*: which descriptors come with it */
     struct psup_peer peer;  /* the client: a PROXY header's source, if any */
     struct psup_peer proxy; /* the connection's own peer when it sent a PROXY
                                header (family 0 otherwise) */
+    struct psup_route route; /* a datagram's (BUSY, RUNNING) */
 };
 
 /* The supervisor's answer to BUSY, sent with sigqueue(PSUP_SIG_VERDICT) as
@@ -168,6 +189,8 @@ enum psup_fd_closing {
 struct psup_plan_listener {
     int fd;
     enum psup_proto proto;
+    int family;            /* of the socket as bound */
+    uint16_t port;         /* as bound: UDPLOCALPORT */
     const char *unix_path; /* for UNIXLOCALPATH; NULL for TCP */
     char text[PSUP_ADDR_STRLEN]; /* as bound, for logs */
 };
@@ -203,6 +226,10 @@ struct psup_plan {
 #define PSUP_ENV_DYNAMIC 16
 #define PSUP_ENVBUF_SIZE 2048
 
+/* A datagram service's worker reads each datagram into a buffer this large
+ * (the largest UDP payload is 65527 bytes over IPv6, 65507 over IPv4). */
+#define PSUP_DGRAM_MAX 65536
+
 /* One worker's record as its code sees it: written by the supervisor before
  * the worker starts; afterwards only the worker writes envp and envbuf. */
 struct psup_child {
@@ -213,6 +240,11 @@ struct psup_child {
                     connections */
     uint32_t seq; /* the worker's last BUSY; only the worker writes it */
     uint32_t tally_slot; /* its entry in the tally, or PSUP_TALLY_NONE */
+    uint8_t *dgram; /* datagram mode: PSUP_DGRAM_MAX bytes, not on the
+                       worker's 64 KiB stack; NULL otherwise */
+    int channel_fd; /* the channel here when not the plan's channel_fd (a
+                       wait-mode server moves it out of the sockets' way);
+                       0: the plan's (psup's 0 is never the channel) */
     char **envp; /* n_env_base + PSUP_ENV_DYNAMIC + 1 slots */
     char envbuf[PSUP_ENVBUF_SIZE];
     /* The PROXY header of the connection being taken: too large for the

@@ -188,6 +188,57 @@ def test_refusals_are_counted_by_reason(psup):
             s.close()
 
 
+def test_workers_reading_proxy_headers_are_busy_and_refusals_counted(psup):
+    """spec/proxy.md, section 7: a worker reading a PROXY header is busy in
+    /status, in /metrics (psup_handlers) and in the status record, but no
+    connection is accepted or ended; a refused header is counted as
+    psup_refused_total{reason="proxy"} and refused.proxy, as is a
+    connection from outside proxy_from."""
+    p = psup(with_admin(
+        service("p", proxy_protocol="v1", proxy_from=["127.0.0.1"], proxy_timeout=30,
+                pool={"min_spare": 1, "max_spare": 1, "max_workers": 8}),
+        service("q", proxy_protocol="v2", proxy_from=["192.0.2.1"])))
+    admin = admin_addr(p)
+
+    def svc(name):
+        return {s["name"]: s for s in status_doc(admin)["services"]}[name]
+
+    silent = [connect(p.addr("p")) for _ in range(2)]
+    try:
+        wait_for(lambda: sample(families(admin), "psup_handlers", service="p") == 2, 10,
+                 "2 workers reading")
+        wait_for(lambda: svc("p")["pool"]["idle"] == 1, 10, "a spare in their place")
+        doc = svc("p")
+        assert doc["pool"]["busy"] == 2 and doc["counters"]["accepted"] == 0, doc
+        fams = families(admin)
+        for outcome in ("ok", "error", "signal", "timeout", "exec_failed"):
+            assert sample(fams, "psup_connections", service="p", outcome=outcome) == 0
+        assert sample(fams, "psup_workers_idle", service="p") == 1
+        p.send(signal.SIGUSR1)
+        rec = p.wait_event("status", service="p")[0]
+        assert rec["busy"] == 2 and rec["idle"] == 1 and rec["accepted"] == 0, rec
+    finally:
+        for s in silent:
+            s.close()
+    assert talk(p.addr("q")) == b""  # from 127.0.0.1, outside proxy_from: unread
+
+    def counted():
+        f = families(admin)
+        return (sample(f, "psup_refused", service="p", reason="proxy") == 2 and
+                sample(f, "psup_refused", service="q", reason="proxy") == 1 and
+                sample(f, "psup_handlers", service="p") == 0)
+    wait_for(counted, 10, "2 + 1 proxy refusals, none reading")
+    fams = families(admin)
+    for name in ("p", "q"):
+        for why in ("denied", "per_source", "rate", "overload"):
+            assert sample(fams, "psup_refused", service=name, reason=why) == 0
+    assert svc("p")["counters"]["refused"]["proxy"] == 2
+    assert svc("q")["counters"]["refused"]["proxy"] == 1
+    assert svc("p")["pool"]["busy"] == 0
+    assert {r["reason"] for r in p.events("proxy_refused", service="p")} == {"closed"}
+    assert [r["reason"] for r in p.events("proxy_refused", service="q")] == ["proxy_from"]
+
+
 # --------------------------------------------------------------------------
 # /livez, /readyz, /status
 

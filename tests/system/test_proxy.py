@@ -127,9 +127,12 @@ def client(port, source, host="127.0.0.1", timeout=10.0):
 
 
 def report_via(port, source):
-    """The report helper's output, for a client from source."""
+    """The report helper's output, for a client from source. The client
+    does not half-close: the helper reads nothing, and HAProxy 2.6 now and
+    then resets its server side when the client shuts its own write side
+    right after connecting (seen about once in 40 connections, with psup
+    and with a plain Python server behind it alike), losing the reply."""
     with client(port, source) as s:
-        s.shutdown(socket.SHUT_WR)
         local = s.getsockname()
         return parse_report(read_all(s)), local
 
@@ -376,11 +379,11 @@ def test_a_version_the_service_does_not_take_is_unsupported(psup, helpers):
     for name, header in (("p", v2_header()), ("q", b"PROXY TCP4 10.0.0.1 10.0.0.2 1 2\r\n")):
         with connect(p.addr(name)) as s:
             s.sendall(header)
-            s.shutdown(socket.SHUT_WR)
             try:
+                s.shutdown(socket.SHUT_WR)
                 assert read_all(s) == b""
-            except ConnectionResetError:
-                pass
+            except OSError:
+                pass  # refused at once, the header unread: the kernel may reset first
         assert p.wait_event("proxy_refused", service=name)[0]["reason"] == "unsupported"
 
 
