@@ -12,6 +12,7 @@
 #include <sys/socket.h>
 #include <time.h>
 
+#include "child/worker.h"
 #include "proto/proto.h"
 #include "proto/rawsys.h"
 
@@ -64,9 +65,9 @@ int psup_child_wait_verdict(const struct psup_plan *p, uint32_t seq, uint64_t *v
 long psup_child_close_others(const struct psup_plan *p);
 long psup_child_cloexec_all(const struct psup_plan *p);
 
-/* A connection was accepted on listener index: admit it and become its
- * handler (no return), or close it and return to waiting (take.c). */
-void psup_child_take(struct psup_child *c, uint32_t index, int conn,
+/* A connection was accepted on listener index: admit it (true, with
+ * c->handover filled), or refuse and close it (false) (take.c). */
+bool psup_child_take(struct psup_child *c, uint32_t index, int conn,
                      const struct sockaddr *remote);
 
 /* The handler's environment for a connection, in c->envp (env.c). */
@@ -74,11 +75,13 @@ char **psup_child_env(struct psup_child *c, const struct psup_plan_listener *l,
                       const struct sockaddr *remote, const struct sockaddr *local,
                       const struct psup_peer *peer, unsigned connnum);
 
-/* Become the handler of conn: its descriptors, environment, process and
- * credentials, then execve (exec.c). log_pipe is the write end of the
- * stderr pipe, or -1. */
-_Noreturn void psup_child_exec(struct psup_child *c, const struct psup_plan_listener *l,
-                               int conn, const struct sockaddr *remote,
-                               const struct psup_peer *peer, unsigned connnum, int log_pipe);
+/* Become the handler of the admitted connection: its descriptors,
+ * environment, process and credentials, then execve (exec.c). */
+_Noreturn void psup_child_exec(struct psup_child *c);
+
+/* Prestart: set up the handler's process and credentials and exec its
+ * program with psup's library, which waits for the connection after the
+ * exec (exec.c). */
+_Noreturn void psup_child_exec_prestarted(struct psup_child *c);
 
 #endif

@@ -1,9 +1,9 @@
 /* SPDX-License-Identifier: MIT */
 /*
  * Taking a connection: who the client is, allow/deny, and the supervisor's
- * verdict where a limit needs it; then the worker becomes the handler
- * (exec.c) or closes the connection and waits again. spec/pool.md has the
- * protocol. Child code: lib/child/README.md.
+ * verdict where a limit needs it; then the connection is admitted (the
+ * worker becomes its handler, exec.c) or closed, and the worker waits
+ * again. spec/pool.md has the protocol. Child code: lib/child/README.md.
  */
 #include "child/child.h"
 
@@ -65,15 +65,16 @@ static void discard_input(int fd, int linger_ms)
  * all of it. The others only drop what has already arrived. */
 static void refuse(const struct psup_child *c, int conn, const char *text)
 {
-    struct psup_tally_shared *tally = c->plan->tally;
+    const struct psup_plan *p = c->plan;
     bool linger = c->tally_slot != PSUP_TALLY_NONE &&
-                  psup_tally_linger_begin(tally, c->tally_slot, c->plan->svc->min_spare / 2);
+                  psup_tally_linger_begin(c->tally, p->tally_capacity, c->tally_slot,
+                                          p->min_spare / 2);
 
     send_message(conn, text);
     psup_sys(SYS_shutdown, conn, SHUT_WR);
     discard_input(conn, linger ? REFUSAL_LINGER_MS : 0);
     if (linger)
-        psup_tally_linger_end(tally, c->tally_slot);
+        psup_tally_linger_end(c->tally, c->tally_slot);
     psup_child_close(conn);
 }
 
@@ -96,12 +97,12 @@ static void describe_peer(int conn, const struct psup_plan_listener *l,
     psup_ip_key(remote, peer->addr);
 }
 
-static const char *refusal_text(const struct psup_service_config *svc, enum psup_verdict code)
+static const char *refusal_text(const struct psup_plan *p, enum psup_verdict code)
 {
     switch (code) {
-    case PSUP_VERDICT_PER_SOURCE: return svc->per_source_message;
-    case PSUP_VERDICT_RATE: return svc->rate_message;
-    case PSUP_VERDICT_OVERLOAD: return svc->overload_message;
+    case PSUP_VERDICT_PER_SOURCE: return psup_plan_str(p, p->per_source_message);
+    case PSUP_VERDICT_RATE: return psup_plan_str(p, p->rate_message);
+    case PSUP_VERDICT_OVERLOAD: return psup_plan_str(p, p->overload_message);
     default: return NULL;
     }
 }
@@ -113,24 +114,40 @@ static unsigned publish_source(const struct psup_child *c, const struct psup_pee
 {
     struct psup_source src;
 
-    psup_peer_source(peer, c->plan->svc->per_source_ipv6_prefix, &src);
-    return psup_tally_publish(c->plan->tally, c->tally_slot, c->conn_id, &src, count);
+    psup_peer_source(peer, c->plan->per_source_ipv6_prefix, &src);
+    return psup_tally_publish(c->tally, c->plan->tally_capacity, c->tally_slot, c->conn_id,
+                              &src, count);
+}
+
+/* The connection goes to a handler: what the worker becomes it with. */
+static bool admit(struct psup_child *c, uint32_t index, int conn, const struct sockaddr *remote,
+                  const struct psup_peer *peer, unsigned connnum, int log_pipe)
+{
+    struct psup_handover *h = &c->handover;
+
+    h->conn = conn;
+    h->log_pipe = log_pipe;
+    h->listener = index;
+    h->connnum = connnum;
+    h->peer = *peer;
+    memcpy(&h->remote, remote, sizeof(h->remote));
+    return true;
 }
 
 /* No limit to check: count the client's connections in the tally, tell the
- * supervisor, and become the handler. Returns only if the supervisor could
- * not be told (the connection is then closed). */
-static void run_without_verdict(struct psup_child *c, const struct psup_plan_listener *l,
-                                int conn, const struct sockaddr *remote, struct psup_msg *m)
+ * supervisor, and admit the connection. Returns false if the supervisor
+ * could not be told (the caller then closes the connection). */
+static bool run_without_verdict(struct psup_child *c, uint32_t index, int conn,
+                                const struct sockaddr *remote, struct psup_msg *m)
 {
     unsigned connnum = publish_source(c, &m->peer, true);
 
     m->kind = PSUP_MSG_RUNNING;
     if (psup_child_send(c, m, -1) < 0) {
-        psup_tally_withdraw(c->plan->tally, c->tally_slot);
-        return;
+        psup_tally_withdraw(c->tally, c->tally_slot);
+        return false;
     }
-    psup_child_exec(c, l, conn, remote, &m->peer, connnum, -1);
+    return admit(c, index, conn, remote, &m->peer, connnum, -1);
 }
 
 /* Ask the supervisor about the connection (BUSY, with the stderr pipe's
@@ -155,12 +172,20 @@ static uint64_t ask_supervisor(struct psup_child *c, struct psup_msg *m, int log
     return verdict;
 }
 
-void psup_child_take(struct psup_child *c, uint32_t index, int conn,
+/* Whether allow/deny let the client in. */
+static bool allowed(const struct psup_plan *p, const struct psup_plan_listener *l,
+                    const struct psup_peer *peer)
+{
+    return l->proto == PSUP_PROTO_UNIX ||
+           psup_access_allowed(psup_plan_at(p, p->allow), p->n_allow, psup_plan_at(p, p->deny),
+                               p->n_deny, peer->addr);
+}
+
+bool psup_child_take(struct psup_child *c, uint32_t index, int conn,
                      const struct sockaddr *remote)
 {
     const struct psup_plan *p = c->plan;
-    const struct psup_plan_listener *l = &p->listeners[index];
-    const struct psup_service_config *svc = p->svc;
+    const struct psup_plan_listener *l = &psup_plan_listeners(p)[index];
     struct psup_msg m = {.listener = index};
     int log_pipe[2] = {-1, -1};
 
@@ -168,21 +193,21 @@ void psup_child_take(struct psup_child *c, uint32_t index, int conn,
 
     /* allow/deny are decided here, without a round trip: a denied client
      * costs one accept and one message, never a process. */
-    if (l->proto != PSUP_PROTO_UNIX &&
-        !psup_access_allowed(svc->allow, svc->n_allow, svc->deny, svc->n_deny, m.peer.addr)) {
+    if (!allowed(p, l, &m.peer)) {
         m.kind = PSUP_MSG_DENIED;
         psup_child_send(c, &m, -1);
-        refuse(c, conn, svc->deny_message);
-        return;
+        refuse(c, conn, psup_plan_str(p, p->deny_message));
+        return false;
     }
 
     if (!p->needs_verdict && c->tally_slot != PSUP_TALLY_NONE) {
-        run_without_verdict(c, l, conn, remote, &m);
+        if (run_without_verdict(c, index, conn, remote, &m))
+            return true;
         psup_child_close(conn);
-        return;
+        return false;
     }
 
-    if (svc->stderr_mode == PSUP_STDERR_LOG &&
+    if (p->stderr_mode == PSUP_STDERR_LOG &&
         psup_sys(SYS_pipe2, log_pipe, O_CLOEXEC) < 0)
         log_pipe[0] = log_pipe[1] = -1; /* the supervisor sees no fd: inherit */
     uint64_t verdict = ask_supervisor(c, &m, log_pipe[0]);
@@ -198,9 +223,10 @@ void psup_child_take(struct psup_child *c, uint32_t index, int conn,
          * reload may leave both kinds running). */
         if (c->tally_slot != PSUP_TALLY_NONE)
             publish_source(c, &m.peer, false);
-        psup_child_exec(c, l, conn, remote, &m.peer, psup_verdict_connnum(verdict),
-                        log_pipe[1]);
+        return admit(c, index, conn, remote, &m.peer, psup_verdict_connnum(verdict),
+                     log_pipe[1]);
     }
     psup_child_close(log_pipe[1]);
-    refuse(c, conn, refusal_text(svc, code));
+    refuse(c, conn, refusal_text(p, code));
+    return false;
 }

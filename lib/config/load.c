@@ -346,6 +346,15 @@ static bool same_text(const char *a, const char *b)
     return a == b || (a && b && strcmp(a, b) == 0);
 }
 
+/* A prestarted program runs the file that was there at its exec: replaced
+ * on disk (an upgrade), its idle workers must go (spec/prestart.md). */
+static bool same_program_file(const struct psup_service_config *a,
+                              const struct psup_service_config *b)
+{
+    return a->prestart == b->prestart &&
+           (!a->prestart || memcmp(&a->program_id, &b->program_id, sizeof(a->program_id)) == 0);
+}
+
 bool psup_config_service_same(const struct psup_service_config *a,
                               const struct psup_service_config *b)
 {
@@ -357,7 +366,7 @@ bool psup_config_service_same(const struct psup_service_config *a,
            a->set_ids == b->set_ids && a->uid == b->uid && a->gid == b->gid &&
            a->n_groups == b->n_groups &&
            (a->n_groups == 0 || memcmp(a->groups, b->groups, a->n_groups * sizeof(gid_t)) == 0) &&
-           a->backlog == b->backlog;
+           a->backlog == b->backlog && same_program_file(a, b);
 }
 
 struct psup_config *psup_config_ref(struct psup_config *cfg)
@@ -454,4 +463,6 @@ void psup_config_describe(const struct psup_service_config *svc, char *buf, size
         put(&b, "; rate %g/s", svc->rate);
     if (svc->timeout > 0)
         put(&b, "; timeout %gs", svc->timeout);
+    if (svc->prestart)
+        put(&b, "; prestart");
 }

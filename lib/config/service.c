@@ -22,7 +22,7 @@
 enum {
     S_NAME, S_LISTEN, S_COMMAND, S_POOL, S_BACKLOG, S_ENV, S_CLEAR_ENV, S_PASS_ENV,
     S_CWD, S_USER, S_GROUP, S_SUPP_GROUPS, S_UMASK, S_NICE, S_RLIMITS, S_STDERR,
-    S_NO_NEW_PRIVS,
+    S_NO_NEW_PRIVS, S_PRESTART,
     S_ALLOW, S_DENY, S_DENY_MESSAGE, S_MAX_PER_SOURCE, S_PER_SOURCE_V6,
     S_PER_SOURCE_MESSAGE, S_RATE, S_RATE_BURST, S_RATE_MESSAGE, S_ON_OVERLOAD,
     S_OVERLOAD_MESSAGE, S_TIMEOUT, S_SOCKET_MODE, S_SOCKET_USER, S_SOCKET_GROUP,
@@ -31,7 +31,7 @@ enum {
 static const char *const service_keys[] = {
     "name", "listen", "command", "pool", "backlog", "env", "clear_env", "pass_env",
     "cwd", "user", "group", "supplementary_groups", "umask", "nice", "rlimits", "stderr",
-    "no_new_privileges",
+    "no_new_privileges", "prestart",
     "allow", "deny", "deny_message", "max_per_source", "per_source_ipv6_prefix",
     "per_source_message", "rate", "rate_burst", "rate_message", "on_overload",
     "overload_message", "timeout", "socket_mode", "socket_user", "socket_group", NULL,
@@ -557,6 +557,18 @@ static void parse_process(struct ctx *c, const struct fields *f, struct psup_ser
     }
 }
 
+/* After the command: what prestart checks is the program it resolved to. */
+static void parse_prestart(struct ctx *c, const struct fields *f, struct psup_service_config *svc)
+{
+    const cJSON *v = cfg_enter(c, f, S_PRESTART);
+
+    if (!v)
+        return;
+    if (cfg_want_bool(c, v, &svc->prestart) && svc->prestart && !c->oom)
+        cfg_check_prestart(c, svc);
+    cfg_path_pop(c);
+}
+
 /* ---- access and limits ---------------------------------------------- */
 
 /* Returns false if the list had a problem. */
@@ -801,6 +813,7 @@ void cfg_parse_service(struct ctx *c, const cJSON *obj, size_t index)
     parse_pool(c, &f, svc);
     parse_ids(c, &f, svc);
     parse_process(c, &f, svc);
+    parse_prestart(c, &f, svc);
     parse_access(c, &f, svc);
     parse_limits(c, &f, svc);
     parse_socket_file(c, &f, svc);

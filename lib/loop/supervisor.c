@@ -214,7 +214,7 @@ static void read_channel(struct psup_supervisor *sup, struct exits *ex)
         struct psup_msg m;
         union {
             struct cmsghdr hdr;
-            char buf[CMSG_SPACE(sizeof(int))];
+            char buf[CMSG_SPACE(sizeof(int)) + CMSG_SPACE(sizeof(struct ucred))];
         } control;
         struct iovec iov = {.iov_base = &m, .iov_len = sizeof(m)};
         struct msghdr mh = {.msg_iov = &iov, .msg_iovlen = 1, .msg_control = control.buf,
@@ -225,15 +225,24 @@ static void read_channel(struct psup_supervisor *sup, struct exits *ex)
         if (n < 0)
             return; /* EAGAIN: all read */
         int fd = -1;
-        struct cmsghdr *h = CMSG_FIRSTHDR(&mh);
-        if (h && h->cmsg_level == SOL_SOCKET && h->cmsg_type == SCM_RIGHTS)
-            memcpy(&fd, CMSG_DATA(h), sizeof(int));
+        pid_t sender = 0;
+        for (struct cmsghdr *h = CMSG_FIRSTHDR(&mh); h; h = CMSG_NXTHDR(&mh, h)) {
+            if (h->cmsg_level == SOL_SOCKET && h->cmsg_type == SCM_RIGHTS)
+                memcpy(&fd, CMSG_DATA(h), sizeof(int));
+            if (h->cmsg_level == SOL_SOCKET && h->cmsg_type == SCM_CREDENTIALS) {
+                struct ucred cred;
+                memcpy(&cred, CMSG_DATA(h), sizeof(cred));
+                sender = cred.pid;
+            }
+        }
         /* Out of descriptors, the kernel drops the fd (MSG_CTRUNC): the
-         * handler then keeps psup's stderr (spec/handler.md). */
-        if ((size_t)n != sizeof(m)) {
+         * handler then keeps psup's stderr (spec/handler.md). A message
+         * is taken as its sender's, whatever pid it says. */
+        if ((size_t)n != sizeof(m) || sender <= 0) {
             psup_fd_close(fd);
             continue;
         }
+        m.pid = sender;
         if (m.kind == PSUP_MSG_BUSY)
             collect_exits(sup, ex);
         psup_runtime_on_message(&sup->rt, &m, fd, now);
@@ -603,8 +612,14 @@ static int start_signals(struct psup_supervisor *sup)
 
 static int open_channel(struct psup_supervisor *sup)
 {
-    /* SOCK_SEQPACKET: one message per send, whole, from any worker. */
+    /* SOCK_SEQPACKET: one message per send, whole, from any worker. With
+     * SO_PASSCRED the kernel tells who sent each one: a prestarted
+     * program holds the workers' end before psup's library runs in it
+     * (spec/prestart.md), and must not speak for another worker. */
+    int on = 1;
     if (socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, sup->channel) < 0)
+        return -errno;
+    if (setsockopt(sup->channel[0], SOL_SOCKET, SO_PASSCRED, &on, sizeof(on)) < 0)
         return -errno;
     int rc = psup_fd_set_nonblock(sup->channel[0], true);
     if (rc == 0)

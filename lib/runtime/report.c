@@ -51,7 +51,7 @@ const char *psup_report_step_name(uint32_t step)
         [PSUP_STEP_STDERR] = "stderr", [PSUP_STEP_CWD] = "cwd",
         [PSUP_STEP_UMASK] = "umask", [PSUP_STEP_RLIMIT] = "rlimits",
         [PSUP_STEP_NICE] = "nice", [PSUP_STEP_CREDENTIALS] = "credentials",
-        [PSUP_STEP_EXEC] = "exec",
+        [PSUP_STEP_EXEC] = "exec", [PSUP_STEP_PRESTART] = "prestart",
     };
     return step < sizeof(names) / sizeof(names[0]) && names[step] ? names[step] : "unknown";
 }
@@ -217,7 +217,7 @@ void psup_report_failure(const struct psup_worker *w, int status)
     log_identity(&l, w);
     if (w->error) {
         psup_log_str(&l, "step", psup_report_step_name(w->step));
-        psup_log_str(&l, "program", w->gen->plan.svc->program);
+        psup_log_str(&l, "program", w->gen->svc->program);
         psup_log_errno(&l, w->error);
     } else {
         log_status(&l, status, w->signalled);
@@ -286,8 +286,8 @@ void psup_report_conn_end(const struct psup_worker *w, int status, uint64_t now)
     psup_log_begin(&l, PSUP_LOG_INFO, "conn_end");
     log_identity(&l, w);
     log_peer(&l, &w->peer);
-    if (w->listener < g->plan.n_listeners)
-        psup_log_str(&l, "listener", g->listeners[w->listener].text);
+    if (w->listener < g->plan->n_listeners)
+        psup_log_str(&l, "listener", psup_plan_listeners(g->plan)[w->listener].text);
     if (w->exec_failed)
         psup_log_str(&l, "outcome", "exec_failed");
     else if (w->timed_out)
@@ -305,7 +305,7 @@ void psup_report_timeout(const struct psup_worker *w)
     log_identity(&l, w);
     log_peer(&l, &w->peer);
     psup_log_str(&l, "key", "timeout");
-    psup_log_secs(&l, "limit", w->gen->plan.svc->timeout);
+    psup_log_secs(&l, "limit", w->gen->svc->timeout);
     psup_log_end(&l);
 }
 

@@ -19,6 +19,7 @@
 #include <unistd.h>
 
 #include "base/fd.h"
+#include "base/helpers.h"
 #include "base/log.h"
 #include "policy/pool.h"
 #include "proto/rawsys.h"
@@ -131,14 +132,14 @@ static int real_probe(void *arg, const struct psup_stack *stack)
 /* ------------------------------------------------------------------------ */
 /* Life of the runtime. */
 
-/* PSUP_TEST_VERDICT_TIMEOUT_MS shortens the workers' wait for a verdict,
- * so that tests can stall the supervisor past it in a second, not a minute. */
-static int verdict_timeout_ms(void)
+/* A test knob (PSUP_TEST_*_MS): a shorter wait than the default, so that
+ * tests reach a timeout in a second, not a minute. */
+static int test_knob_ms(const char *name, int normal)
 {
-    const char *knob = getenv("PSUP_TEST_VERDICT_TIMEOUT_MS");
+    const char *knob = getenv(name);
     long ms = knob ? strtol(knob, NULL, 10) : 0;
 
-    return ms > 0 && ms <= PSUP_VERDICT_TIMEOUT_MS ? (int)ms : PSUP_VERDICT_TIMEOUT_MS;
+    return ms > 0 && ms <= normal ? (int)ms : normal;
 }
 
 /* How workers will close descriptors (lib/child/fds.c). close_range with
@@ -172,7 +173,10 @@ int psup_runtime_init(struct psup_runtime *rt, int channel_fd, bool share_memory
     rt->self = getpid();
     rt->uid = getuid();
     rt->verdict_signal = PSUP_SIG_VERDICT;
-    rt->verdict_timeout_ms = verdict_timeout_ms();
+    rt->verdict_timeout_ms = test_knob_ms("PSUP_TEST_VERDICT_TIMEOUT_MS", PSUP_VERDICT_TIMEOUT_MS);
+    rt->prestart_timeout_ms = test_knob_ms("PSUP_TEST_PRESTART_TIMEOUT_MS",
+                                           PSUP_PRESTART_TIMEOUT_MS);
+    rt->prestart_library = psup_prestart_library();
     rt->fd_closing = choose_fd_closing();
     /* Sharing memory needs the raw system calls (rawsys.h). */
     rt->share_memory = share_memory && PSUP_RAW_SYSCALLS;
@@ -354,7 +358,7 @@ static int spawn_one(struct psup_runtime *rt, struct psup_service *s, uint64_t n
                      struct psup_worker **out)
 {
     struct psup_generation *g = s->current;
-    size_t slots = g->plan.n_env_base + PSUP_ENV_DYNAMIC + 1;
+    size_t slots = g->plan->n_env + PSUP_ENV_DYNAMIC + 1;
     struct psup_worker *w = calloc(1, sizeof(*w) + slots * sizeof(char *));
     int rc;
 
@@ -364,7 +368,12 @@ static int spawn_one(struct psup_runtime *rt, struct psup_service *s, uint64_t n
         goto fail;
     if ((rc = stack_acquire(rt, &w->stack)) < 0)
         goto fail;
-    w->child.plan = &g->plan;
+    w->child.plan = g->plan;
+    w->child.tally = s->tally.shared;
+    w->child.argv = g->svc->argv;
+    w->child.env_base = g->env_base;
+    w->child.exec_env = g->exec_env;
+    w->child.n_exec_env = g->n_exec_env;
     w->child.conn_id = ++rt->next_conn_id;
     w->child.envp = w->envp;
     w->child.hold = hold;
@@ -384,6 +393,12 @@ static int spawn_one(struct psup_runtime *rt, struct psup_service *s, uint64_t n
     s->idle++;
     w->started = now;
     psup_list_init(&w->timer_link);
+    /* A prestarted worker counts as a spare from now, so that no second
+     * one is started for it, but it takes connections only once its
+     * library says READY; one that never does is stopped (expire). */
+    w->ready = !g->plan->prestart;
+    if (!w->ready)
+        set_deadline(rt, w, now + (uint64_t)rt->prestart_timeout_ms);
     psup_list_append(&s->workers, &w->link);
     size_t slot = slot_of(rt, pid);
     w->hash_next = rt->table[slot];
@@ -473,12 +488,12 @@ static void maintain_service(struct psup_runtime *rt, struct psup_service *s, ui
     if (psup_backoff_settle(&s->backoff, now, false))
         recovered(s);
     if (s->saturated && s->current)
-        track_saturation(s, s->current->plan.svc->max_workers, now);
+        track_saturation(s, s->current->svc->max_workers, now);
     if (!rt->accepting || !s->current) {
         retire_idle(rt, s, s->idle);
         return;
     }
-    const struct psup_service_config *cfg = s->current->plan.svc;
+    const struct psup_service_config *cfg = s->current->svc;
     struct psup_pool_counts counts = {s->idle, s->busy, s->retiring, s->stopped};
     struct psup_pool_limits limits = {cfg->min_spare, cfg->max_spare, cfg->max_workers,
                                       cfg->on_overload == PSUP_OVERLOAD_REJECT};
@@ -547,7 +562,7 @@ static enum psup_verdict decide(struct psup_runtime *rt, struct psup_worker *w, 
                                 unsigned *connnum)
 {
     struct psup_service *s = w->service;
-    const struct psup_service_config *cfg = w->gen->plan.svc;
+    const struct psup_service_config *cfg = w->gen->svc;
 
     if (rt->closing)
         return PSUP_VERDICT_CLOSE;
@@ -604,13 +619,13 @@ static void note_connection(struct psup_worker *w, const struct psup_msg *m)
     w->peer = m->peer;
     w->listener = m->listener;
     w->seq = m->seq;
-    psup_peer_source(&w->peer, w->gen->plan.svc->per_source_ipv6_prefix, &w->source);
+    psup_peer_source(&w->peer, w->gen->svc->per_source_ipv6_prefix, &w->source);
 }
 
 /* The connection goes to a handler: replace the spare, watch the timeout. */
 static void became_busy(struct psup_runtime *rt, struct psup_worker *w, uint64_t now)
 {
-    const struct psup_service_config *cfg = w->gen->plan.svc;
+    const struct psup_service_config *cfg = w->gen->svc;
 
     set_state(w, PSUP_WORKER_BUSY);
     w->busy_since = now;
@@ -629,7 +644,7 @@ static void became_busy(struct psup_runtime *rt, struct psup_worker *w, uint64_t
 static void on_busy(struct psup_runtime *rt, struct psup_worker *w, const struct psup_msg *m,
                     int passed_fd, uint64_t now)
 {
-    const struct psup_service_config *cfg = w->gen->plan.svc;
+    const struct psup_service_config *cfg = w->gen->svc;
     unsigned connnum = 0;
     unsigned flags = 0;
 
@@ -699,7 +714,17 @@ static void on_gave_up(struct psup_runtime *rt, struct psup_worker *w,
     if (w->gen != s->current || !rt->accepting)
         retire(rt, w); /* its configuration is gone meanwhile */
     if (s->current)
-        track_saturation(s, s->current->plan.svc->max_workers, now);
+        track_saturation(s, s->current->svc->max_workers, now);
+}
+
+/* A prestarted worker's library runs (READY), or has even taken a
+ * connection: it is a spare like any other now. */
+static void mark_ready(struct psup_worker *w)
+{
+    if (w->ready)
+        return;
+    w->ready = true;
+    psup_list_remove(&w->timer_link);
 }
 
 void psup_runtime_on_message(struct psup_runtime *rt, const struct psup_msg *m, int passed_fd,
@@ -716,13 +741,18 @@ void psup_runtime_on_message(struct psup_runtime *rt, const struct psup_msg *m, 
         return;
     }
     switch (m->kind) {
+    case PSUP_MSG_READY:
+        mark_ready(w);
+        break;
     case PSUP_MSG_BUSY:
+        mark_ready(w);
         if (!is_busy(w)) {
             on_busy(rt, w, m, passed_fd, now);
             return;
         }
         break;
     case PSUP_MSG_RUNNING:
+        mark_ready(w);
         if (!is_busy(w))
             on_running(rt, w, m, now);
         break;
@@ -797,6 +827,14 @@ static void idle_exit(struct psup_runtime *rt, struct psup_worker *w, int status
 
     if (retired || w->signalled)
         return;
+    if (!w->ready && !w->error && WIFEXITED(status)) {
+        /* A prestarted program that exited before psup's library said
+         * READY, and without a word from it: the library was not loaded
+         * (LD_PRELOAD ignored, or the library unreadable for the user),
+         * and the program ran as if it had no connection. */
+        w->error = ELIBACC;
+        w->step = PSUP_STEP_PRESTART;
+    }
     if (WIFSIGNALED(status) && !w->error) {
         /* Killed from outside while idle (an operator, the OOM killer):
          * replaced at once, not held against the service. */
@@ -851,7 +889,7 @@ bool psup_runtime_on_exit(struct psup_runtime *rt, pid_t pid, int status, uint64
         idle_exit(rt, w, status, now);
     worker_free(rt, w);
     if (s->saturated && s->current)
-        track_saturation(s, s->current->plan.svc->max_workers, now);
+        track_saturation(s, s->current->svc->max_workers, now);
     if (!s->current && psup_list_empty(&s->workers))
         psup_service_free(s);
     /* A process slot was freed: a blocked start may work now, a little
@@ -910,6 +948,15 @@ void psup_runtime_expire(struct psup_runtime *rt, uint64_t now)
         } else if (w->state == PSUP_WORKER_TERMINATING) {
             signal_group(rt, w, SIGKILL);
             set_state(w, PSUP_WORKER_KILLING);
+        } else if (!w->ready) {
+            /* A prestarted program that neither said READY nor exited:
+             * it ignored psup's library and runs without a connection.
+             * Stopped, and a failure of the service (not signalled: the
+             * reason is this error, not psup's signal). */
+            w->error = ETIMEDOUT;
+            w->step = PSUP_STEP_PRESTART;
+            if (send_signal(rt, -w->pid, SIGKILL) == -ESRCH)
+                send_signal(rt, w->pid, SIGKILL);
         }
     }
 }

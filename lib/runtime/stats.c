@@ -32,9 +32,9 @@ static void configured(const struct psup_generation *g, struct psup_service_stat
 {
     if (!g)
         return;
-    const struct psup_service_config *cfg = g->plan.svc;
-    st->listeners = g->listeners;
-    st->n_listeners = g->plan.n_listeners;
+    const struct psup_service_config *cfg = g->svc;
+    st->listeners = psup_plan_listeners(g->plan);
+    st->n_listeners = g->plan->n_listeners;
     st->bounds = (struct psup_pool_limits){cfg->min_spare, cfg->max_spare, cfg->max_workers,
                                            cfg->on_overload == PSUP_OVERLOAD_REJECT};
     st->max_per_source = cfg->max_per_source;

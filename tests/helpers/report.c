@@ -2,8 +2,9 @@
 /*
  * A handler that reports, from inside, what psup gave it: its open fds,
  * signal mask and dispositions, process group and session, credentials,
- * working directory, umask, limits, nice value and environment, one
- * "key=value" line each, then exits. With an argument "read" it first reads
+ * working directory, umask, limits, nice value and environment (and
+ * whether main's third argument holds the same), one "key=value" line
+ * each, then exits. With an argument "read" it first reads
  * its input to EOF (so the client's half-close is seen).
  */
 #include <dirent.h>
@@ -82,7 +83,18 @@ static void report_process(void)
     printf("nice=%d\n", getpriority(PRIO_PROCESS, 0));
 }
 
-int main(int argc, char **argv)
+/* Whether main's third argument is the environment environ holds. */
+static int same_environment(char **envp)
+{
+    size_t i = 0;
+
+    for (; envp[i] && environ[i]; i++)
+        if (strcmp(envp[i], environ[i]) != 0)
+            return 0;
+    return !envp[i] && !environ[i];
+}
+
+int main(int argc, char **argv, char **envp)
 {
     if (argc > 1 && strcmp(argv[1], "read") == 0) {
         char buf[4096];
@@ -93,6 +105,7 @@ int main(int argc, char **argv)
     report_status();
     report_ids();
     report_process();
+    printf("main_envp=%s\n", same_environment(envp) ? "environ" : "other");
     for (char **e = environ; *e; e++)
         printf("env:%s\n", *e);
     printf("end=1\n");
