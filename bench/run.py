@@ -44,9 +44,9 @@ import time
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(HERE)
 
-ALL_SERVERS = ["psup", "tcpserver", "tcpsvd", "socat", "socat-relay", "xinetd",
-               "spawn-server", "limit"]
-DEFAULT_SERVERS = ["psup", "tcpserver", "tcpsvd", "socat", "xinetd", "limit"]
+ALL_SERVERS = ["psup", "psup-prestart", "tcpserver", "tcpsvd", "socat", "socat-relay",
+               "xinetd", "spawn-server", "limit"]
+DEFAULT_SERVERS = ["psup", "psup-prestart", "tcpserver", "tcpsvd", "socat", "xinetd", "limit"]
 ALL_HANDLERS = ["hello", "cat", "http"]
 DEFAULT_CONC = [1, 8, 64, 256]
 
@@ -55,6 +55,9 @@ HTTP_REQUEST = (b"GET / HTTP/1.0\r\nHost: bench\r\nUser-Agent: psup-load\r\n"
                 b"Accept: */*\r\n\r\n")
 HTTP_REPLY = (b"HTTP/1.0 200 OK\r\nContent-Type: text/plain\r\nContent-Length: 6\r\n"
               b"Connection: close\r\n\r\nhello\n")
+
+# (handler, server) pairs a server cannot run (a static handler prestarted).
+UNSUPPORTED = set()
 
 READY_RE = re.compile(r'event=ready\b|"event"\s*:\s*"ready"')
 
@@ -155,6 +158,30 @@ def proc_mem_kib(pid):
     return rss, hwm
 
 
+def prestarted_pss_kib(pid):
+    """The mean PSS of psup's prestarted workers that wait for a connection
+    (children still holding psup's plan memfd), and how many there are."""
+    try:
+        with open("/proc/%d/task/%d/children" % (pid, pid)) as f:
+            children = [int(c) for c in f.read().split()]
+    except OSError:
+        return None, 0
+    pss = []
+    for c in children:
+        try:
+            fds = os.listdir("/proc/%d/fd" % c)
+            if not any(os.readlink("/proc/%d/fd/%s" % (c, fd)).startswith("/memfd:psup-plan")
+                       for fd in fds):
+                continue
+            with open("/proc/%d/smaps_rollup" % c) as f:
+                for line in f:
+                    if line.startswith("Pss:"):
+                        pss.append(int(line.split()[1]))
+        except (OSError, ValueError):
+            continue
+    return (sum(pss) / len(pss) if pss else None), len(pss)
+
+
 def system_busy():
     """(busy jiffies, total jiffies) of all CPUs from /proc/stat."""
     try:
@@ -233,6 +260,11 @@ class Server:
         self.port = None
         self.logpath = None
         self.dead_reason = None
+        self.idle_pss_kib = None
+
+    def supports(self):
+        """Whether this server can run the handler at all."""
+        return True
 
     @classmethod
     def available(cls, ctx):
@@ -447,8 +479,36 @@ class SpawnServer(Server):
         return [self.ctx.spawnserver, "127.0.0.1", str(self.port)] + self.handler.argv
 
 
-SERVER_CLASSES = {c.name: c for c in (Psup, Tcpserver, Tcpsvd, Socat, SocatRelay, Xinetd,
-                                      SpawnServer)}
+class PsupPrestart(Psup):
+    """psup with "prestart": true (spec/prestart.md): each idle worker has
+    exec'd the handler already. Not for a static handler (hello), which
+    psup refuses to prestart."""
+
+    name = "psup-prestart"
+
+    def supports(self):
+        return not self.handler.static
+
+    def prepare(self):
+        super().prepare()
+        with open(self.conf) as f:
+            conf = json.load(f)
+        conf["services"][0]["prestart"] = True
+        with open(self.conf, "w") as f:
+            json.dump(conf, f, indent=2)
+
+    def wait_ready(self, deadline):
+        super().wait_ready(deadline)
+        # The spares are exec'd after event=ready: wait for them, then
+        # measure what one costs while it waits.
+        want = self.ctx.psup_service.get("pool", {}).get("min_spare", 4)
+        while prestarted_pss_kib(self.proc.pid)[1] < want and time.monotonic() < deadline:
+            time.sleep(0.01)  # polling for a condition, with a deadline
+        self.idle_pss_kib = prestarted_pss_kib(self.proc.pid)[0]
+
+
+SERVER_CLASSES = {c.name: c for c in (Psup, PsupPrestart, Tcpserver, Tcpsvd, Socat, SocatRelay,
+                                      Xinetd, SpawnServer)}
 
 
 # ----------------------------------------------------------------------------
@@ -456,12 +516,13 @@ SERVER_CLASSES = {c.name: c for c in (Psup, Tcpserver, Tcpsvd, Socat, SocatRelay
 
 
 class Handler:
-    def __init__(self, name, argv, payload, expect, load_args):
+    def __init__(self, name, argv, payload, expect, load_args, static=False):
         self.name = name
         self.argv = argv
         self.payload = payload
         self.expect = expect
         self.load_args = load_args
+        self.static = static  # statically linked: no prestart
 
 
 def make_handlers(bindir):
@@ -469,7 +530,7 @@ def make_handlers(bindir):
     http = os.path.join(HERE, "http.sh")
     return {
         "hello": Handler("hello", [hello], b"", b"hello\n",
-                         ["-e", c_escape(b"hello\n")]),
+                         ["-e", c_escape(b"hello\n")], static=True),
         "cat": Handler("cat", ["/bin/cat"], CAT_PAYLOAD, CAT_PAYLOAD,
                        ["-p", c_escape(CAT_PAYLOAD), "--echo"]),
         "http": Handler("http", ["/bin/sh", http], HTTP_REQUEST, HTTP_REPLY,
@@ -554,6 +615,7 @@ def run_load(ctx, server, handler, conc):
     return {
         "rate": r["conns_per_s"],
         "lat": r["latency_us"],
+        "eof_us": r.get("eof_after_last_byte_us", {}).get("p50"),
         "errors": r["errors"],
         "wrong_sample": r.get("wrong_sample"),
         "ok": r["ok"],
@@ -565,6 +627,7 @@ def run_load(ctx, server, handler, conc):
         "srv_cpu_stat_us_per_conn": (stat / 1000.0 / conns) if stat is not None else None,
         "srv_rss_kib": rss,
         "srv_hwm_kib": hwm,
+        "idle_pss_kib": server.idle_pss_kib,
         "machine_busy_pct": (100.0 * busy / total) if total else None,  # of all CPUs
         "wall_s": wall,
         "alive_after": server.alive(),
@@ -651,6 +714,7 @@ def aggregate(results, servers, handlers, concs, rounds):
                     "x_limit": median(ratio_lim),
                     "p50_x_tcpserver": median(ratio_p50),
                     "p50": median([r["lat"].get("p50") for r in good]),
+                    "eof_us": median([r.get("eof_us") for r in good]),
                     "p90": median([r["lat"].get("p90") for r in good]),
                     "p99": median([r["lat"].get("p99") for r in good]),
                     "max": max([r["lat"].get("max") or 0 for r in good]) if s != "limit" else None,
@@ -658,6 +722,7 @@ def aggregate(results, servers, handlers, concs, rounds):
                     "errors": e,
                     "srv_cpu_us": median([r.get("srv_cpu_us_per_conn") for r in good]),
                     "srv_rss_kib": max([r.get("srv_rss_kib") or 0 for r in good]) or None,
+                    "idle_pss_kib": median([r.get("idle_pss_kib") for r in good]),
                     "load_cpu_pct": median([r.get("load_cpu_pct") for r in good]),
                     "jobs": good[0].get("jobs"),
                     "wrong_sample": next((r.get("wrong_sample") for r in good
@@ -677,9 +742,11 @@ COLUMNS = [
     ("p90", "p90 ms"),
     ("p99", "p99 ms"),
     ("max", "max ms"),
+    ("eof", "EOF µs"),
     ("errors", "errors"),
     ("cpu", "srv µs/conn"),
     ("rss", "srv RSS KiB"),
+    ("idle", "idle PSS KiB"),
     ("load", "load CPU%"),
 ]
 
@@ -696,6 +763,9 @@ def table_rows(agg, h, c, servers):
     rows = []
     for s in servers:
         a = agg.get((h, c, s))
+        if a is None and (h, s) in UNSUPPORTED:
+            rows.append([s, "n/a"] + [""] * (len(COLUMNS) - 2))
+            continue
         if a is None:
             rows.append([s, "failed"] + [""] * (len(COLUMNS) - 2))
             continue
@@ -713,9 +783,11 @@ def table_rows(agg, h, c, servers):
             fmt_ms(a["p90"]),
             fmt_ms(a["p99"]),
             fmt_ms(a["max"]),
+            "-" if a.get("eof_us") is None else "%.0f" % a["eof_us"],
             str(a["errors"]["total"]),
             "-" if a["srv_cpu_us"] is None else "%.0f" % a["srv_cpu_us"],
             "-" if a["srv_rss_kib"] is None else str(a["srv_rss_kib"]),
+            "-" if a.get("idle_pss_kib") is None else "%.0f" % a["idle_pss_kib"],
             "-" if a["load_cpu_pct"] is None else "%.0f" % a["load_cpu_pct"],
         ])
     return rows
@@ -824,7 +896,7 @@ def machine_info(ctx, servers):
         v = sh(["dpkg-query", "-W", "-f=${Version}", pkg])
         vers[pkg] = v if v and "no packages" not in v else "?"
     psup_v = "?"
-    if "psup" in servers and ctx.psup:
+    if any(s.startswith("psup") for s in servers) and ctx.psup:
         psup_v = sh([ctx.psup, "--version"]).splitlines()[0:1]
         psup_v = psup_v[0] if psup_v else "?"
     sysctl = {k: " ".join(read_first_line("/proc/sys/net/" + k.replace(".", "/")).split())
@@ -936,7 +1008,8 @@ def main():
         args.duration = 1.0 if smoke else 2.0
     if args.warmup is None:
         args.warmup = 0.1 if smoke else 0.3
-    handlers = parse_list(args.handlers or ("hello" if smoke else ",".join(ALL_HANDLERS)),
+    # The smoke runs cat too: psup-prestart cannot run the static hello.
+    handlers = parse_list(args.handlers or ("hello,cat" if smoke else ",".join(ALL_HANDLERS)),
                           ALL_HANDLERS, "handler")
     try:
         concs = [int(x) for x in (args.conc or ("8" if smoke else "1,8,64,256")).split(",")]
@@ -972,11 +1045,11 @@ def main():
             servers.append(s)
         elif explicit:
             log("run.py: server %s is not available%s" %
-                (s, " (pass --psup PATH)" if s == "psup" else " (apt-get install it)"))
+                (s, " (pass --psup PATH)" if s.startswith("psup") else " (apt-get install it)"))
             return 2
         else:
             log("run.py: skipping %s: not available%s" %
-                (s, " (pass --psup PATH)" if s == "psup" else ""))
+                (s, " (pass --psup PATH)" if s.startswith("psup") else ""))
     if "tcpserver" not in servers:
         log("run.py: note: without tcpserver there is no ×tcpserver column")
     all_handlers = make_handlers(bindir)
@@ -1011,6 +1084,10 @@ def main():
                 if s == "limit":
                     continue
                 srv = SERVER_CLASSES[s](ctx, h, tmpdir)
+                if not srv.supports():
+                    UNSUPPORTED.add((hname, s))
+                    log("run.py: %s cannot run the %s handler: its row says n/a" % (s, hname))
+                    continue
                 try:
                     srv.start()
                     running[s] = srv
@@ -1058,7 +1135,7 @@ def main():
                             (hname, c, rnd + 1, s, r["rate"], r["errors"]["total"]))
             for s, srv in running.items():
                 rc = srv.stop()
-                if s == "psup" and rc != 0:
+                if s.startswith("psup") and rc != 0:
                     failures.append("psup exited with status %s after SIGTERM" % rc)
     except KeyboardInterrupt:
         interrupted = True
@@ -1117,6 +1194,8 @@ def main():
             for c in concs:
                 for s in servers:
                     a = agg.get((h, c, s))
+                    if a is None and (h, s) in UNSUPPORTED:
+                        continue
                     if a is None:
                         bad.append("%s/%s c=%d: no result" % (s, h, c))
                     elif a["errors"]["total"] or not a["rate"]:
