@@ -31,6 +31,21 @@ static long devnull_on(int fd)
     return r < 0 ? r : 0;
 }
 
+/* /dev/null on fds 0 to n - 1, opened once. Returns 0 or -errno. */
+static long devnull_on_stdio(int n)
+{
+    long devnull = psup_sys(SYS_openat, AT_FDCWD, "/dev/null", O_RDWR | O_CLOEXEC);
+    long r = 0;
+
+    if (devnull < 0)
+        return devnull;
+    /* psup keeps 0-2 open: /dev/null lands above them, dup3 clears CLOEXEC. */
+    for (int fd = 0; fd < n && r >= 0; fd++)
+        r = psup_sys(SYS_dup3, devnull, fd, 0);
+    psup_child_close((int)devnull);
+    return r < 0 ? r : 0;
+}
+
 static long apply_limits(const struct psup_plan *p, enum psup_step *step)
 {
     const struct psup_plan_rlimit *rl = psup_plan_at(p, p->rlimits);
@@ -219,8 +234,7 @@ _Noreturn void psup_child_exec_prestarted(struct psup_child *c)
     /* 1. Until its connection the program reads nothing and writes
      *    nowhere: /dev/null on 0 and 1, and on 2 unless stderr is inherit
      *    (a log pipe is per connection, made by the library). */
-    if ((r = devnull_on(0)) < 0 || (r = devnull_on(1)) < 0 ||
-        (p->stderr_mode != PSUP_STDERR_INHERIT && (r = devnull_on(2)) < 0))
+    if ((r = devnull_on_stdio(p->stderr_mode == PSUP_STDERR_INHERIT ? 2 : 3)) < 0)
         psup_child_setup_failed(c, step, r);
 
     /* 2. The process settings and credentials, as for any handler but at

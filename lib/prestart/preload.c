@@ -256,11 +256,9 @@ __attribute__((constructor)) static void psup_prestart(void)
     if ((r = map_plan(c, plan_fd)) < 0 || (r = map_rest(c)) < 0)
         give_up(c, r);
 
-    /* 2. psup may have died since the exec (the parent-death signal came
-     *    back with the exec only if it was set before). */
-    if (psup_sys(SYS_getppid, 0) != c->plan->supervisor_pid)
-        for (;;)
-            psup_sys(SYS_exit_group, PSUP_WORKER_EXIT_RETIRED);
+    /* 2. (psup dying from now on kills this process: the worker set the
+     *    parent-death signal and checked its parent before the exec, which
+     *    keeps it.) fds 0-2 stay taken while psup's code runs here. */
     keep_stdio_open();
 
     /* 3. Ready (the supervisor counts it as a spare from now), then wait
