@@ -199,6 +199,14 @@ static long map_rest(struct psup_child *c)
     if (arrays < 0 && arrays > -4096)
         return arrays;
     c->tally = (void *)tally;
+    /* Fault this worker's entry in now, off the client's path: the first
+     * write to the shared page is a page fault, which would otherwise come
+     * with the connection's. Only this worker writes its entry's mark (0
+     * while no refused client lingers), and the supervisor clears the
+     * entry only after reaping it. */
+    if (c->tally_slot < p->tally_capacity)
+        atomic_store_explicit(&c->tally->entries[c->tally_slot].lingering, 0,
+                              memory_order_relaxed);
     char **base = (char **)arrays;
     for (size_t i = 0; i < p->n_env; i++)
         base[i] = (char *)p + env[i];
