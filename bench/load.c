@@ -14,6 +14,12 @@
 // byte of the reply. Errors are counted whenever they
 // happen (warm-up and drain included): they are never hidden.
 //
+// With --udp each request is one datagram from a new connected UDP socket,
+// and the first datagram that comes back is the reply (a connected socket
+// takes datagrams from the target's address and port only); its latency is
+// from just before the send to the reply. A request without a reply within
+// the timeout is an error of kind "timeout" (a lost datagram).
+//
 // With no payload the client does not half-close: the server (the handler's
 // exit) closes first, so TIME_WAIT stays on the server side and the client
 // does not run out of ephemeral ports. With a payload the client's FIN goes
@@ -81,6 +87,7 @@ struct opts {
   bool json;
   bool quiet;
   bool shut_always;
+  bool udp;
 };
 
 static struct opts o = {
@@ -145,6 +152,7 @@ static void usage(FILE *f) {
         "      --expect-prefix     ... or only start with STR\n"
         "      --echo              the reply must be exactly the payload\n"
         "      --shut-always       half-close even without a payload\n"
+        "      --udp               one datagram per request, one back as the reply\n"
         "  -t, --timeout MS        per-connection timeout (default 10000)\n"
         "  -j, --json              print one JSON line instead of text\n"
         "  -q, --quiet             no text report (exit status only)\n"
@@ -262,7 +270,7 @@ static void resolve(const char *a) {
   }
   if (!*port)
     goto bad;
-  struct addrinfo hints = {.ai_socktype = SOCK_STREAM}, *res;
+  struct addrinfo hints = {.ai_socktype = o.udp ? SOCK_DGRAM : SOCK_STREAM}, *res;
   int rc = getaddrinfo(host, port, &hints, &res);
   if (rc != 0) {
     fprintf(stderr, "psup-load: %s: %s\n", a, gai_strerror(rc));
@@ -364,7 +372,8 @@ static void succeed(struct conn *c, uint64_t t) {
     push(&lat, &lat_n, &lat_cap, us_between(c->t0, t));
     // How long the end of the reply took after its last byte: the
     // handler's exit, or what it does after writing (docs/performance.md).
-    if (c->rlen)
+    // A datagram reply has no end but itself.
+    if (c->rlen && !o.udp)
       push(&tail_lat, &tail_n, &tail_cap, us_between(c->t_last, t));
   }
   finish(c, t);
@@ -393,8 +402,34 @@ static void check_bytes(struct conn *c, const char *buf, size_t n) {
   bytes_in += n;
 }
 
+// UDP: one datagram is the whole reply.
+static void on_datagram(struct conn *c) {
+  static char buf[65536];
+  ssize_t r;
+  do {
+    r = recv(c->fd, buf, sizeof buf, 0);
+  } while (r < 0 && errno == EINTR);
+  if (r < 0 && (errno == EAGAIN || errno == EWOULDBLOCK))
+    return;
+  uint64_t t = now_ns();
+  if (r < 0) {
+    int e = errno;
+    fail(c, classify(e), PH_READ, e, t);
+    return;
+  }
+  check_bytes(c, buf, (size_t)r);
+  if (c->bad || (o.check != CHK_NONE && c->rlen < o.expect_len))
+    fail(c, K_WRONG, PH_READ, 0, t);
+  else
+    succeed(c, t);
+}
+
 static void on_readable(struct conn *c) {
   static char buf[65536];
+  if (o.udp) {
+    on_datagram(c);
+    return;
+  }
   for (;;) {
     ssize_t r = read(c->fd, buf, sizeof buf);
     if (r > 0) {
@@ -430,7 +465,7 @@ static void on_readable(struct conn *c) {
 static enum phase timeout_phase(const struct conn *c) {
   if (c->state == ST_CONNECTING)
     return PH_CONNECT;
-  if (c->rlen == 0 && target_family != AF_UNIX) {
+  if (c->rlen == 0 && target_family != AF_UNIX && !o.udp) {
     struct tcp_info ti;
     socklen_t l = sizeof ti;
     if (getsockopt(c->fd, IPPROTO_TCP, TCP_INFO, &ti, &l) == 0 && ti.tcpi_state == TCP_SYN_SENT)
@@ -470,6 +505,23 @@ static void on_connected(struct conn *c, bool registered) {
   on_readable(c); // the reply may already be there
 }
 
+// UDP: a new socket connected to the target (a new client each time), the
+// request sent at once, the reply awaited. connect() on a UDP socket only
+// sets the peer: it never waits.
+static bool start_datagram(struct conn *c) {
+  if (connect(c->fd, (struct sockaddr *)&target, target_len) < 0 ||
+      send(c->fd, o.payload, o.payload_len, 0) < 0) {
+    int e = errno;
+    fail(c, classify(e), PH_WRITE, e, now_ns());
+    return false;
+  }
+  c->state = ST_READING;
+  struct epoll_event ev = {.events = EPOLLIN, .data.ptr = c};
+  if (epoll_ctl(epfd, EPOLL_CTL_ADD, c->fd, &ev) < 0)
+    die("epoll_ctl ADD");
+  return true;
+}
+
 // Returns false when the connect failed synchronously (the caller then
 // backs off a little instead of spinning on immediate failures).
 static bool start_conn(struct conn *c, uint64_t t) {
@@ -477,7 +529,8 @@ static bool start_conn(struct conn *c, uint64_t t) {
   c->rlen = 0;
   c->slen = 0;
   c->bad = false;
-  c->fd = socket(target_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+  c->fd = socket(target_family, (o.udp ? SOCK_DGRAM : SOCK_STREAM) | SOCK_NONBLOCK | SOCK_CLOEXEC,
+                 0);
   n_started++;
   inflight++;
   list_append(c);
@@ -486,6 +539,8 @@ static bool start_conn(struct conn *c, uint64_t t) {
     fail(c, classify(e), PH_CONNECT, e, t);
     return false;
   }
+  if (o.udp)
+    return start_datagram(c);
   int rc = connect(c->fd, (struct sockaddr *)&target, target_len);
   if (rc < 0 && errno != EINPROGRESS) {
     int e = errno;
@@ -634,7 +689,7 @@ static unsigned long long parse_ull(const char *s, const char *what) {
 }
 
 int main(int argc, char **argv) {
-  enum { OPT_PREFIX = 1000, OPT_ECHO, OPT_PFILE, OPT_SHUT };
+  enum { OPT_PREFIX = 1000, OPT_ECHO, OPT_PFILE, OPT_SHUT, OPT_UDP };
   static const struct option lo[] = {
       {"addr", required_argument, 0, 'a'},
       {"conc", required_argument, 0, 'c'},
@@ -647,6 +702,7 @@ int main(int argc, char **argv) {
       {"expect-prefix", no_argument, 0, OPT_PREFIX},
       {"echo", no_argument, 0, OPT_ECHO},
       {"shut-always", no_argument, 0, OPT_SHUT},
+      {"udp", no_argument, 0, OPT_UDP},
       {"timeout", required_argument, 0, 't'},
       {"json", no_argument, 0, 'j'},
       {"quiet", no_argument, 0, 'q'},
@@ -677,6 +733,7 @@ int main(int argc, char **argv) {
     case OPT_PREFIX: prefix = true; break;
     case OPT_ECHO: echo = true; break;
     case OPT_SHUT: o.shut_always = true; break;
+    case OPT_UDP: o.udp = true; break;
     case 't': {
       unsigned long long v = parse_ull(optarg, "timeout");
       if (v < 1 || v > 3600000) {
@@ -713,6 +770,10 @@ int main(int argc, char **argv) {
   }
   if (o.count == 0 && o.duration == 0)
     o.duration = 5;
+  if (o.udp && strncmp(o.addr, "unix:", 5) == 0) {
+    fprintf(stderr, "psup-load: --udp wants HOST:PORT\n");
+    return 2;
+  }
   resolve(o.addr);
   raise_nofile();
 
@@ -836,8 +897,12 @@ int main(int argc, char **argv) {
             "\"p99\":%u,\"max\":%u},",
             lat_n, lat_n ? lat[0] : 0, mean, pct(0.50), pct(0.90), pct(0.99),
             lat_n ? lat[lat_n - 1] : 0);
-    fprintf(f, "\"eof_after_last_byte_us\":{\"n\":%zu,\"p50\":%u,\"p90\":%u},", tail_n,
-            tail_pct(0.50), tail_pct(0.90));
+    // None measured (UDP: a reply has no EOF): no quantiles.
+    if (tail_n)
+      fprintf(f, "\"eof_after_last_byte_us\":{\"n\":%zu,\"p50\":%u,\"p90\":%u},", tail_n,
+              tail_pct(0.50), tail_pct(0.90));
+    else
+      fprintf(f, "\"eof_after_last_byte_us\":{\"n\":0},");
     fprintf(f, "\"errors\":{\"total\":%llu", (unsigned long long)errors);
     for (int k = 0; k < K_COUNT; k++)
       fprintf(f, ",\"%s\":%llu", kind_name[k], (unsigned long long)kind_cnt[k]);

@@ -3,7 +3,9 @@
 """psup benchmark runner: psup against tcpserver, tcpsvd, socat and xinetd.
 
 Every server runs the same handler on loopback and gets the same load from
-psup-load. Servers are interleaved: for each handler all servers are started
+psup-load. The udp handler (cat, one datagram per request) runs on the
+servers that fork per datagram: psup in datagram mode and socat
+UDP-RECVFROM with fork; its ratios are against socat. Servers are interleaved: for each handler all servers are started
 side by side (each on its own port), and for every concurrency the rounds run
 the servers in rotating order, so slow drifts of a noisy shared machine hit
 every server alike. Ratios (x tcpserver, x limit) are computed per round,
@@ -47,8 +49,9 @@ ROOT = os.path.dirname(HERE)
 ALL_SERVERS = ["psup", "psup-prestart", "tcpserver", "tcpsvd", "socat", "socat-relay",
                "xinetd", "spawn-server", "limit"]
 DEFAULT_SERVERS = ["psup", "psup-prestart", "tcpserver", "tcpsvd", "socat", "xinetd", "limit"]
-ALL_HANDLERS = ["hello", "cat", "http"]
+ALL_HANDLERS = ["hello", "cat", "http", "udp"]
 DEFAULT_CONC = [1, 8, 64, 256]
+UDP_DEFAULT_CONC = [1, 8, 64]
 
 CAT_PAYLOAD = b"the quick brown fox jumps over the lazy dog 0123456789\n"
 HTTP_REQUEST = (b"GET / HTTP/1.0\r\nHost: bench\r\nUser-Agent: psup-load\r\n"
@@ -94,8 +97,9 @@ def c_escape(data):
     return "".join(out)
 
 
-def free_port():
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+def free_port(proto="tcp"):
+    kind = socket.SOCK_DGRAM if proto == "udp" else socket.SOCK_STREAM
+    with socket.socket(socket.AF_INET, kind) as s:
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]
 
@@ -194,9 +198,31 @@ def system_busy():
         return 0, 0
 
 
-def probe(port, payload, expect, deadline):
+def probe_udp(port, payload, expect, deadline):
+    """Send a datagram to 127.0.0.1:port until one is answered (the server
+    may not be bound yet); check the reply. Returns None or a reason."""
+    while time.monotonic() < deadline:
+        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
+            s.settimeout(0.5)
+            try:
+                s.connect(("127.0.0.1", port))
+                s.send(payload)
+                data = s.recv(65536)
+            except (socket.timeout, ConnectionRefusedError):
+                continue  # not listening yet: polling a condition, with a deadline
+            except OSError as e:
+                return "request: %s" % e
+        if data != expect:
+            return "wrong reply %r (expected %r)" % (data[:200], expect)
+        return None
+    return "no reply before the deadline"
+
+
+def probe(port, payload, expect, deadline, proto="tcp"):
     """Wait until 127.0.0.1:port accepts, then do one request and check the
     reply. Returns None when correct, else a reason."""
+    if proto == "udp":
+        return probe_udp(port, payload, expect, deadline)
     last = "no attempt"
     while True:
         now = time.monotonic()
@@ -251,6 +277,7 @@ class Server:
 
     name = "?"
     binary = None  # program looked up in PATH to decide availability
+    protos = ("tcp",)  # the handlers' protocols it serves
 
     def __init__(self, ctx, handler, tmpdir):
         self.ctx = ctx
@@ -280,7 +307,7 @@ class Server:
         pass
 
     def start(self):
-        self.port = free_port()
+        self.port = free_port(self.handler.proto)
         self.prepare()
         self.logpath = os.path.join(self.tmpdir, "%s-%s-%d.log" %
                                     (self.name, self.handler.name, self.port))
@@ -297,7 +324,8 @@ class Server:
             self.wait_ready(deadline)
             if self.proc.poll() is not None:
                 raise BenchError("exited with status %s" % self.proc.returncode)
-            err = probe(self.port, self.handler.payload, self.handler.expect, deadline)
+            err = probe(self.port, self.handler.payload, self.handler.expect, deadline,
+                        self.handler.proto)
             if err:
                 raise BenchError(err)
         except BenchError as e:
@@ -325,13 +353,15 @@ class Server:
 
 class Psup(Server):
     name = "psup"
+    protos = ("tcp", "udp")
 
     @classmethod
     def available(cls, ctx):
         return ctx.psup is not None and os.access(ctx.psup, os.X_OK)
 
     def prepare(self):
-        svc = {"name": "bench", "listen": ["127.0.0.1:%d" % self.port],
+        scheme = "udp://" if self.handler.proto == "udp" else ""
+        svc = {"name": "bench", "listen": ["%s127.0.0.1:%d" % (scheme, self.port)],
                "command": self.handler.argv}
         svc.update(self.ctx.psup_service)
         conf = {"services": [svc]}
@@ -387,11 +417,19 @@ class Tcpsvd(Server):
 class Socat(Server):
     name = "socat"
     binary = "socat"
+    protos = ("tcp", "udp")
 
     def argv(self):
         for a in self.handler.argv:
             if re.search(r"[\s,:!'\"\\]", a):
                 raise BenchError("socat cannot take %r in EXEC" % a)
+        if self.handler.proto == "udp":
+            # A child per datagram (socat peeks at the sender, forks, the
+            # child reads the datagram); the child relays between the
+            # socket and the handler's pipes: EXEC cannot give a handler
+            # a datagram socket to read one datagram from.
+            return ["socat", "UDP4-RECVFROM:%d,bind=127.0.0.1,fork" % self.port,
+                    "EXEC:%s" % " ".join(self.handler.argv)]
         # nofork: the forked child execs the handler on the socket itself
         # (as inetd does) instead of relaying through a socketpair.
         return ["socat", "TCP-LISTEN:%d,bind=127.0.0.1,fork,reuseaddr,backlog=1024" % self.port,
@@ -404,6 +442,7 @@ class SocatRelay(Socat):
     default set; shows what a plain `socat ... EXEC:prog` costs."""
 
     name = "socat-relay"
+    protos = ("tcp",)
 
     def argv(self):
         a = super().argv()
@@ -516,12 +555,15 @@ SERVER_CLASSES = {c.name: c for c in (Psup, PsupPrestart, Tcpserver, Tcpsvd, Soc
 
 
 class Handler:
-    def __init__(self, name, argv, payload, expect, load_args, static=False):
+    def __init__(self, name, argv, payload, expect, load_args, proto="tcp", reference="tcpserver",
+                 static=False):
         self.name = name
         self.argv = argv
         self.payload = payload
         self.expect = expect
         self.load_args = load_args
+        self.proto = proto
+        self.reference = reference  # the server the ratio columns compare with
         self.static = static  # statically linked: no prestart
 
 
@@ -535,7 +577,14 @@ def make_handlers(bindir):
                        ["-p", c_escape(CAT_PAYLOAD), "--echo"]),
         "http": Handler("http", ["/bin/sh", http], HTTP_REQUEST, HTTP_REPLY,
                         ["-p", c_escape(HTTP_REQUEST), "-e", c_escape(HTTP_REPLY)]),
+        "udp": Handler("udp", ["/bin/cat"], CAT_PAYLOAD, CAT_PAYLOAD,
+                       ["--udp", "-p", c_escape(CAT_PAYLOAD), "--echo"], "udp", "socat"),
     }
+
+
+def serves(server, handler):
+    """Whether server takes part in handler's tables (the limit always)."""
+    return server == "limit" or handler.proto in SERVER_CLASSES[server].protos
 
 
 # ----------------------------------------------------------------------------
@@ -671,8 +720,9 @@ def median(xs):
     return statistics.median(xs) if xs else None
 
 
-def aggregate(results, servers, handlers, concs, rounds):
-    """results[(handler, conc, server)] = [per-round dict or None]."""
+def aggregate(results, servers, handlers, concs, rounds, refs):
+    """results[(handler, conc, server)] = [per-round dict or None]; refs:
+    the reference server of each handler."""
     agg = {}
     for h in handlers:
         for c in concs:
@@ -694,7 +744,7 @@ def aggregate(results, servers, handlers, concs, rounds):
                 for i, r in enumerate(runs):
                     if r is None:
                         continue
-                    ts = results.get((h, c, "tcpserver"), [])
+                    ts = results.get((h, c, refs[h]), [])
                     lim = results.get((h, c, "limit"), [])
                     if i < len(ts) and ts[i] and ts[i]["rate"] > 0:
                         ratio_ts.append(r["rate"] / ts[i]["rate"])
@@ -735,10 +785,10 @@ COLUMNS = [
     ("server", "server"),
     ("conns/s", "conns/s"),
     ("spread", "±%"),
-    ("x_ts", "×tcpserver"),
+    ("x_ts", "×REF"),
     ("x_lim", "×limit"),
     ("p50", "p50 ms"),
-    ("p50x", "p50 ×ts"),
+    ("p50x", "p50 ×REFS"),
     ("p90", "p90 ms"),
     ("p99", "p99 ms"),
     ("max", "max ms"),
@@ -759,7 +809,13 @@ def fmt_ratio(x):
     return "-" if x is None else "%.2f" % x
 
 
-def table_rows(agg, h, c, servers):
+def headers(ref):
+    """The column titles, the ratios named after the reference server."""
+    short = "ts" if ref == "tcpserver" else ref
+    return [t.replace("REFS", short).replace("REF", ref) for _, t in COLUMNS]
+
+
+def table_rows(agg, h, c, servers, ref="tcpserver"):
     rows = []
     for s in servers:
         a = agg.get((h, c, s))
@@ -775,11 +831,11 @@ def table_rows(agg, h, c, servers):
             name,
             "%.0f" % a["rate"],
             "-" if a["spread_pct"] is None else "%.0f" % a["spread_pct"],
-            fmt_ratio(a["x_tcpserver"]) if s != "tcpserver" else "1.00",
+            fmt_ratio(a["x_tcpserver"]) if s != ref else "1.00",
             fmt_ratio(a["x_limit"]) if s != "limit" else "1.00",
             p50,
-            (fmt_ratio(a["p50_x_tcpserver"]) if s not in ("tcpserver", "limit") else
-             ("1.00" if s == "tcpserver" else "-")),
+            (fmt_ratio(a["p50_x_tcpserver"]) if s not in (ref, "limit") else
+             ("1.00" if s == ref else "-")),
             fmt_ms(a["p90"]),
             fmt_ms(a["p99"]),
             fmt_ms(a["max"]),
@@ -815,16 +871,17 @@ def error_notes(agg, h, c, servers):
 def format_text(agg, handlers, concs, servers, args):
     out = []
     for h in handlers:
-        for c in concs:
+        for c in concs[h]:
             out.append("")
             out.append("== %s handler, concurrency %d (%d round(s) × %.1f s) ==" %
-                       (h, c, args.rounds, args.duration))
-            rows = [[t for _, t in COLUMNS]] + table_rows(agg, h, c, servers)
+                       (h.name, c, args.rounds, args.duration))
+            srv = [s for s in servers if serves(s, h)]
+            rows = [headers(h.reference)] + table_rows(agg, h.name, c, srv, h.reference)
             widths = [max(len(r[i]) for r in rows) for i in range(len(COLUMNS))]
             for r in rows:
                 out.append("  ".join(v.ljust(widths[i]) if i == 0 else v.rjust(widths[i])
                                      for i, v in enumerate(r)).rstrip())
-            for n in error_notes(agg, h, c, servers):
+            for n in error_notes(agg, h.name, c, srv):
                 out.append("  ! " + n)
     return "\n".join(out) + "\n"
 
@@ -841,14 +898,15 @@ def format_markdown(agg, handlers, concs, servers, args, machine):
     out.append("Command: `%s`" % machine["command"])
     out.append("")
     for h in handlers:
-        for c in concs:
-            out.append("#### %s handler, concurrency %d" % (h, c))
+        for c in concs[h]:
+            out.append("#### %s handler, concurrency %d" % (h.name, c))
             out.append("")
-            out.append("| " + " | ".join(t for _, t in COLUMNS) + " |")
+            srv = [s for s in servers if serves(s, h)]
+            out.append("| " + " | ".join(headers(h.reference)) + " |")
             out.append("|" + "|".join(["---"] + ["---:"] * (len(COLUMNS) - 1)) + "|")
-            for r in table_rows(agg, h, c, servers):
+            for r in table_rows(agg, h.name, c, srv, h.reference):
                 out.append("| " + " | ".join(v if v else " " for v in r) + " |")
-            notes = error_notes(agg, h, c, servers)
+            notes = error_notes(agg, h.name, c, srv)
             if notes:
                 out.append("")
                 for n in notes:
@@ -1009,7 +1067,7 @@ def main():
     if args.warmup is None:
         args.warmup = 0.1 if smoke else 0.3
     # The smoke runs cat too: psup-prestart cannot run the static hello.
-    handlers = parse_list(args.handlers or ("hello,cat" if smoke else ",".join(ALL_HANDLERS)),
+    handlers = parse_list(args.handlers or ("hello,cat,udp" if smoke else ",".join(ALL_HANDLERS)),
                           ALL_HANDLERS, "handler")
     try:
         concs = [int(x) for x in (args.conc or ("8" if smoke else "1,8,64,256")).split(",")]
@@ -1017,6 +1075,8 @@ def main():
         raise SystemExit("run.py: --conc wants a comma list of integers")
     if args.rounds < 1 or args.duration <= 0 or any(c < 1 for c in concs):
         raise SystemExit("run.py: --rounds, --duration and --conc must be positive")
+    # UDP: request/reply at 1, 8 and 64 clients unless --conc says otherwise.
+    udp_concs = concs if args.conc or smoke else UDP_DEFAULT_CONC
 
     if args.psup is None:
         d = os.path.join(ROOT, "build", "cmd", "psup", "psup")
@@ -1054,12 +1114,15 @@ def main():
         log("run.py: note: without tcpserver there is no ×tcpserver column")
     all_handlers = make_handlers(bindir)
     check_sysctls()
+    hconcs = {all_handlers[h]: (udp_concs if all_handlers[h].proto == "udp" else concs)
+              for h in handlers}
 
-    nsrv = len([s for s in servers if s != "limit"])
-    njobs = len({min(c, os.cpu_count() or 1) for c in concs})
-    est = len(handlers) * args.rounds * (
-        len(concs) * nsrv * (args.duration + args.warmup + 0.15) +
-        ("limit" in servers) * njobs * (args.duration + 0.05)) + len(handlers) * nsrv * 0.5
+    est = 0.0
+    for h, hc in hconcs.items():
+        nsrv = len([s for s in servers if s != "limit" and serves(s, h)])
+        njobs = len({min(c, os.cpu_count() or 1) for c in hc})
+        est += args.rounds * (len(hc) * nsrv * (args.duration + args.warmup + 0.15) +
+                              ("limit" in servers) * njobs * (args.duration + 0.05)) + nsrv * 0.5
     log("run.py: %s × %s × conc %s × %d round(s) × %.1f s: about %.0f s" %
         ("/".join(servers), "/".join(handlers), ",".join(map(str, concs)), args.rounds,
          args.duration, est))
@@ -1079,8 +1142,9 @@ def main():
     try:
         for hname in handlers:
             h = all_handlers[hname]
+            hservers = [s for s in servers if serves(s, h)]
             running = {}
-            for s in servers:
+            for s in hservers:
                 if s == "limit":
                     continue
                 srv = SERVER_CLASSES[s](ctx, h, tmpdir)
@@ -1097,10 +1161,10 @@ def main():
                     log("run.py: " + str(e))
                     failures.append("%s/%s: %s" % (s, hname, str(e).splitlines()[0]))
             limit_cache = {}
-            for c in concs:
+            for c in hconcs[h]:
                 for rnd in range(args.rounds):
-                    k = rnd % len(servers)
-                    order = servers[k:] + servers[:k]
+                    k = rnd % len(hservers)
+                    order = hservers[k:] + hservers[:k]
                     for s in order:
                         key = (hname, c, s)
                         results.setdefault(key, [None] * args.rounds)
@@ -1152,8 +1216,10 @@ def main():
     if interrupted:
         return 130
 
-    agg = aggregate(results, servers, handlers, concs, args.rounds)
-    sys.stdout.write(format_text(agg, handlers, concs, servers, args))
+    refs = {h.name: h.reference for h in hconcs}
+    agg = aggregate(results, servers, handlers, sorted({c for hc in hconcs.values() for c in hc}),
+                    args.rounds, refs)
+    sys.stdout.write(format_text(agg, list(hconcs), hconcs, servers, args))
     elapsed = time.monotonic() - t_begin
     log("run.py: done in %.0f s" % elapsed)
     machine = machine_info(ctx, servers)
@@ -1162,6 +1228,7 @@ def main():
         doc = {
             "machine": machine,
             "settings": {"servers": servers, "handlers": handlers, "conc": concs,
+                         "udp_conc": udp_concs,
                          "rounds": args.rounds, "duration": args.duration,
                          "warmup": args.warmup, "timeout_ms": args.timeout,
                          "limit_pipe": args.limit_pipe},
@@ -1174,7 +1241,7 @@ def main():
         with open(args.json, "w") as f:
             json.dump(doc, f, indent=1)
     if args.markdown:
-        md = format_markdown(agg, handlers, concs, servers, args, machine)
+        md = format_markdown(agg, list(hconcs), hconcs, servers, args, machine)
         begin, end = "<!-- bench:begin -->", "<!-- bench:end -->"
         try:
             with open(args.markdown) as f:
@@ -1190,17 +1257,19 @@ def main():
 
     if smoke:
         bad = list(failures)
-        for h in handlers:
-            for c in concs:
+        for h, hc in hconcs.items():
+            for c in hc:
                 for s in servers:
-                    a = agg.get((h, c, s))
-                    if a is None and (h, s) in UNSUPPORTED:
+                    if not serves(s, h):
+                        continue
+                    a = agg.get((h.name, c, s))
+                    if a is None and (h.name, s) in UNSUPPORTED:
                         continue
                     if a is None:
-                        bad.append("%s/%s c=%d: no result" % (s, h, c))
+                        bad.append("%s/%s c=%d: no result" % (s, h.name, c))
                     elif a["errors"]["total"] or not a["rate"]:
                         bad.append("%s/%s c=%d: %d errors, %s ok/s" %
-                                   (s, h, c, a["errors"]["total"], a["rate"]))
+                                   (s, h.name, c, a["errors"]["total"], a["rate"]))
         for b in bad:
             log("smoke: FAIL %s" % b)
         log("smoke: %s" % ("FAIL" if bad else "OK (%s)" % ", ".join(servers)))

@@ -6,4 +6,7 @@
 /* psup import xinetd|inetd ... (argv[0] is "import"). */
 int psup_cmd_import(int argc, char **argv);
 
+/* psup ctl [--admin ADDR] COMMAND ... (argv[0] is "ctl"). */
+int psup_cmd_ctl(int argc, char **argv);
+
 #endif

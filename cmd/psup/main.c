@@ -4,7 +4,10 @@
  * status. Everything else is in lib/. This is the only main() and the only
  * place that chooses an exit status (spec/signals.md lists them).
  */
+#include <errno.h>
+#include <fcntl.h>
 #include <getopt.h>
+#include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -17,6 +20,7 @@
 
 static const char usage_text[] =
     "Usage: psup [OPTIONS] CONFIG.json\n"
+    "       psup ctl [--admin ADDR] COMMAND ...  (see psup ctl --help)\n"
     "       psup import xinetd|inetd ...  (see psup import --help)\n"
     "\n"
     "Serve every service of CONFIG.json from pools of pre-forked workers:\n"
@@ -27,6 +31,8 @@ static const char usage_text[] =
     "  -c, --check             validate CONFIG.json, print one line per service,\n"
     "                          exit 0 if it is valid and 1 if not\n"
     "      --log-format=FMT    text (logfmt, the default) or json (one object a line)\n"
+    "      --ready-fd=N        write a newline to descriptor N and close it once\n"
+    "                          every service is serving (s6's notification-fd)\n"
     "  -v, --verbose           also log debug events (reaped orphans)\n"
     "  -V, --version           print the version and exit\n"
     "  -h, --help              print this help and exit\n"
@@ -34,8 +40,8 @@ static const char usage_text[] =
     "Signals: TERM or INT stop gracefully (a second one stops at once), QUIT\n"
     "stops at once, HUP reloads CONFIG.json, USR1 logs the state of every pool.\n"
     "Exit status: 0 after a clean stop, 1 invalid configuration, 2 usage error,\n"
-    "3 could not start (e.g. an address cannot be bound), 128+N stopped at once\n"
-    "by signal N. See psup(1) and psup.json(5).\n";
+    "3 could not start (e.g. an address cannot be bound), 4 an essential service\n"
+    "kept failing, 128+N stopped at once by signal N. See psup(1) and psup.json(5).\n";
 
 struct cli {
     const char *config;
@@ -43,6 +49,7 @@ struct cli {
     bool verbose;
     bool format_given;
     enum psup_log_format format;
+    int ready_fd;
 };
 
 static int usage_error(const char *what, const char *arg)
@@ -52,6 +59,24 @@ static int usage_error(const char *what, const char *arg)
     return PSUP_EXIT_USAGE;
 }
 
+/* --ready-fd N: an open descriptor above psup's standard three (closing
+ * one of those once ready would let a later socket take its number). It
+ * is made close-on-exec: no handler may write to it in psup's name. */
+static int ready_fd_arg(const char *arg, int *fd)
+{
+    char *end;
+
+    errno = 0;
+    long n = strtol(arg, &end, 10);
+    if (errno || end == arg || *end || n < 3 || n > INT_MAX)
+        return usage_error("--ready-fd must be a descriptor number of 3 or more, not", arg);
+    int flags = fcntl((int)n, F_GETFD);
+    if (flags < 0 || fcntl((int)n, F_SETFD, flags | FD_CLOEXEC) < 0)
+        return usage_error("--ready-fd names a descriptor that is not open:", arg);
+    *fd = (int)n;
+    return -1;
+}
+
 /* Returns -1 to go on, or the exit status to leave with. */
 static int parse_args(int argc, char **argv, struct cli *cli)
 {
@@ -59,16 +84,21 @@ static int parse_args(int argc, char **argv, struct cli *cli)
         {"check", no_argument, NULL, 'c'},
         {"log-format", required_argument, NULL, 'f'},
         {"verbose", no_argument, NULL, 'v'},
+        {"ready-fd", required_argument, NULL, 'r'},
         {"version", no_argument, NULL, 'V'},
         {"help", no_argument, NULL, 'h'},
         {NULL, 0, NULL, 0},
     };
-    int opt;
+    int opt, rc;
 
     opterr = 0;
     while ((opt = getopt_long(argc, argv, "+cvVh", options, NULL)) != -1) {
         switch (opt) {
         case 'c': cli->check = true; break;
+        case 'r':
+            if ((rc = ready_fd_arg(optarg, &cli->ready_fd)) >= 0)
+                return rc;
+            break;
         case 'v': cli->verbose = true; break;
         case 'V': printf("psup %s\n", PSUP_VERSION); return PSUP_EXIT_OK;
         case 'h': fputs(usage_text, stdout); return PSUP_EXIT_OK;
@@ -136,7 +166,7 @@ static int check_only(const struct psup_config *cfg, const char *path)
 
 int main(int argc, char **argv)
 {
-    struct cli cli = {.format = PSUP_LOG_TEXT};
+    struct cli cli = {.format = PSUP_LOG_TEXT, .ready_fd = -1};
     struct psup_diag diag;
 
     /* 1. fds 0-2 open, so no socket can land on them (xinetd#22). */
@@ -146,6 +176,8 @@ int main(int argc, char **argv)
     /* 2. Arguments; "psup import" is a command of its own. */
     if (argc > 1 && strcmp(argv[1], "import") == 0)
         return psup_cmd_import(argc - 1, argv + 1);
+    if (argc > 1 && strcmp(argv[1], "ctl") == 0)
+        return psup_cmd_ctl(argc - 1, argv + 1);
     int rc = parse_args(argc, argv, &cli);
     if (rc >= 0)
         return rc;
@@ -176,6 +208,7 @@ int main(int argc, char **argv)
         .config_path = cli.config,
         .log_format_forced = cli.format_given,
         .use_fork = spawn && strcmp(spawn, "fork") == 0,
+        .ready_fd = cli.ready_fd,
     };
     rc = psup_supervisor_run(cfg, &opts);
     psup_config_unref(cfg);

@@ -17,6 +17,8 @@
 
 #include "admin/request.h"
 #include "base/buf.h"
+#include "base/diag.h"
+#include "runtime/control.h"
 #include "runtime/runtime.h"
 
 /* The result of a reload, as psup_reloads_total{result} names it. */
@@ -28,6 +30,31 @@ enum psup_reload_result {
 };
 
 const char *psup_reload_result_name(enum psup_reload_result r);
+
+/* What a reload did, as a control request's answer says it. */
+struct psup_admin_reload {
+    enum psup_reload_result result;
+    const struct psup_diag *problems;       /* PSUP_RELOAD_INVALID: the file's */
+    const struct psup_apply_report *report; /* PSUP_RELOAD_OK: what changed */
+    const char *reason;                     /* PSUP_RELOAD_FAILED: why */
+};
+
+/* What the supervisor does for the control requests (spec/control.md).
+ * by is the unix client's credentials (NULL if unknown). Each returns 0,
+ * or -ESHUTDOWN once a stop has begun, -ENOENT for a service the current
+ * configuration does not name, -EINVAL with why for bounds that disagree. */
+struct psup_admin_control {
+    /* Reload now; answer is called once it is over, with what it did
+     * (valid during the call only). */
+    int (*reload)(void *arg, const struct psup_requester *by,
+                  void (*answer)(void *ctx, const struct psup_admin_reload *r), void *ctx);
+    int (*pause)(void *arg, const char *service, bool pause, const struct psup_requester *by,
+                 bool *changed);
+    int (*scale)(void *arg, const char *service, const struct psup_scale_request *req,
+                 const struct psup_requester *by, struct psup_pool_limits *out, char *why,
+                 size_t why_size);
+    void *arg;
+};
 
 /* The supervisor's side of the endpoint: set by lib/loop/supervisor.c. */
 struct psup_admin_state {
@@ -41,6 +68,8 @@ struct psup_admin_state {
      * shutdown_delay after SIGTERM. /readyz says 503 from then on (once
      * shutdown proper begins, the runtime's accepting says so too). */
     bool draining;
+    /* The control requests' actions; NULL: answered 503. */
+    const struct psup_admin_control *control;
     /* Reloads by result, and the last one (at 0: none yet). */
     unsigned long long reloads[PSUP_RELOAD_RESULTS];
     double last_reload;    /* wall clock */

@@ -113,6 +113,15 @@ static void refused(struct psup_buf *b, const struct psup_service_stats *s)
     }
 }
 
+/* Datagram mode: each write of a handler is a reply, sent or dropped. */
+static void replies(struct psup_buf *b, const struct psup_service_stats *s)
+{
+    series(b, "psup_replies_total", s->name, "result", "sent");
+    psup_buf_printf(b, "%llu\n", s->counters.replies);
+    series(b, "psup_replies_total", s->name, "result", "failed");
+    psup_buf_printf(b, "%llu\n", s->counters.replies_failed);
+}
+
 /* The bound as Prometheus writes le: the shortest decimal ("0.005", "1",
  * "1800"). */
 static void put_le(struct psup_buf *b, uint32_t ms)
@@ -160,6 +169,8 @@ static const struct service_family service_families[] = {
      "Workers that failed before taking a connection, and handlers that could not be executed.",
      failures, NULL},
     {"psup_refused_total", "counter", "Connections refused, by reason.", NULL, refused},
+    {"psup_replies_total", "counter",
+     "Datagram mode: replies sent to clients, and those dropped (reply_failed).", NULL, replies},
     {"psup_backoff_seconds", "gauge",
      "The delay between worker starts after repeated failures (0 while starts are free).", backoff,
      NULL},

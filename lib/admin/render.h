@@ -33,6 +33,20 @@ bool psup_admin_ready(const struct psup_admin_state *st, struct psup_buf *out);
  * serving): paused, or backing off (health.c). */
 const char *psup_admin_service_unready(const struct psup_service_stats *s);
 
+/* control.c: POST /reload, /pause, /resume, /scale (spec/control.md). */
+void psup_admin_reload_route(const struct psup_admin_state *st,
+                             const struct psup_admin_request *req,
+                             struct psup_admin_response *resp);
+void psup_admin_pause_route(const struct psup_admin_state *st,
+                            const struct psup_admin_request *req,
+                            struct psup_admin_response *resp);
+void psup_admin_resume_route(const struct psup_admin_state *st,
+                             const struct psup_admin_request *req,
+                             struct psup_admin_response *resp);
+void psup_admin_scale_route(const struct psup_admin_state *st,
+                            const struct psup_admin_request *req,
+                            struct psup_admin_response *resp);
+
 /* page.c (made from page.html at build time): GET /, the status page. */
 void psup_admin_page(const struct psup_admin_state *st, const struct psup_admin_request *req,
                      struct psup_admin_response *resp);

@@ -13,6 +13,7 @@
 
 #include <stdbool.h>
 #include <stddef.h>
+#include <sys/types.h>
 
 #include "http/http_request.h"
 
@@ -46,6 +47,11 @@ struct psup_admin_request {
                                         also set on PSUP_HTTP_MORE once the
                                         head is whole (0 before) */
     const char *why;                 /* with an error status: what was wrong */
+    /* A unix client's credentials (SO_PEERCRED), set by the endpoint's
+     * socket code: who asked for a control request, for the log. */
+    bool has_peer;
+    pid_t peer_pid;
+    uid_t peer_uid;
 };
 
 /*

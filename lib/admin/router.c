@@ -6,16 +6,20 @@
 #include "admin/admin.h"
 #include "admin/render.h"
 
-/* Control routes take POST and set control; a path segment "*" stands for
- * a service's name. Their renderers
- * act on psup through function pointers the supervisor sets in struct
- * psup_admin_state, as it sets the state's other fields. */
+/* Control routes take POST and set control. Their renderers act on psup
+ * through the functions the supervisor sets in struct psup_admin_state
+ * (control), as it sets the state's other fields. */
 static const struct psup_admin_route routes[] = {
     {"/", PSUP_ADMIN_GET, false, psup_admin_page},
     {"/metrics", PSUP_ADMIN_GET, false, psup_admin_metrics},
     {"/livez", PSUP_ADMIN_GET, false, psup_admin_livez},
     {"/readyz", PSUP_ADMIN_GET, false, psup_admin_readyz},
     {"/status", PSUP_ADMIN_GET, false, psup_admin_status},
+    /* Control (spec/control.md): parameters in the query string. */
+    {"/reload", PSUP_ADMIN_POST, true, psup_admin_reload_route},
+    {"/pause", PSUP_ADMIN_POST, true, psup_admin_pause_route},
+    {"/resume", PSUP_ADMIN_POST, true, psup_admin_resume_route},
+    {"/scale", PSUP_ADMIN_POST, true, psup_admin_scale_route},
 };
 
 void psup_admin_handle(const struct psup_admin_state *st, const struct psup_admin_request *req,

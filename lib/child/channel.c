@@ -11,29 +11,43 @@
 #include <string.h>
 #include <time.h>
 
-long psup_child_send(const struct psup_child *c, struct psup_msg *m, int pass_fd)
+long psup_child_send(const struct psup_child *c, struct psup_msg *m, int log_fd, int reply_fd)
 {
     union {
         struct cmsghdr hdr;
-        char buf[CMSG_SPACE(sizeof(int))];
+        char buf[CMSG_SPACE(2 * sizeof(int))];
     } control;
     struct iovec iov = {.iov_base = m, .iov_len = sizeof(*m)};
     struct msghdr mh = {.msg_iov = &iov, .msg_iovlen = 1};
+    int fds[2];
+    size_t n = 0;
     long r;
 
     m->pid = c->pid;
-    if (pass_fd >= 0) {
+    m->fds = 0;
+    /* In the order of the PSUP_MSG_FD_* bits: the supervisor assigns what
+     * it receives by them. */
+    if (log_fd >= 0) {
+        fds[n++] = log_fd;
+        m->fds |= PSUP_MSG_FD_LOG;
+    }
+    if (reply_fd >= 0) {
+        fds[n++] = reply_fd;
+        m->fds |= PSUP_MSG_FD_REPLY;
+    }
+    if (n) {
         memset(&control, 0, sizeof(control));
         mh.msg_control = control.buf;
-        mh.msg_controllen = sizeof(control.buf);
+        mh.msg_controllen = CMSG_SPACE(n * sizeof(int));
         struct cmsghdr *h = CMSG_FIRSTHDR(&mh);
         h->cmsg_level = SOL_SOCKET;
         h->cmsg_type = SCM_RIGHTS;
-        h->cmsg_len = CMSG_LEN(sizeof(int));
-        memcpy(CMSG_DATA(h), &pass_fd, sizeof(int));
+        h->cmsg_len = CMSG_LEN(n * sizeof(int));
+        memcpy(CMSG_DATA(h), fds, n * sizeof(int));
     }
+    int fd = c->channel_fd > 0 ? c->channel_fd : c->plan->channel_fd;
     do {
-        r = psup_sys(SYS_sendmsg, c->plan->channel_fd, &mh, MSG_NOSIGNAL);
+        r = psup_sys(SYS_sendmsg, fd, &mh, MSG_NOSIGNAL);
     } while (r == -EINTR);
     return r;
 }
@@ -43,7 +57,7 @@ void psup_child_report(const struct psup_child *c, enum psup_msg_kind kind,
 {
     struct psup_msg m = {.kind = kind, .step = step, .err = (int32_t)-err};
 
-    psup_child_send(c, &m, -1);
+    psup_child_send(c, &m, -1, -1);
 }
 
 _Noreturn void psup_child_setup_failed(const struct psup_child *c, enum psup_step step,

@@ -60,6 +60,27 @@ static void env_ip(struct env_writer *w, const char *name, const struct sockaddr
     env_str(w, name, ip);
 }
 
+/* PROTO and the local and remote addresses of TCP and UDP, in this order
+ * (PROTO=TCP for IPv6 too, as s6-tcpserver does). */
+enum { NAME_PROTO, NAME_LOCAL_IP, NAME_LOCAL_PORT, NAME_REMOTE_IP, NAME_REMOTE_PORT, N_NAMES };
+static const char *const tcp_names[N_NAMES] = {"TCP", "TCPLOCALIP", "TCPLOCALPORT", "TCPREMOTEIP",
+                                               "TCPREMOTEPORT"};
+static const char *const udp_names[N_NAMES] = {"UDP", "UDPLOCALIP", "UDPLOCALPORT", "UDPREMOTEIP",
+                                               "UDPREMOTEPORT"};
+
+static void env_inet(struct env_writer *w, const char *const names[N_NAMES],
+                     const struct sockaddr *local, const struct sockaddr *remote)
+{
+    env_str(w, "PROTO", names[NAME_PROTO]);
+    env_ip(w, names[NAME_LOCAL_IP], local);
+    env_uint(w, names[NAME_LOCAL_PORT], psup_sockaddr_port(local));
+    env_ip(w, names[NAME_REMOTE_IP], remote);
+    env_uint(w, names[NAME_REMOTE_PORT], psup_sockaddr_port(remote));
+    /* As systemd Accept=yes, CGI and websocketd set them. */
+    env_ip(w, "REMOTE_ADDR", remote);
+    env_uint(w, "REMOTE_PORT", psup_sockaddr_port(remote));
+}
+
 char **psup_child_env(struct psup_child *c, const struct psup_plan_listener *l,
                         const struct sockaddr *remote, const struct sockaddr *local,
                         const struct psup_peer *peer, unsigned connnum)
@@ -76,16 +97,13 @@ char **psup_child_env(struct psup_child *c, const struct psup_plan_listener *l,
         env_uint(&w, "UNIXREMOTEEUID", peer->uid);
         env_uint(&w, "UNIXREMOTEEGID", peer->gid);
         env_uint(&w, "UNIXREMOTEPID", (unsigned long long)peer->pid);
+    } else if (l->proto == PSUP_PROTO_UDP) {
+        /* No count of the client's datagrams: a datagram is no connection
+         * (spec/udp.md). */
+        env_inet(&w, udp_names, local, remote);
     } else {
-        /* PROTO=TCP for IPv6 too, as s6-tcpserver does. */
-        env_str(&w, "PROTO", "TCP");
-        env_ip(&w, "TCPLOCALIP", local);
-        env_uint(&w, "TCPLOCALPORT", psup_sockaddr_port(local));
-        env_ip(&w, "TCPREMOTEIP", remote);
-        env_uint(&w, "TCPREMOTEPORT", psup_sockaddr_port(remote));
+        env_inet(&w, tcp_names, local, remote);
         env_uint(&w, "TCPCONNNUM", connnum);
-        env_ip(&w, "REMOTE_ADDR", remote);
-        env_uint(&w, "REMOTE_PORT", psup_sockaddr_port(remote));
     }
     env_uint(&w, "PSUP_CONN_ID", c->conn_id);
     w.envp[w.n] = NULL;

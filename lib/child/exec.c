@@ -1,8 +1,9 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * Becoming the handler: the connection on fds 0 and 1, fd 2 per the
- * service's stderr setting, the process settings and credentials, nothing
- * of psup left open, an empty signal mask, then execve. The order of the
+ * Becoming the handler: the connection on fds 0 and 1 (a datagram: its
+ * pipe on 0, the reply socket on 1), fd 2 per the service's stderr
+ * setting, the process settings and credentials, nothing of psup left
+ * open, an empty signal mask, then execve. The order of the
  * steps is spec/handler.md's; each comment names what its step prevents.
  * A prestarted worker (spec/prestart.md) takes the process settings and
  * credentials before its exec, and the connection after it, in the
@@ -12,24 +13,10 @@
 
 #include <errno.h>
 #include <fcntl.h>
-#include <sys/prctl.h>
 #include <string.h>
 #include <sys/mman.h>
+#include <sys/prctl.h>
 #include <sys/resource.h>
-
-/* /dev/null on fd. Returns 0 or -errno. */
-static long devnull_on(int fd)
-{
-    long devnull = psup_sys(SYS_openat, AT_FDCWD, "/dev/null", O_RDWR | O_CLOEXEC);
-    long r;
-
-    if (devnull < 0)
-        return devnull;
-    r = devnull == fd ? psup_sys(SYS_fcntl, fd, F_SETFD, 0) : psup_sys(SYS_dup3, devnull, fd, 0);
-    if (devnull != fd)
-        psup_child_close((int)devnull);
-    return r < 0 ? r : 0;
-}
 
 /* /dev/null on fds 0 to n - 1, opened once. Returns 0 or -errno. */
 static long devnull_on_stdio(int n)
@@ -43,6 +30,24 @@ static long devnull_on_stdio(int n)
     for (int fd = 0; fd < n && r >= 0; fd++)
         r = psup_sys(SYS_dup3, devnull, fd, 0);
     psup_child_close((int)devnull);
+    return r < 0 ? r : 0;
+}
+
+long psup_child_stderr(const struct psup_plan *p, int log_pipe)
+{
+    long r = 0;
+
+    if (log_pipe >= 0) {
+        r = psup_sys(SYS_dup3, log_pipe, 2, 0);
+        psup_child_close(log_pipe);
+    } else if (p->stderr_mode == PSUP_STDERR_NULL && !p->prestart) {
+        /* (A prestarted program got /dev/null there at its exec.) */
+        long devnull = psup_sys(SYS_openat, AT_FDCWD, "/dev/null", O_WRONLY | O_CLOEXEC);
+        if (devnull < 0)
+            return devnull;
+        r = psup_sys(SYS_dup3, devnull, 2, 0);
+        psup_child_close((int)devnull);
+    }
     return r < 0 ? r : 0;
 }
 
@@ -118,86 +123,86 @@ static long become_user(const struct psup_plan *p, enum psup_step *step)
     return 0;
 }
 
-/* The connection on 0 and 1, the stderr pipe on 2, the connection's
- * environment in *envp: what a handler gets, whether it is exec'd now or
- * was exec'd before the connection (prestart). Returns 0 or -errno. */
-static long attach(struct psup_child *c, enum psup_step *step, char ***envp)
-{
-    const struct psup_plan *p = c->plan;
-    struct psup_handover *h = &c->handover;
-    const struct psup_plan_listener *l = &psup_plan_listeners(p)[h->listener];
-    struct sockaddr_storage local = {0};
-    socklen_t local_len = sizeof(local);
-    long r;
-
-    if (l->proto != PSUP_PROTO_UNIX)
-        psup_sys(SYS_getsockname, h->conn, &local, &local_len);
-    *envp = psup_child_env(c, l, (struct sockaddr *)&h->remote, (struct sockaddr *)&local,
-                           &h->peer, h->connnum);
-
-    /* The connection cannot already be 0 or 1: psup keeps 0-2 open from
-     * the start (and a prestarted program had /dev/null there), so dup3
-     * always clears CLOEXEC here. */
-    *step = PSUP_STEP_SETUP;
-    if ((r = psup_sys(SYS_dup3, h->conn, 0, 0)) < 0 || (r = psup_sys(SYS_dup3, h->conn, 1, 0)) < 0)
-        return r;
-    psup_child_close(h->conn);
-    h->conn = -1;
-
-    /* fd 2: the log pipe, /dev/null, or psup's stderr (nothing to do). A
-     * prestarted program got /dev/null at its exec already. */
-    *step = PSUP_STEP_STDERR;
-    r = 0;
-    if (h->log_pipe >= 0) {
-        r = psup_sys(SYS_dup3, h->log_pipe, 2, 0);
-        psup_child_close(h->log_pipe);
-        h->log_pipe = -1;
-    } else if (p->stderr_mode == PSUP_STDERR_NULL && !p->prestart) {
-        r = devnull_on(2);
-    }
-    return r < 0 ? r : 0;
-}
-
-_Noreturn static void failed(const struct psup_child *c, enum psup_msg_kind kind,
-                             enum psup_step step, long err, int status)
+_Noreturn static void failed(const struct psup_child *c, enum psup_step step, long err,
+                             int status)
 {
     psup_child_set_sigmask(~UINT64_C(0));
-    psup_child_report(c, kind, step, err);
+    psup_child_report(c, PSUP_MSG_EXEC_FAILED, step, err);
     psup_child_exit(status);
 }
 
-_Noreturn void psup_child_exec(struct psup_child *c)
+/* in on fd 0, out on fd 1 (the same connection, or a datagram's pipe and
+ * reply socket), fd 2 per stderr: what a handler gets, whether it is
+ * exec'd now or was exec'd before (prestart). Returns 0 or -errno. */
+static long place_stdio(const struct psup_plan *p, const struct psup_handover *h,
+                        enum psup_step *step)
+{
+    long r;
+
+    /* Neither can already be 0 or 1: psup keeps 0-2 open from the start
+     * (a prestarted program has /dev/null there), so dup3 always clears
+     * CLOEXEC here. */
+    *step = PSUP_STEP_SETUP;
+    if ((r = psup_sys(SYS_dup3, h->in, 0, 0)) < 0 || (r = psup_sys(SYS_dup3, h->out, 1, 0)) < 0)
+        return r;
+    psup_child_close(h->in);
+    if (h->out != h->in)
+        psup_child_close(h->out);
+    *step = PSUP_STEP_STDERR;
+    return psup_child_stderr(p, h->log_pipe);
+}
+
+/* The end both ways of becoming the program share (a handler here, a
+ * wait-mode server in server.c), once its descriptors are in place. */
+_Noreturn void psup_child_become(struct psup_child *c, char *const *envp, unsigned first_closed,
+                                 int death_signal)
 {
     const struct psup_plan *p = c->plan;
     enum psup_step step = PSUP_STEP_SETUP;
-    char **envp;
     long r;
 
-    /* 1. The connection on 0 and 1, fd 2, the environment. */
-    if ((r = attach(c, &step, &envp)) < 0)
-        failed(c, PSUP_MSG_EXEC_FAILED, step, r, 126);
-
-    /* 2. The process: umask, cwd, limits, nice, then credentials. */
+    /* 1. The process: umask, cwd, limits, nice, then credentials, and
+     *    no_new_privileges. */
     if ((r = become_user(p, &step)) < 0)
-        failed(c, PSUP_MSG_EXEC_FAILED, step, r, 126);
+        failed(c, step, r, 126);
 
-    /* 3. Do not tie the handler's life to psup's: a handler finishes its
-     *    connection even if psup is killed. */
-    psup_sys(SYS_prctl, PR_SET_PDEATHSIG, 0);
+    /* 2. A handler's life is not tied to psup's: it finishes its
+     *    connection even if psup is killed (death_signal 0). A server's is
+     *    (spec/wait.md): it holds psup's listening sockets, and would keep
+     *    the next psup from binding them. Set after the credentials, whose
+     *    change clears it; psup may have died before: then leave now. */
+    psup_sys(SYS_prctl, PR_SET_PDEATHSIG, death_signal);
+    if (death_signal && psup_sys(SYS_getppid, 0) != p->supervisor_pid)
+        psup_child_exit(PSUP_WORKER_EXIT_RETIRED);
 
-    /* 4. Nothing of psup may reach the handler: mark every fd from 3 up
-     *    close-on-exec (the channel stays usable to report an exec error). */
-    if ((r = psup_child_cloexec_all(p)) < 0)
-        failed(c, PSUP_MSG_EXEC_FAILED, PSUP_STEP_SETUP, r, 126);
+    /* 3. Nothing of psup may reach the program: mark every fd from
+     *    first_closed up close-on-exec (the channel stays usable to report
+     *    an exec error). */
+    if ((r = psup_child_cloexec_from(p, first_closed)) < 0)
+        failed(c, PSUP_STEP_SETUP, r, 126);
 
-    /* 5. An empty mask. A retire signal still pending is discarded as it
+    /* 4. An empty mask. A retire signal still pending is discarded as it
      *    is unblocked: its default action is to ignore it. */
     psup_child_set_sigmask(0);
 
     r = psup_sys(SYS_execve, psup_plan_str(p, p->program), c->argv, envp);
     /* Still here: report, and exit like a shell would (127: not found). */
-    failed(c, PSUP_MSG_EXEC_FAILED, PSUP_STEP_EXEC, r,
-           r == -ENOENT || r == -ENOTDIR ? 127 : 126);
+    failed(c, PSUP_STEP_EXEC, r, r == -ENOENT || r == -ENOTDIR ? 127 : 126);
+}
+
+_Noreturn void psup_child_exec(struct psup_child *c, char **envp, int in, int out,
+                               int log_pipe)
+{
+    struct psup_handover h = {.in = in, .out = out, .log_pipe = log_pipe, .envp = envp};
+    enum psup_step step;
+    long r;
+
+    /* 1. The connection on 0 and 1, fd 2. */
+    if ((r = place_stdio(c->plan, &h, &step)) < 0)
+        failed(c, step, r, 126);
+
+    /* 2. The process, its credentials, nothing of psup, execve. */
+    psup_child_become(c, envp, 3, 0);
 }
 
 /* ------------------------------------------------------------------------ */
@@ -268,13 +273,13 @@ char **psup_child_handoff(struct psup_child *c)
 {
     const struct psup_plan *p = c->plan;
     const int32_t *keep = psup_plan_at(p, p->keep_fds);
-    enum psup_step step = PSUP_STEP_SETUP;
-    char **envp;
+    enum psup_step step;
     long r;
 
-    /* 1. The connection on 0 and 1, fd 2, the environment. */
-    if ((r = attach(c, &step, &envp)) < 0)
-        failed(c, PSUP_MSG_EXEC_FAILED, step, r, 126);
+    /* 1. The connection (or the datagram's pipe and reply socket) on 0
+     *    and 1, fd 2. */
+    if ((r = place_stdio(p, &c->handover, &step)) < 0)
+        failed(c, step, r, 126);
 
     /* 2. A running handler finishes its connection even if psup is
      *    killed, as an exec'd one does. */
@@ -294,5 +299,5 @@ char **psup_child_handoff(struct psup_child *c)
     /* 4. An empty mask. A retire signal still pending is discarded as it
      *    is unblocked: its default action is to ignore it. */
     psup_child_set_sigmask(0);
-    return envp;
+    return c->handover.envp;
 }

@@ -65,10 +65,10 @@ static long fd_of_name(const char *name)
     return *name ? -1 : fd;
 }
 
-/* Act on every open descriptor from 3 up that is not kept, as listed in
- * /proc/self/fd. Closing entries already listed does not disturb the
+/* Act on every open descriptor from first up that is not kept, as listed
+ * in /proc/self/fd. Closing entries already listed does not disturb the
  * listing: its position is a descriptor number. Returns 0 or -errno. */
-static long walk_proc(const int32_t *keep, size_t n_keep, enum fd_action action)
+static long walk_proc(long first, const int32_t *keep, size_t n_keep, enum fd_action action)
 {
     long dir = psup_sys(SYS_openat, AT_FDCWD, "/proc/self/fd",
                         O_RDONLY | O_DIRECTORY | O_CLOEXEC);
@@ -81,7 +81,7 @@ static long walk_proc(const int32_t *keep, size_t n_keep, enum fd_action action)
         for (long off = 0; off < n;) {
             const struct kernel_dirent64 *d = (const void *)(buf + off);
             long fd = fd_of_name(d->name);
-            if (fd >= 3 && fd != dir && !kept(keep, n_keep, fd))
+            if (fd >= first && fd != dir && !kept(keep, n_keep, fd))
                 act((int)fd, action);
             off += d->reclen;
         }
@@ -90,30 +90,31 @@ static long walk_proc(const int32_t *keep, size_t n_keep, enum fd_action action)
     return n;
 }
 
-/* Act on every number from 3 below the soft RLIMIT_NOFILE that is not kept:
- * slow with a high limit, but needs nothing from the system. Returns 0 or
- * -errno. */
-static long walk_below_limit(const int32_t *keep, size_t n_keep, enum fd_action action)
+/* Act on every number from first below the soft RLIMIT_NOFILE that is not
+ * kept: slow with a high limit, but needs nothing from the system. Returns
+ * 0 or -errno. */
+static long walk_below_limit(long first, const int32_t *keep, size_t n_keep,
+                             enum fd_action action)
 {
     struct rlimit limit;
     long r = psup_sys(SYS_prlimit64, 0, RLIMIT_NOFILE, 0, &limit);
 
     if (r < 0)
         return r;
-    for (uint64_t fd = 3; fd < limit.rlim_cur && fd <= INT32_MAX; fd++)
+    for (uint64_t fd = (uint64_t)first; fd < limit.rlim_cur && fd <= INT32_MAX; fd++)
         if (!kept(keep, n_keep, (long)fd))
             act((int)fd, action);
     return 0;
 }
 
-static long walk(const struct psup_plan *p, const int32_t *keep, size_t n_keep,
+static long walk(const struct psup_plan *p, long first, const int32_t *keep, size_t n_keep,
                  enum fd_action action)
 {
     /* /proc can still fail here (a descriptor limit reached): the slow way
      * then, rather than a failed connection. */
-    if (p->fd_closing == PSUP_FDS_PROC && walk_proc(keep, n_keep, action) == 0)
+    if (p->fd_closing == PSUP_FDS_PROC && walk_proc(first, keep, n_keep, action) == 0)
         return 0;
-    return walk_below_limit(keep, n_keep, action);
+    return walk_below_limit(first, keep, n_keep, action);
 }
 
 long psup_child_close_others(const struct psup_plan *p)
@@ -124,7 +125,7 @@ long psup_child_close_others(const struct psup_plan *p)
     const int32_t *keep = psup_plan_at(p, p->keep_fds);
 
     if (p->fd_closing != PSUP_FDS_CLOSE_RANGE)
-        return walk(p, keep, p->n_keep_fds, FD_CLOSE);
+        return walk(p, 3, keep, p->n_keep_fds, FD_CLOSE);
     /* The gaps between the kept descriptors, then everything above. */
     for (size_t i = 0; i < p->n_keep_fds && r == 0; i++) {
         unsigned fd = (unsigned)keep[i];
@@ -138,9 +139,9 @@ long psup_child_close_others(const struct psup_plan *p)
     return r;
 }
 
-long psup_child_cloexec_all(const struct psup_plan *p)
+long psup_child_cloexec_from(const struct psup_plan *p, unsigned first)
 {
     if (p->fd_closing != PSUP_FDS_CLOSE_RANGE)
-        return walk(p, NULL, 0, FD_SET_CLOEXEC);
-    return psup_sys(SYS_close_range, 3, ~0U, PSUP_CLOSE_RANGE_CLOEXEC);
+        return walk(p, first, NULL, 0, FD_SET_CLOEXEC);
+    return psup_sys(SYS_close_range, first, ~0U, PSUP_CLOSE_RANGE_CLOEXEC);
 }

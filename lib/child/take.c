@@ -107,10 +107,8 @@ static const char *refusal_text(const struct psup_plan *p, enum psup_verdict cod
     }
 }
 
-/* Show the client in this worker's tally entry; with count, return how many
- * of the service's handlers serve it now, this one included. */
-static unsigned publish_source(const struct psup_child *c, const struct psup_peer *peer,
-                               bool count)
+unsigned psup_child_publish(const struct psup_child *c, const struct psup_peer *peer,
+                            bool count)
 {
     struct psup_source src;
 
@@ -119,66 +117,87 @@ static unsigned publish_source(const struct psup_child *c, const struct psup_pee
                               &src, count);
 }
 
-/* The connection goes to a handler: what the worker becomes it with. */
-static bool admit(struct psup_child *c, uint32_t index, int conn, const struct sockaddr *remote,
-                  const struct psup_peer *peer, unsigned connnum, int log_pipe)
+void psup_child_set_handover(struct psup_child *c, int in, int out, int log_pipe, char **envp)
 {
-    struct psup_handover *h = &c->handover;
+    c->handover = (struct psup_handover){.in = in, .out = out, .log_pipe = log_pipe,
+                                         .envp = envp};
+}
 
-    h->conn = conn;
-    h->log_pipe = log_pipe;
-    h->listener = index;
-    h->connnum = connnum;
-    h->peer = *peer;
-    memcpy(&h->remote, remote, sizeof(h->remote));
-    return true;
+/* The handler's environment for a connection: the local address is the
+ * socket's. */
+static char **connection_env(struct psup_child *c, const struct psup_plan_listener *l, int conn,
+                             const struct sockaddr *remote, const struct psup_peer *peer,
+                             unsigned connnum)
+{
+    struct sockaddr_storage local = {0};
+    socklen_t local_len = sizeof(local);
+
+    if (l->proto != PSUP_PROTO_UNIX)
+        psup_sys(SYS_getsockname, conn, &local, &local_len);
+    return psup_child_env(c, l, remote, (struct sockaddr *)&local, peer, connnum);
 }
 
 /* No limit to check: count the client's connections in the tally, tell the
  * supervisor, and admit the connection. Returns false if the supervisor
  * could not be told (the caller then closes the connection). */
-static bool run_without_verdict(struct psup_child *c, uint32_t index, int conn,
-                                const struct sockaddr *remote, struct psup_msg *m)
+static bool run_without_verdict(struct psup_child *c, const struct psup_plan_listener *l,
+                                int conn, const struct sockaddr *remote, struct psup_msg *m)
 {
-    unsigned connnum = publish_source(c, &m->peer, true);
+    unsigned connnum = psup_child_publish(c, &m->peer, true);
 
     m->kind = PSUP_MSG_RUNNING;
-    if (psup_child_send(c, m, -1) < 0) {
+    if (psup_child_send(c, m, -1, -1) < 0) {
         psup_tally_withdraw(c->tally, c->tally_slot);
         return false;
     }
-    return admit(c, index, conn, remote, &m->peer, connnum, -1);
+    psup_child_set_handover(c, conn, conn, -1,
+                            connection_env(c, l, conn, remote, &m->peer, connnum));
+    return true;
 }
 
-/* Ask the supervisor about the connection (BUSY, with the stderr pipe's
- * read end in "log" mode) and wait for its verdict. Returns the verdict, or
- * one whose code is PSUP_VERDICT_CLOSE if none could be had: the supervisor
- * was not reachable, or did not answer in time (it is then told so). */
-static uint64_t ask_supervisor(struct psup_child *c, struct psup_msg *m, int log_read)
+uint64_t psup_child_ask(struct psup_child *c, struct psup_msg *m, int log_read, int reply)
 {
     uint64_t verdict = psup_verdict_encode(PSUP_VERDICT_CLOSE, 0, 0, 0);
 
     m->kind = PSUP_MSG_BUSY;
     m->seq = ++c->seq;
-    if (psup_child_send(c, m, log_read) < 0)
+    if (psup_child_send(c, m, log_read, reply) < 0)
         return verdict;
     if (psup_child_wait_verdict(c->plan, m->seq, &verdict) < 0) {
         /* The supervisor logs the client given up when it reads this, and
          * counts the worker idle again. */
         m->kind = PSUP_MSG_GAVE_UP;
-        psup_child_send(c, m, -1);
+        psup_child_send(c, m, -1, -1);
         verdict = psup_verdict_encode(PSUP_VERDICT_CLOSE, 0, 0, 0);
     }
     return verdict;
 }
 
-/* Whether allow/deny let the client in. */
-static bool allowed(const struct psup_plan *p, const struct psup_plan_listener *l,
-                    const struct psup_peer *peer)
+void psup_child_log_pipe(const struct psup_child *c, int log_pipe[2])
 {
-    return l->proto == PSUP_PROTO_UNIX ||
-           psup_access_allowed(psup_plan_at(p, p->allow), p->n_allow, psup_plan_at(p, p->deny),
-                               p->n_deny, peer->addr);
+    log_pipe[0] = log_pipe[1] = -1;
+    if (c->plan->stderr_mode == PSUP_STDERR_LOG &&
+        psup_sys(SYS_pipe2, log_pipe, O_CLOEXEC) < 0)
+        log_pipe[0] = log_pipe[1] = -1; /* the supervisor sees no fd: inherit */
+}
+
+void psup_child_admitted(struct psup_child *c, const struct psup_peer *peer, uint64_t verdict,
+                         int *log_write)
+{
+    if (verdict & PSUP_VERDICT_NO_LOG_PIPE) {
+        psup_child_close(*log_write);
+        *log_write = -1;
+    }
+    /* Visible to the TCPCONNNUM of workers that need no verdict (a reload
+     * may leave both kinds running). */
+    if (c->tally_slot != PSUP_TALLY_NONE)
+        psup_child_publish(c, peer, false);
+}
+
+bool psup_child_allowed(const struct psup_plan *p, const uint8_t addr[16])
+{
+    return psup_access_allowed(psup_plan_at(p, p->allow), p->n_allow, psup_plan_at(p, p->deny),
+                               p->n_deny, addr);
 }
 
 bool psup_child_take(struct psup_child *c, uint32_t index, int conn,
@@ -187,44 +206,36 @@ bool psup_child_take(struct psup_child *c, uint32_t index, int conn,
     const struct psup_plan *p = c->plan;
     const struct psup_plan_listener *l = &psup_plan_listeners(p)[index];
     struct psup_msg m = {.listener = index};
-    int log_pipe[2] = {-1, -1};
+    int log_pipe[2];
 
     describe_peer(conn, l, remote, &m.peer);
 
     /* allow/deny are decided here, without a round trip: a denied client
      * costs one accept and one message, never a process. */
-    if (!allowed(p, l, &m.peer)) {
+    if (l->proto != PSUP_PROTO_UNIX && !psup_child_allowed(p, m.peer.addr)) {
         m.kind = PSUP_MSG_DENIED;
-        psup_child_send(c, &m, -1);
+        psup_child_send(c, &m, -1, -1);
         refuse(c, conn, psup_plan_str(p, p->deny_message));
         return false;
     }
 
     if (!p->needs_verdict && c->tally_slot != PSUP_TALLY_NONE) {
-        if (run_without_verdict(c, index, conn, remote, &m))
+        if (run_without_verdict(c, l, conn, remote, &m))
             return true;
         psup_child_close(conn);
         return false;
     }
 
-    if (p->stderr_mode == PSUP_STDERR_LOG &&
-        psup_sys(SYS_pipe2, log_pipe, O_CLOEXEC) < 0)
-        log_pipe[0] = log_pipe[1] = -1; /* the supervisor sees no fd: inherit */
-    uint64_t verdict = ask_supervisor(c, &m, log_pipe[0]);
+    psup_child_log_pipe(c, log_pipe);
+    uint64_t verdict = psup_child_ask(c, &m, log_pipe[0], -1);
     psup_child_close(log_pipe[0]);
 
     enum psup_verdict code = psup_verdict_code(verdict);
     if (code == PSUP_VERDICT_RUN) {
-        if (verdict & PSUP_VERDICT_NO_LOG_PIPE) {
-            psup_child_close(log_pipe[1]);
-            log_pipe[1] = -1;
-        }
-        /* Visible to the TCPCONNNUM of workers that need no verdict (a
-         * reload may leave both kinds running). */
-        if (c->tally_slot != PSUP_TALLY_NONE)
-            publish_source(c, &m.peer, false);
-        return admit(c, index, conn, remote, &m.peer, psup_verdict_connnum(verdict),
-                     log_pipe[1]);
+        psup_child_admitted(c, &m.peer, verdict, &log_pipe[1]);
+        char **envp = connection_env(c, l, conn, remote, &m.peer, psup_verdict_connnum(verdict));
+        psup_child_set_handover(c, conn, conn, log_pipe[1], envp);
+        return true;
     }
     psup_child_close(log_pipe[1]);
     refuse(c, conn, refusal_text(p, code));

@@ -95,7 +95,7 @@ static bool accept_error_is_transient(long err)
     switch (-err) {
     case EAGAIN: case EINTR: case ECONNABORTED: case EPROTO: case ENETDOWN:
     case ENOPROTOOPT: case EHOSTDOWN: case ENONET: case EHOSTUNREACH:
-    case EOPNOTSUPP: case ENETUNREACH: case EPERM:
+    case EOPNOTSUPP: case ENETUNREACH: case EPERM: case ECONNREFUSED:
         return true;
     default:
         return false;
@@ -111,33 +111,47 @@ static void backoff_sleep(int retire_fd, long ns)
     psup_sys(SYS_ppoll, &pfd, 1, &ts, 0, PSUP_KSIGSET_SIZE);
 }
 
-/* Accept on a listener that epoll reported. Returns 1 when a connection
- * was admitted (c->handover), 0 when there was nothing to take (or it was
- * taken and refused), -1 to back off. */
-static int accept_one(struct psup_child *c, uint32_t index, long *backoff, int retire_fd)
+/* Take a connection from a stream listener. Returns 1 (admitted:
+ * c->handover), 0 (taken and refused) or accept's -errno. */
+static long take_connection(struct psup_child *c, uint32_t index)
 {
     struct sockaddr_storage remote;
     socklen_t len = sizeof(remote);
     long conn = psup_sys(SYS_accept4, psup_plan_listeners(c->plan)[index].fd, &remote, &len,
                          SOCK_CLOEXEC);
 
-    if (conn >= 0) {
+    if (conn < 0)
+        return conn;
+    return psup_child_take(c, index, (int)conn, (struct sockaddr *)&remote) ? 1 : 0;
+}
+
+/* Take what a listener that epoll reported holds: a connection, or a
+ * datagram (datagram.c). Returns 1 when one was admitted (c->handover), 0
+ * when there was nothing to take (or it was taken and refused), -1 to back
+ * off. */
+static int accept_one(struct psup_child *c, uint32_t index, long *backoff, int retire_fd)
+{
+    long r = psup_plan_listeners(c->plan)[index].proto == PSUP_PROTO_UDP
+                 ? psup_child_receive(c, index)
+                 : take_connection(c, index);
+
+    if (r >= 0) {
         *backoff = 0;
-        return psup_child_take(c, index, (int)conn, (struct sockaddr *)&remote) ? 1 : 0;
+        return (int)r;
     }
-    if (accept_error_is_transient(conn))
+    if (accept_error_is_transient(r))
         return 0;
-    if (conn == -EMFILE || conn == -ENFILE || conn == -ENOBUFS || conn == -ENOMEM) {
-        /* Out of resources: the connection stays in the backlog. Say so,
-         * wait, and try again. */
-        psup_child_report(c, PSUP_MSG_ACCEPT_FAILED, PSUP_STEP_SETUP, conn);
+    if (r == -EMFILE || r == -ENFILE || r == -ENOBUFS || r == -ENOMEM) {
+        /* Out of resources: a connection stays in the backlog (a datagram
+         * read meanwhile is lost). Say so, wait, and try again. */
+        psup_child_report(c, PSUP_MSG_ACCEPT_FAILED, PSUP_STEP_SETUP, r);
         *backoff = *backoff ? *backoff * 2 : ACCEPT_BACKOFF_MIN_NS;
         if (*backoff > ACCEPT_BACKOFF_MAX_NS)
             *backoff = ACCEPT_BACKOFF_MAX_NS;
         backoff_sleep(retire_fd, *backoff);
         return -1;
     }
-    psup_child_setup_failed(c, PSUP_STEP_SETUP, conn); /* EBADF, EINVAL: a bug */
+    psup_child_setup_failed(c, PSUP_STEP_SETUP, r); /* EBADF, EINVAL: a bug */
 }
 
 /* The idle loop. Connections first: a worker woken for a connection takes it
@@ -179,7 +193,7 @@ void psup_child_wait(struct psup_child *c)
      * READY precedes any message about a connection. */
     if (c->plan->prestart) {
         struct psup_msg m = {.kind = PSUP_MSG_READY};
-        if (psup_child_send(c, &m, -1) < 0)
+        if (psup_child_send(c, &m, -1, -1) < 0)
             psup_child_exit(PSUP_WORKER_EXIT_RETIRED); /* psup is gone */
     }
     c->epoll_fd = epfd;
@@ -213,6 +227,10 @@ int psup_worker_main(void *arg)
     if (r < 0)
         psup_child_setup_failed(c, PSUP_STEP_SETUP, r);
 
+    /* A wait-mode server takes no connection: it is given the sockets. */
+    if (p->mode == PSUP_MODE_WAIT)
+        psup_child_serve_wait(c);
+
     /* 4. Only this service's listeners and the channel stay open: another
      *    service's listener held here would keep its port open after a
      *    reload removed it (close-on-exec alone would act only at exec). */
@@ -243,6 +261,7 @@ int psup_worker_main(void *arg)
         psup_child_exec_prestarted(c);
 
     psup_child_wait(c);
-    psup_child_exec(c);
+    struct psup_handover *h = &c->handover;
+    psup_child_exec(c, h->envp, h->in, h->out, h->log_pipe);
 }
 

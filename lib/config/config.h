@@ -26,10 +26,30 @@ enum psup_stderr_mode {
     PSUP_STDERR_LOG,
 };
 
+/* When a wait-mode service starts its servers (spec/wait.md). */
+enum psup_start {
+    PSUP_START_ON_DEMAND, /* when the first connection or datagram arrives */
+    PSUP_START_ALWAYS,    /* at once, and again whenever one exits */
+};
+
 enum psup_overload {
     PSUP_OVERLOAD_QUEUE,  /* wait in the kernel backlog (default) */
     PSUP_OVERLOAD_REJECT, /* accept and close at once, with overload_message */
 };
+
+/* How a service serves its listeners (spec/config.md, "mode"). */
+enum psup_mode {
+    PSUP_MODE_ACCEPT,   /* stream listeners: a handler per connection */
+    PSUP_MODE_DATAGRAM, /* UDP listeners: a handler per datagram (spec/udp.md) */
+    PSUP_MODE_WAIT,     /* a server given the listening sockets (spec/wait.md) */
+};
+
+/* The receive buffer of a UDP listener unless recv_buffer says otherwise:
+ * about 10000 datagrams of up to 100 bytes (spec/udp.md). */
+#define PSUP_RECV_BUFFER_DEFAULT (4 * 1024 * 1024)
+
+/* The largest pool bound (min_spare, max_spare, max_workers). */
+#define PSUP_MAX_WORKERS 65536u
 
 struct psup_rlimit {
     int resource;        /* RLIMIT_NOFILE, ... */
@@ -62,10 +82,15 @@ struct psup_service_config {
     size_t argc;
     bool shell;
 
+    enum psup_mode mode;
+    enum psup_start start;  /* wait mode */
+    unsigned instances;     /* wait mode: servers at once, default 1 */
+
     unsigned min_spare;
     unsigned max_spare;
     unsigned max_workers;
     int backlog;
+    int recv_buffer; /* bytes, for UDP listeners (SO_RCVBUF) */
 
     /* Environment: env holds "NAME=value" strings from the env object, in
      * file order. clear_env and pass_env as in spec/config.md. */
@@ -118,6 +143,11 @@ struct psup_service_config {
     char *overload_message;
     double timeout;             /* seconds a handler may run; 0: no limit */
 
+    /* A service psup cannot do without (spec/config.md, "essential"):
+     * failing for fatal_after seconds stops psup with exit status 4. */
+    bool essential;
+    double fatal_after;         /* seconds; 0 unless essential */
+
     /* The files of unix:/path listeners: mode, owner and group, or -1,
      * (uid_t)-1, (gid_t)-1 to leave them as bind makes them. */
     int socket_mode;
@@ -143,6 +173,7 @@ struct psup_config {
     struct psup_service_config *services;
     size_t n_services;
     double shutdown_timeout; /* seconds, default 7 */
+    double shutdown_delay;   /* seconds of serving after SIGTERM, default 0 */
     double kill_grace;       /* seconds between SIGTERM and SIGKILL, default 2 */
     enum psup_log_format log_format;
     bool log_format_set;     /* false: the file did not say */

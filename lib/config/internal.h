@@ -249,6 +249,12 @@ void cfg_want_message(struct ctx *c, const cJSON *v, char **out);
 void cfg_services_begin(struct ctx *c);
 void cfg_services_end(struct ctx *c);
 
+/* Fill c->cfg->services[index] from obj, services[index] in the file; the
+ * path is at that element. */
+void cfg_parse_service(struct ctx *c, const cJSON *obj, size_t index);
+
+/* ---- listeners.c: listen addresses, and a service's mode ----------------- */
+
 /* Parse a listen address at the current path, with no_udp the problem to
  * report for a udp:// address (NULL: accepted). */
 void cfg_parse_address(struct ctx *c, const char *s, struct psup_addr *a, const char *no_udp);
@@ -261,9 +267,17 @@ void cfg_parse_address(struct ctx *c, const char *s, struct psup_addr *a, const 
  * that one; else remember it. */
 void cfg_check_listen_unique(struct ctx *c, size_t owner, size_t i);
 
-/* Fill c->cfg->services[index] from obj, services[index] in the file; the
- * path is at that element. */
-void cfg_parse_service(struct ctx *c, const cJSON *obj, size_t index);
+/* A service's listeners and mode: the members k_listen and k_mode of f,
+ * the service services[index]. Parse listen before mode. cfg_parse_mode
+ * returns false when the mode given is not one. */
+void cfg_parse_listen(struct ctx *c, const struct fields *f, int k_listen, size_t index);
+bool cfg_parse_mode(struct ctx *c, const struct fields *f, int k_mode, int k_listen,
+                    struct psup_service_config *svc);
+/* Whether svc has (or, with an entry that had a problem, may have) a UDP
+ * listener (udp), or a stream one (!udp). */
+bool cfg_has_listener(const struct psup_service_config *svc, bool udp);
+/* The equality of the table of listen addresses (psup_addr_same). */
+bool cfg_same_addr(const void *a, const void *b);
 
 /* A mode or mask as a string of 1 to 4 octal digits, at most "0777" (a
  * number would be read as decimal: 022 is 22), into *out; example is shown
@@ -334,6 +348,12 @@ const char *cfg_group_label(gid_t gid, char buf[96]);
 
 /* The nice key v into svc, and the rlimits object v into svc->rlimits (in
  * the file's order), each checked against what psup may set. */
+/* start and instances, at f's keys keys[0] and keys[1], after the mode
+ * (mode_ok: the mode given, if any, is one); in wait mode each of f's keys
+ * in per_connection (n of them) is an error (mode.c). */
+void cfg_parse_wait(struct ctx *c, const struct fields *f, const int keys[2], bool mode_ok,
+                    const int *per_connection, size_t n, struct psup_service_config *svc);
+
 void cfg_parse_nice(struct ctx *c, const cJSON *v, struct psup_service_config *svc);
 void cfg_parse_rlimits(struct ctx *c, const cJSON *v, struct psup_service_config *svc);
 

@@ -25,10 +25,14 @@
 
 /* ---- the top level -------------------------------------------------- */
 
-enum { R_SERVICES, R_SHUTDOWN_TIMEOUT, R_KILL_GRACE, R_LOG_FORMAT, R_SCHEMA, R_ADMIN };
+enum {
+    R_SERVICES, R_SHUTDOWN_TIMEOUT, R_KILL_GRACE, R_LOG_FORMAT, R_SCHEMA, R_ADMIN,
+    R_SHUTDOWN_DELAY,
+};
 
 static const char *const root_keys[] = {
-    "services", "shutdown_timeout", "kill_grace", "log_format", "$schema", "admin", NULL,
+    "services", "shutdown_timeout", "kill_grace", "log_format", "$schema", "admin",
+    "shutdown_delay", NULL,
 };
 
 static void parse_services(struct ctx *c, const cJSON *v)
@@ -77,6 +81,10 @@ static void parse_root(struct ctx *c, const cJSON *root)
     }
     if ((v = cfg_enter(c, &f, R_SHUTDOWN_TIMEOUT))) {
         cfg_want_seconds(c, v, true, &c->cfg->shutdown_timeout);
+        cfg_path_pop(c);
+    }
+    if ((v = cfg_enter(c, &f, R_SHUTDOWN_DELAY))) {
+        cfg_want_seconds(c, v, true, &c->cfg->shutdown_delay);
         cfg_path_pop(c);
     }
     if ((v = cfg_enter(c, &f, R_KILL_GRACE))) {
@@ -450,7 +458,15 @@ void psup_config_describe(const struct psup_service_config *svc, char *buf, size
     }
     for (size_t i = 0; !svc->shell && i < svc->argc; i++)
         put_word(&b, i == 0 ? svc->program : svc->argv[i]);
-    put(&b, "; pool %u..%u, max %u", svc->min_spare, svc->max_spare, svc->max_workers);
+    if (svc->mode == PSUP_MODE_WAIT) {
+        put(&b, "; wait, %s, %u instance%s",
+            svc->start == PSUP_START_ALWAYS ? "always" : "on_demand", svc->instances,
+            svc->instances == 1 ? "" : "s");
+    } else {
+        put(&b, "; pool %u..%u, max %u", svc->min_spare, svc->max_spare, svc->max_workers);
+        if (svc->mode == PSUP_MODE_DATAGRAM)
+            put(&b, "; a handler per datagram");
+    }
     if (svc->user_name)
         put(&b, "; user %s", svc->user_name);
     else if (svc->set_ids)
@@ -465,4 +481,6 @@ void psup_config_describe(const struct psup_service_config *svc, char *buf, size
         put(&b, "; timeout %gs", svc->timeout);
     if (svc->prestart)
         put(&b, "; prestart");
+    if (svc->essential)
+        put(&b, "; essential, fatal after %gs", svc->fatal_after);
 }

@@ -15,7 +15,9 @@
 #include "proto/envnames.h"
 
 #define MAX_RATE 1000000.0
-#define MAX_WORKERS 65536
+#define MAX_WORKERS PSUP_MAX_WORKERS
+/* SO_RCVBUF takes an int, and the kernel doubles it. */
+#define MAX_RECV_BUFFER (1024 * 1024 * 1024)
 
 /* ---- service keys --------------------------------------------------- */
 
@@ -26,6 +28,7 @@ enum {
     S_ALLOW, S_DENY, S_DENY_MESSAGE, S_MAX_PER_SOURCE, S_PER_SOURCE_V6,
     S_PER_SOURCE_MESSAGE, S_RATE, S_RATE_BURST, S_RATE_MESSAGE, S_ON_OVERLOAD,
     S_OVERLOAD_MESSAGE, S_TIMEOUT, S_SOCKET_MODE, S_SOCKET_USER, S_SOCKET_GROUP,
+    S_MODE, S_RECV_BUFFER, S_START, S_INSTANCES, S_ESSENTIAL, S_FATAL_AFTER,
 };
 
 static const char *const service_keys[] = {
@@ -34,7 +37,8 @@ static const char *const service_keys[] = {
     "no_new_privileges", "prestart",
     "allow", "deny", "deny_message", "max_per_source", "per_source_ipv6_prefix",
     "per_source_message", "rate", "rate_burst", "rate_message", "on_overload",
-    "overload_message", "timeout", "socket_mode", "socket_user", "socket_group", NULL,
+    "overload_message", "timeout", "socket_mode", "socket_user", "socket_group",
+    "mode", "recv_buffer", "start", "instances", "essential", "fatal_after", NULL,
 };
 
 _Static_assert(sizeof(service_keys) / sizeof(service_keys[0]) <= MAX_KEYS + 1,
@@ -74,137 +78,6 @@ static void parse_name(struct ctx *c, const struct fields *f, struct psup_servic
     if (first)
         cfg_fail(c, "duplicate service name %s (also services[%zu])", cfg_quote(c, s), first->a);
     svc->name = cfg_xstrdup(c, s);
-out:
-    cfg_path_pop(c);
-}
-
-static bool same_addr(const void *a, const void *b)
-{
-    return psup_addr_same(a, b);
-}
-
-static const struct psup_addr *listen_at(const struct ctx *c, const struct cfg_entry *e)
-{
-    if (e->a == CFG_ADMIN_LISTENER)
-        return &c->cfg->admin.listen[e->b];
-    return &c->cfg->services[e->a].listen[e->b];
-}
-
-/* "services[0].listen[1]", or "admin.listen[1]". */
-static const char *listen_path(const struct cfg_entry *e, char buf[64])
-{
-    if (e->a == CFG_ADMIN_LISTENER)
-        snprintf(buf, 64, "admin.listen[%zu]", e->b);
-    else
-        snprintf(buf, 64, "services[%zu].listen[%zu]", e->a, e->b);
-    return buf;
-}
-
-/* The first earlier address on a's port that the kernel will not bind
- * beside a (a wildcard of the other's family), or NULL. */
-static const struct cfg_entry *find_overlap(struct ctx *c, const struct psup_addr *a)
-{
-    enum psup_addr_scope scope = psup_addr_scope(a);
-    uint64_t port = psup_sockaddr_port(&a->u.sa);
-    const struct cfg_entry *first = NULL;
-
-    for (int k = PSUP_SCOPE_V4_ONE; k <= PSUP_SCOPE_ALL; k++) {
-        struct cfg_entry e = {.hash = port << 3 | (uint64_t)k};
-        const struct cfg_entry *o = psup_addr_scopes_overlap(scope, (enum psup_addr_scope)k)
-                                        ? cfg_table_find(&c->listen_scopes, &e)
-                                        : NULL;
-        if (o && (!first || o->a < first->a || (o->a == first->a && o->b < first->b)))
-            first = o;
-    }
-    return first;
-}
-
-void cfg_check_listen_unique(struct ctx *c, size_t owner, size_t i)
-{
-    struct cfg_entry e = {.a = owner, .b = i};
-    const struct psup_addr *a = listen_at(c, &e);
-    enum psup_addr_scope scope = psup_addr_scope(a);
-    char text[PSUP_ADDR_STRLEN], other[PSUP_ADDR_STRLEN], where[64];
-    const struct cfg_entry *first;
-
-    if (a->proto != PSUP_PROTO_UNIX && psup_sockaddr_port(&a->u.sa) == 0)
-        return;
-    e.hash = psup_addr_hash(a);
-    e.key = a;
-    psup_addr_format(a, text, sizeof(text));
-    if ((first = cfg_table_find(&c->listen_addrs, &e))) {
-        cfg_fail(c, "%s is already used by %s", text, listen_path(first, where));
-        return;
-    }
-    if (scope != PSUP_SCOPE_NONE && (first = find_overlap(c, a))) {
-        psup_addr_format(listen_at(c, first), other, sizeof(other));
-        cfg_fail(c, "%s overlaps %s (%s): the kernel does not bind a wildcard address beside "
-                 "another of its family on the same port", text, listen_path(first, where), other);
-        return;
-    }
-    cfg_table_add(c, &c->listen_addrs, &e);
-    if (scope == PSUP_SCOPE_NONE)
-        return;
-    e.hash = (uint64_t)psup_sockaddr_port(&a->u.sa) << 3 | (uint64_t)scope;
-    e.key = NULL;
-    cfg_table_add(c, &c->listen_scopes, &e);
-}
-
-void cfg_parse_address(struct ctx *c, const char *s, struct psup_addr *a, const char *no_udp)
-{
-    char v4[PSUP_ADDR_STRLEN];
-    const char *why = NULL;
-    int rc = psup_addr_parse(s, a, &why);
-
-    if (rc == PSUP_ADDR_V4_MAPPED) {
-        psup_addr_format(a, v4, sizeof(v4));
-        cfg_fail(c, "invalid address %s: %s; write %s", cfg_quote(c, s), why, v4);
-    } else if (rc < 0) {
-        cfg_fail(c, "invalid address %s: %s", cfg_quote(c, s), why);
-    } else if (a->proto == PSUP_PROTO_UDP && no_udp) {
-        cfg_fail(c, "%s", no_udp);
-    } else if (a->proto == PSUP_PROTO_UNIX) {
-        cfg_check_unix_path(c, a);
-    }
-}
-
-static void parse_listen(struct ctx *c, const struct fields *f, size_t svc_index)
-{
-    struct psup_service_config *svc = &c->cfg->services[svc_index];
-    const cJSON *v = cfg_enter(c, f, S_LISTEN), *el;
-    size_t i = 0;
-
-    if (!v) {
-        cfg_fail_at(c, f, S_LISTEN, "missing (required)");
-        return;
-    }
-    if (!cfg_want_array(c, v, "a non-empty array of addresses"))
-        goto out;
-
-    size_t n = (size_t)cJSON_GetArraySize(v);
-    svc->listen = cfg_xcalloc(c, n, sizeof(*svc->listen));
-    svc->listen_text = cfg_xcalloc(c, n + 1, sizeof(*svc->listen_text));
-    if (!svc->listen || !svc->listen_text)
-        goto out;
-    svc->n_listen = n;
-    cJSON_ArrayForEach(el, v) {
-        const char *s;
-        size_t before = c->n_problems;
-
-        cfg_push_index(c, i);
-        if (cfg_want_string(c, el, false, &s)) {
-            svc->listen_text[i] = cfg_xstrdup(c, s);
-            cfg_parse_address(c, s, &svc->listen[i], "UDP listeners are not supported yet");
-            if (c->n_problems == before)
-                cfg_check_listen_unique(c, svc_index, i);
-        }
-
-        /* An entry with a problem must not match a later one. */
-        if (c->n_problems > before)
-            memset(&svc->listen[i], 0, sizeof(svc->listen[i]));
-        cfg_path_pop(c);
-        i++;
-    }
 out:
     cfg_path_pop(c);
 }
@@ -532,6 +405,15 @@ static void parse_process(struct ctx *c, const struct fields *f, struct psup_ser
     if ((v = cfg_enter(c, f, S_BACKLOG))) {
         if (cfg_want_int(c, v, 1, 1048576, &backlog))
             svc->backlog = (int)backlog;
+        if (svc->listen && !cfg_has_listener(svc, false))
+            cfg_fail(c, "has no effect without a stream listener (TCP or unix)");
+        cfg_path_pop(c);
+    }
+    if ((v = cfg_enter(c, f, S_RECV_BUFFER))) {
+        if (cfg_want_int(c, v, 4096, MAX_RECV_BUFFER, &backlog))
+            svc->recv_buffer = (int)backlog;
+        if (svc->listen && !cfg_has_listener(svc, true))
+            cfg_fail(c, "has no effect without a udp:// listener");
         cfg_path_pop(c);
     }
     if ((v = cfg_enter(c, f, S_UMASK))) {
@@ -608,7 +490,8 @@ static bool parse_cidrs(struct ctx *c, const struct fields *f, int k, bool allow
 }
 
 /* A message key that only means something with another setting. */
-static void parse_dependent_message(struct ctx *c, const struct fields *f, int k, bool useful,
+static void parse_dependent_message(struct ctx *c, const struct fields *f,
+                                    const struct psup_service_config *svc, int k, bool useful,
                                     const char *without, char **out)
 {
     const cJSON *v = cfg_enter(c, f, k);
@@ -616,7 +499,10 @@ static void parse_dependent_message(struct ctx *c, const struct fields *f, int k
     if (!v)
         return;
     cfg_want_message(c, v, out);
-    if (!useful)
+    if (svc->mode == PSUP_MODE_DATAGRAM)
+        cfg_fail(c, "has no effect in datagram mode: a refused datagram is dropped without a "
+                 "reply");
+    else if (!useful)
         cfg_fail(c, "has no effect %s", without);
     cfg_path_pop(c);
 }
@@ -627,7 +513,7 @@ static void parse_access(struct ctx *c, const struct fields *f, struct psup_serv
     const cJSON *v;
 
     ok = parse_cidrs(c, f, S_DENY, true, &svc->deny, &svc->n_deny) && ok;
-    parse_dependent_message(c, f, S_DENY_MESSAGE, !ok || svc->n_allow || svc->n_deny,
+    parse_dependent_message(c, f, svc, S_DENY_MESSAGE, !ok || svc->n_allow || svc->n_deny,
                             "without allow or deny", &svc->deny_message);
 
     ok = true;
@@ -639,7 +525,7 @@ static void parse_access(struct ctx *c, const struct fields *f, struct psup_serv
         cfg_want_uint(c, v, 1, 128, &svc->per_source_ipv6_prefix);
         cfg_path_pop(c);
     }
-    parse_dependent_message(c, f, S_PER_SOURCE_MESSAGE, !ok || svc->max_per_source > 0,
+    parse_dependent_message(c, f, svc, S_PER_SOURCE_MESSAGE, !ok || svc->max_per_source > 0,
                             "without max_per_source", &svc->per_source_message);
 }
 
@@ -665,7 +551,7 @@ static void parse_limits(struct ctx *c, const struct fields *f, struct psup_serv
             cfg_fail(c, "has no effect without rate");
         cfg_path_pop(c);
     }
-    parse_dependent_message(c, f, S_RATE_MESSAGE, !rate_ok || f->item[S_RATE],
+    parse_dependent_message(c, f, svc, S_RATE_MESSAGE, !rate_ok || f->item[S_RATE],
                             "without rate", &svc->rate_message);
 
     if ((v = cfg_enter(c, f, S_ON_OVERLOAD))) {
@@ -674,7 +560,7 @@ static void parse_limits(struct ctx *c, const struct fields *f, struct psup_serv
             svc->on_overload = (enum psup_overload)mode;
         cfg_path_pop(c);
     }
-    parse_dependent_message(c, f, S_OVERLOAD_MESSAGE,
+    parse_dependent_message(c, f, svc, S_OVERLOAD_MESSAGE,
                             !overload_ok || svc->on_overload == PSUP_OVERLOAD_REJECT,
                             "unless on_overload is \"reject\"", &svc->overload_message);
 
@@ -759,9 +645,53 @@ static void parse_socket_file(struct ctx *c, const struct fields *f,
                           &svc->socket_mode, &svc->socket_uid, &svc->socket_gid);
 }
 
+/* The keys that judge single connections, which a wait-mode server
+ * accepts itself: psup never sees them (spec/wait.md). */
+static void parse_wait(struct ctx *c, const struct fields *f, struct psup_service_config *svc,
+                       bool mode_ok)
+{
+    static const int wait_keys[] = {S_START, S_INSTANCES};
+    static const int per_connection[] = {
+        S_POOL, S_ALLOW, S_DENY, S_DENY_MESSAGE, S_MAX_PER_SOURCE, S_PER_SOURCE_V6,
+        S_PER_SOURCE_MESSAGE, S_RATE, S_RATE_BURST, S_RATE_MESSAGE, S_ON_OVERLOAD,
+        S_OVERLOAD_MESSAGE,
+    };
+
+    cfg_parse_wait(c, f, wait_keys, mode_ok, per_connection,
+                   sizeof(per_connection) / sizeof(per_connection[0]), svc);
+}
+
+/* ---- essential services ---------------------------------------------- */
+
+/* How long an essential service may fail before psup gives up, unless
+ * fatal_after says (spec/config.md, "essential"). */
+#define DEFAULT_FATAL_AFTER 30.0
+
+static void parse_essential(struct ctx *c, const struct fields *f, struct psup_service_config *svc)
+{
+    const cJSON *v;
+    bool essential_ok = true;
+
+    if ((v = cfg_enter(c, f, S_ESSENTIAL))) {
+        essential_ok = cfg_want_bool(c, v, &svc->essential);
+        cfg_path_pop(c);
+    }
+    svc->fatal_after = svc->essential ? DEFAULT_FATAL_AFTER : 0;
+    if ((v = cfg_enter(c, f, S_FATAL_AFTER))) {
+        double secs;
+        bool ok = cfg_want_seconds(c, v, false, &secs);
+        if (ok && svc->essential)
+            svc->fatal_after = secs;
+        else if (ok && essential_ok)
+            cfg_fail(c, "has no effect unless essential is true");
+        cfg_path_pop(c);
+    }
+}
+
 static void service_defaults(struct ctx *c, struct psup_service_config *svc)
 {
     svc->backlog = c->somaxconn;
+    svc->recv_buffer = PSUP_RECV_BUFFER_DEFAULT;
     svc->umask = -1;
     svc->socket_mode = -1;
     svc->socket_uid = (uid_t)-1;
@@ -772,6 +702,9 @@ static void service_defaults(struct ctx *c, struct psup_service_config *svc)
     svc->rate_burst = 1;
     svc->stderr_mode = PSUP_STDERR_INHERIT;
     svc->on_overload = PSUP_OVERLOAD_QUEUE;
+    svc->mode = PSUP_MODE_ACCEPT;
+    svc->start = PSUP_START_ON_DEMAND;
+    svc->instances = 1;
 }
 
 static bool same_name(const void *a, const void *b)
@@ -782,7 +715,7 @@ static bool same_name(const void *a, const void *b)
 void cfg_services_begin(struct ctx *c)
 {
     cfg_table_init(&c->service_names, same_name);
-    cfg_table_init(&c->listen_addrs, same_addr);
+    cfg_table_init(&c->listen_addrs, cfg_same_addr);
     cfg_table_init(&c->listen_scopes, NULL);
 }
 
@@ -805,7 +738,8 @@ void cfg_parse_service(struct ctx *c, const cJSON *obj, size_t index)
     svc->canonical = cJSON_PrintUnformatted(obj);
     cfg_read_fields(c, obj, service_keys, &f);
     parse_name(c, &f, svc, index);
-    parse_listen(c, &f, index);
+    cfg_parse_listen(c, &f, S_LISTEN, index);
+    bool mode_ok = cfg_parse_mode(c, &f, S_MODE, S_LISTEN, svc);
     parse_env(c, &f, svc);
     parse_pass_env(c, &f, svc);
     bool cwd_ok = parse_cwd(c, &f, svc);
@@ -817,4 +751,6 @@ void cfg_parse_service(struct ctx *c, const cJSON *obj, size_t index)
     parse_access(c, &f, svc);
     parse_limits(c, &f, svc);
     parse_socket_file(c, &f, svc);
+    parse_wait(c, &f, svc, mode_ok);
+    parse_essential(c, &f, svc);
 }

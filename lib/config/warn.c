@@ -100,19 +100,39 @@ static size_t warn_address(const char *at, const struct psup_addr *a, unsigned l
                                        : warn_port(at, a, caps, unprivileged, out);
 }
 
+/* Without CAP_NET_ADMIN (SO_RCVBUFFORCE) the kernel caps a receive buffer
+ * at net.core.rmem_max: said once per service, at its first UDP listener. */
+static size_t warn_recv_buffer(const char *at, const struct psup_service_config *svc,
+                               unsigned long long caps, unsigned long long rmem_max,
+                               struct psup_diag *out)
+{
+    if ((caps >> CAP_NET_ADMIN & 1) || (unsigned long long)svc->recv_buffer <= rmem_max)
+        return 0;
+    add_warning(out, "%s: recv_buffer %d is above net.core.rmem_max (%llu) and psup lacks "
+                "CAP_NET_ADMIN: the kernel will give %llu bytes (raise the sysctl, or run psup "
+                "as root)", at, svc->recv_buffer, rmem_max, rmem_max);
+    return 1;
+}
+
 size_t psup_config_warn(const struct psup_config *cfg, struct psup_diag *out)
 {
     unsigned long long caps = cfg_effective_capabilities();
     unsigned long long unprivileged =
         cfg_read_proc_number("/proc/sys/net/ipv4/ip_unprivileged_port_start", 1024);
+    unsigned long long rmem_max = cfg_read_proc_number("/proc/sys/net/core/rmem_max", 212992);
     size_t n = 0;
     char at[64];
 
     for (size_t i = 0; i < cfg->n_services; i++) {
         const struct psup_service_config *svc = &cfg->services[i];
+        bool udp_seen = false;
         for (size_t j = 0; j < svc->n_listen; j++) {
+            bool udp = svc->listen[j].proto == PSUP_PROTO_UDP;
             snprintf(at, sizeof(at), "services[%zu].listen[%zu]", i, j);
             n += warn_address(at, &svc->listen[j], caps, unprivileged, out);
+            if (udp && !udp_seen)
+                n += warn_recv_buffer(at, svc, caps, rmem_max, out);
+            udp_seen |= udp;
         }
     }
     for (size_t j = 0; j < cfg->admin.n_listen; j++) {

@@ -169,6 +169,20 @@ static void client_write(struct admin_client *c)
     client_linger(c);
 }
 
+/* Who a unix client is (its pid and uid when it connected), for the log
+ * of a control request. */
+static void peer_of(int fd, struct psup_admin_request *req)
+{
+    struct ucred cred;
+    socklen_t len = sizeof(cred);
+
+    if (getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &cred, &len) == 0 && len == sizeof(cred)) {
+        req->has_peer = true;
+        req->peer_pid = cred.pid;
+        req->peer_uid = cred.uid;
+    }
+}
+
 /* The request is complete, or known to be wrong: answer it. */
 static void client_answer(struct admin_client *c, int rc, const struct psup_admin_request *req)
 {
@@ -177,9 +191,12 @@ static void client_answer(struct admin_client *c, int rc, const struct psup_admi
     psup_admin_response_init(&c->resp);
     c->have_resp = true;
     if (rc == PSUP_HTTP_DONE) {
+        struct psup_admin_request with_peer = *req;
         uv_update_time(c->srv->loop);
         st->now_ms = uv_now(c->srv->loop);
-        psup_admin_handle(st, req, c->kind, &c->resp);
+        if (c->kind == PSUP_ADMIN_UNIX)
+            peer_of(c->fd, &with_peer);
+        psup_admin_handle(st, &with_peer, c->kind, &c->resp);
     } else {
         psup_admin_error(&c->resp, rc, req->why);
     }
@@ -424,11 +441,11 @@ static int listener_open(struct psup_admin_server *srv, const struct psup_admin_
 {
     struct admin_listener *l = calloc(1, sizeof(*l));
     struct psup_socket_perms perms = socket_perms(cfg);
+    struct psup_socket_sizes sizes = {.backlog = ADMIN_BACKLOG};
     const char *what = "socket";
     /* A unix socket file gets its mode (0600 unless set) and owner before
      * it is at its path: it never accepts a connection with wider access. */
-    int rc = l ? psup_listener_open(&l->sock, &cfg->listen[i], ADMIN_BACKLOG, &perms, "admin",
-                                    &what)
+    int rc = l ? psup_listener_open(&l->sock, &cfg->listen[i], &sizes, &perms, "admin", &what)
                : -ENOMEM;
 
     if (rc == 0 && (rc = uv_poll_init(srv->loop, &l->poll, l->sock.fd)) < 0) {

@@ -5,20 +5,22 @@
  * arrive on one socket; one timer serves every deadline. Nothing here blocks
  * except writing the log.
  *
- * Shutdown phases: RUNNING -> DRAINING (listeners closed, idle workers
- * retired, handlers finishing) -> TERMINATING (SIGTERM, then SIGKILL after
- * kill_grace) -> REAPING (orphans adopted as subreaper or PID 1 get the same
- * treatment) -> the loop stops once waitpid reports no child at all.
+ * Shutdown phases: RUNNING -> DELAYING (shutdown_delay: still serving,
+ * not ready) -> DRAINING (no new connection; the backlogs served, then the
+ * listeners closed and idle workers retired; handlers finishing) ->
+ * TERMINATING (SIGTERM, then SIGKILL after kill_grace) -> REAPING (orphans
+ * adopted as subreaper or PID 1 get the same treatment) -> the loop stops
+ * once waitpid reports no child at all.
  */
 #include "loop/supervisor.h"
 
-#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/epoll.h>
 #include <sys/prctl.h>
 #include <sys/socket.h>
 #include <sys/syscall.h>
@@ -28,14 +30,20 @@
 #include <uv.h>
 
 #include "loop/admin.h"
+#include "loop/children.h"
 #include "loop/errlog.h"
+#include "loop/replies.h"
+#include "loop/notify.h"
 #include "base/fd.h"
 #include "base/log.h"
+#include "runtime/control.h"
 #include "runtime/report.h"
 #include "runtime/runtime.h"
+#include "runtime/stats.h"
 
 enum phase {
     PHASE_RUNNING,
+    PHASE_DELAYING,
     PHASE_DRAINING,
     PHASE_TERMINATING,
     PHASE_REAPING,
@@ -49,17 +57,24 @@ struct psup_supervisor {
     uv_loop_t loop;
     uv_signal_t signals[N_WATCHED];
     uv_poll_t channel_poll;
+    uv_poll_t watch_poll;
+    int watch_fd;   /* epoll of the sockets wait-mode services watch */
     uv_timer_t timer;
     int channel[2]; /* [0] the supervisor's end, [1] the workers' */
     struct psup_runtime rt;
     struct psup_list errlogs;
+    struct psup_notify notify;
     struct psup_admin_server *admin;
     struct psup_admin_state admin_state; /* what the admin endpoint reports */
+    struct psup_list replies;
+    struct psup_admin_control control;   /* and what its control requests do */
     const struct psup_supervisor_options *opts;
     enum phase phase;
     bool loop_ready;
+    bool stopped_now;         /* an immediate stop began */
     int exit_code;
-    uint64_t phase_deadline;  /* end of draining, or of the orphans' grace */
+    uint64_t phase_deadline;  /* end of the delay, of draining, or of the
+                                 orphans' grace */
     bool orphans_signalled;
     bool orphans_killed;
     bool orphans_unseen;      /* psup cannot list its children */
@@ -69,102 +84,6 @@ static uint64_t now_ms(struct psup_supervisor *sup)
 {
     uv_update_time(&sup->loop);
     return uv_now(&sup->loop);
-}
-
-/* ------------------------------------------------------------------------ */
-/* Children that are not workers: orphans adopted as PID 1 or subreaper. */
-
-/* Whether any child is left, exited or not. */
-static bool have_children(void)
-{
-    siginfo_t info;
-
-    memset(&info, 0, sizeof(info));
-    return waitid(P_ALL, 0, &info, WEXITED | WNOHANG | WNOWAIT) == 0;
-}
-
-/* Signal every child listed in /proc/self/task/TID/children (psup has a
- * single thread). Returns 0, or -errno if the file cannot be read: the
- * kernel lists children there only with CONFIG_PROC_CHILDREN. */
-static int signal_listed_children(int sig)
-{
-    char path[64];
-    snprintf(path, sizeof(path), "/proc/self/task/%d/children", getpid());
-    FILE *f = fopen(path, "re");
-
-    if (!f)
-        return -errno;
-    long pid;
-    while (fscanf(f, "%ld", &pid) == 1)
-        kill((pid_t)pid, sig);
-    fclose(f);
-    return 0;
-}
-
-/* The parent named by /proc/PID/stat ("PID (COMM) STATE PPID ..."; COMM
- * may hold spaces and parentheses, so read after the last ')'), or -1. */
-static long parent_of(int proc, const char *pid)
-{
-    char buf[512];
-    int fd = openat(proc, pid, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-
-    if (fd < 0)
-        return -1;
-    int stat = openat(fd, "stat", O_RDONLY | O_CLOEXEC);
-    close(fd);
-    if (stat < 0)
-        return -1;
-    ssize_t n = read(stat, buf, sizeof(buf) - 1);
-    close(stat);
-    if (n <= 0)
-        return -1;
-    buf[n] = '\0';
-    const char *end = strrchr(buf, ')');
-    long ppid;
-    return end && sscanf(end + 1, " %*c %ld", &ppid) == 1 ? ppid : -1;
-}
-
-/* Without the children file: every process names its parent in
- * /proc/PID/stat. Returns 0, or -ENOENT if /proc is not there (no entry
- * for psup itself: not mounted, or something else mounted there). */
-static int signal_children_by_scan(int sig)
-{
-    DIR *dir = opendir("/proc");
-
-    if (!dir)
-        return -errno;
-    long self = getpid();
-    bool seen_self = false;
-    struct dirent *d;
-    while ((d = readdir(dir))) {
-        if (d->d_name[0] < '1' || d->d_name[0] > '9')
-            continue;
-        long pid = strtol(d->d_name, NULL, 10);
-        seen_self |= pid == self;
-        if (parent_of(dirfd(dir), d->d_name) == self)
-            kill((pid_t)pid, sig);
-    }
-    closedir(dir);
-    return seen_self ? 0 : -ENOENT;
-}
-
-/* Signal every child of psup (workers, handlers, and the orphans that came
- * back to it). Returns 0, or -errno if psup cannot list its children. */
-static int signal_children(int sig)
-{
-    int rc = signal_listed_children(sig);
-
-    return rc == -ENOENT ? signal_children_by_scan(sig) : rc;
-}
-
-static void log_orphan(pid_t pid, int status)
-{
-    struct psup_log l;
-
-    psup_log_begin(&l, PSUP_LOG_DEBUG, "reaped_orphan");
-    psup_log_int(&l, "pid", pid);
-    psup_log_wait_status(&l, status);
-    psup_log_end(&l);
 }
 
 /* ------------------------------------------------------------------------ */
@@ -203,6 +122,40 @@ static void collect_exits(struct psup_supervisor *sup, struct exits *ex)
     }
 }
 
+/* The descriptors a message carried, by the bits of m->fds, in order, and
+ * its sender's pid (SO_PASSCRED: the kernel's word, not the message's).
+ * Out of descriptors, the kernel passes fewer (MSG_CTRUNC): the last ones
+ * are missing (a handler then keeps psup's stderr, spec/handler.md; a
+ * datagram handler cannot reply, spec/udp.md). */
+static struct psup_passed_fds passed_fds(struct msghdr *mh, const struct psup_msg *m,
+                                         pid_t *sender)
+{
+    struct psup_passed_fds fds = {-1, -1};
+    int got[2] = {-1, -1};
+    size_t n = 0;
+
+    *sender = 0;
+    for (struct cmsghdr *h = CMSG_FIRSTHDR(mh); h; h = CMSG_NXTHDR(mh, h)) {
+        if (h->cmsg_level == SOL_SOCKET && h->cmsg_type == SCM_RIGHTS && !n) {
+            n = (h->cmsg_len - CMSG_LEN(0)) / sizeof(int);
+            n = n > 2 ? 2 : n;
+            memcpy(got, CMSG_DATA(h), n * sizeof(int));
+        } else if (h->cmsg_level == SOL_SOCKET && h->cmsg_type == SCM_CREDENTIALS) {
+            struct ucred cred;
+            memcpy(&cred, CMSG_DATA(h), sizeof(cred));
+            *sender = cred.pid;
+        }
+    }
+    size_t i = 0;
+    if (m->fds & PSUP_MSG_FD_LOG)
+        fds.log = got[i++];
+    if (m->fds & PSUP_MSG_FD_REPLY)
+        fds.reply = got[i++];
+    for (; i < n; i++)
+        psup_fd_close(got[i]); /* more than it said: not ours to keep */
+    return fds;
+}
+
 /* Read every queued message. Before a request for a verdict, the exits that
  * happened before it are taken: a handler that has exited must not count
  * against max_per_source, though its exit is handled only later. */
@@ -214,7 +167,7 @@ static void read_channel(struct psup_supervisor *sup, struct exits *ex)
         struct psup_msg m;
         union {
             struct cmsghdr hdr;
-            char buf[CMSG_SPACE(sizeof(int)) + CMSG_SPACE(sizeof(struct ucred))];
+            char buf[CMSG_SPACE(2 * sizeof(int)) + CMSG_SPACE(sizeof(struct ucred))];
         } control;
         struct iovec iov = {.iov_base = &m, .iov_len = sizeof(m)};
         struct msghdr mh = {.msg_iov = &iov, .msg_iovlen = 1, .msg_control = control.buf,
@@ -224,28 +177,23 @@ static void read_channel(struct psup_supervisor *sup, struct exits *ex)
             continue;
         if (n < 0)
             return; /* EAGAIN: all read */
-        int fd = -1;
-        pid_t sender = 0;
-        for (struct cmsghdr *h = CMSG_FIRSTHDR(&mh); h; h = CMSG_NXTHDR(&mh, h)) {
-            if (h->cmsg_level == SOL_SOCKET && h->cmsg_type == SCM_RIGHTS)
-                memcpy(&fd, CMSG_DATA(h), sizeof(int));
-            if (h->cmsg_level == SOL_SOCKET && h->cmsg_type == SCM_CREDENTIALS) {
-                struct ucred cred;
-                memcpy(&cred, CMSG_DATA(h), sizeof(cred));
-                sender = cred.pid;
-            }
-        }
-        /* Out of descriptors, the kernel drops the fd (MSG_CTRUNC): the
-         * handler then keeps psup's stderr (spec/handler.md). A message
-         * is taken as its sender's, whatever pid it says. */
-        if ((size_t)n != sizeof(m) || sender <= 0) {
-            psup_fd_close(fd);
+        pid_t sender;
+        bool ours = (size_t)n == sizeof(m);
+        if (!ours)
+            m.fds = 0; /* not a message of ours: whatever came is closed */
+        struct psup_passed_fds fds = passed_fds(&mh, &m, &sender);
+        /* A message is taken as its sender's, whatever pid it says: a
+         * prestarted program holds the channel before psup's library runs
+         * in it (spec/prestart.md). */
+        if (!ours || sender <= 0) {
+            psup_fd_close(fds.log);
+            psup_fd_close(fds.reply);
             continue;
         }
         m.pid = sender;
         if (m.kind == PSUP_MSG_BUSY)
             collect_exits(sup, ex);
-        psup_runtime_on_message(&sup->rt, &m, fd, now);
+        psup_runtime_on_message(&sup->rt, &m, &fds, now);
     }
 }
 
@@ -265,7 +213,7 @@ static void take_exits(struct psup_supervisor *sup)
         read_channel(sup, &ex);
         for (size_t i = 0; i < ex.n; i++)
             if (!psup_runtime_on_exit(&sup->rt, ex.pid[i], ex.status[i], now_ms(sup)))
-                log_orphan(ex.pid[i], ex.status[i]);
+                psup_children_log_reaped(ex.pid[i], ex.status[i]);
     } while (ex.n == EXITS_AT_ONCE);
 }
 
@@ -282,30 +230,21 @@ static uint64_t kill_grace_ms(const struct psup_supervisor *sup)
  * them to whoever reaps above it. */
 static void signal_orphans(struct psup_supervisor *sup, int sig, uint64_t now)
 {
-    if (signal_children(sig) < 0 && !sup->orphans_unseen) {
+    if (psup_children_signal(sig) < 0 && !sup->orphans_unseen) {
         sup->orphans_unseen = true;
         sup->phase_deadline = now + kill_grace_ms(sup);
     }
 }
 
-static void log_orphans_left(void)
-{
-    struct psup_log l;
-
-    psup_log_begin(&l, PSUP_LOG_WARN, "orphans_left");
-    psup_log_str(&l, "reason", "cannot list children (/proc)");
-    psup_log_end(&l);
-}
-
 static void handle_orphans(struct psup_supervisor *sup, uint64_t now)
 {
-    if (!have_children()) {
+    if (!psup_children_any()) {
         uv_stop(&sup->loop);
         return;
     }
     if (sup->orphans_unseen) {
         if (now >= sup->phase_deadline) {
-            log_orphans_left();
+            psup_children_log_left();
             uv_stop(&sup->loop);
         }
         return;
@@ -326,6 +265,28 @@ static void handle_orphans(struct psup_supervisor *sup, uint64_t now)
 }
 
 static void schedule(struct psup_supervisor *sup, uint64_t now);
+static void begin_stop(struct psup_supervisor *sup, int sig, const char *essential);
+static void end_delay(struct psup_supervisor *sup, int sig);
+
+/* An essential service failing for fatal_after: psup stops gracefully and
+ * exits 4, so that whatever runs it (an orchestrator, systemd) restarts
+ * it or reports it, instead of running on without the service. */
+static void check_essential(struct psup_supervisor *sup, uint64_t now)
+{
+    const struct psup_service *s = psup_runtime_fatal_service(&sup->rt, now);
+    struct psup_log l;
+
+    if (!s)
+        return;
+    psup_log_begin(&l, PSUP_LOG_ERROR, "essential_failed");
+    psup_log_str(&l, "service", s->name);
+    psup_log_uint(&l, "failures", s->backoff.failures);
+    psup_log_secs(&l, "failing_for", (double)(now - s->failing_since) / 1000.0);
+    psup_log_secs(&l, "fatal_after", s->current->svc->fatal_after);
+    psup_log_end(&l);
+    sup->exit_code = PSUP_EXIT_ESSENTIAL;
+    begin_stop(sup, 0, s->name);
+}
 
 static void make_progress(struct psup_supervisor *sup)
 {
@@ -333,9 +294,17 @@ static void make_progress(struct psup_supervisor *sup)
 
     psup_runtime_expire(&sup->rt, now);
     psup_report_flush(&sup->rt, now, false);
-    if (sup->phase == PHASE_RUNNING) {
+    if (sup->phase == PHASE_RUNNING)
+        check_essential(sup, now);
+    if (sup->phase == PHASE_DELAYING && now >= sup->phase_deadline)
+        end_delay(sup, 0);
+    if (sup->phase == PHASE_DRAINING)
+        psup_runtime_drain_backlogs(&sup->rt, now);
+    /* While draining, services that still serve their backlogs keep their
+     * pools; the others' idle workers are retired. */
+    if (sup->phase <= PHASE_DRAINING)
         psup_runtime_maintain(&sup->rt, now);
-    } else if (sup->phase == PHASE_DRAINING && sup->rt.live && now >= sup->phase_deadline) {
+    if (sup->phase == PHASE_DRAINING && sup->rt.live && now >= sup->phase_deadline) {
         struct psup_log l;
         psup_log_begin(&l, PSUP_LOG_WARN, "shutdown_timeout");
         psup_log_uint(&l, "workers", sup->rt.live);
@@ -387,33 +356,87 @@ static void schedule(struct psup_supervisor *sup, uint64_t now)
 /* ------------------------------------------------------------------------ */
 /* Signals. */
 
-static void log_shutdown(const struct psup_supervisor *sup, int sig, bool graceful)
+/* A stop begins: on a signal, or (sig 0) for the essential service named. */
+static void log_shutdown(const struct psup_supervisor *sup, int sig, bool graceful,
+                         const char *essential)
 {
+    const struct psup_config *cfg = sup->rt.config;
     struct psup_log l;
     char buf[16];
 
     psup_log_begin(&l, graceful ? PSUP_LOG_INFO : PSUP_LOG_WARN, "shutdown");
-    psup_log_str(&l, "signal", psup_signal_name(sig, buf));
+    if (sig) {
+        psup_log_str(&l, "signal", psup_signal_name(sig, buf));
+    } else {
+        psup_log_str(&l, "reason", "essential");
+        psup_log_str(&l, "service", essential);
+    }
     psup_log_str(&l, "mode", graceful ? "graceful" : "immediate");
     psup_log_uint(&l, "workers", sup->rt.live);
+    if (graceful && cfg->shutdown_delay > 0)
+        psup_log_secs(&l, "delay", cfg->shutdown_delay);
     if (graceful)
-        psup_log_secs(&l, "timeout", sup->rt.config->shutdown_timeout);
+        psup_log_secs(&l, "timeout", cfg->shutdown_timeout);
     psup_log_end(&l);
 }
 
-static void begin_graceful(struct psup_supervisor *sup, int sig)
+/* The stop proper: no new connection; the backlogs, then the handlers,
+ * finish within shutdown_timeout. */
+static void begin_draining(struct psup_supervisor *sup)
 {
     uint64_t now = now_ms(sup);
 
-    log_shutdown(sup, sig, true);
     sup->phase = PHASE_DRAINING;
     sup->phase_deadline = now + (uint64_t)(sup->rt.config->shutdown_timeout * 1000.0);
-    psup_runtime_stop_accepting(&sup->rt);
+    psup_runtime_stop_accepting(&sup->rt, now);
+}
+
+static void end_delay(struct psup_supervisor *sup, int sig)
+{
+    struct psup_log l;
+    char buf[16];
+
+    psup_log_begin(&l, PSUP_LOG_INFO, "shutdown_delay_over");
+    psup_log_str(&l, "reason", sig ? "signal" : "elapsed");
+    if (sig)
+        psup_log_str(&l, "signal", psup_signal_name(sig, buf));
+    psup_log_end(&l);
+    begin_draining(sup);
+}
+
+static void begin_stop(struct psup_supervisor *sup, int sig, const char *essential)
+{
+    double delay = sup->rt.config->shutdown_delay;
+    char status[PSUP_NOTIFY_MAX], buf[16];
+
+    log_shutdown(sup, sig, true, essential);
+    if (sig)
+        snprintf(status, sizeof(status), "Stopping on %s", psup_signal_name(sig, buf));
+    else
+        snprintf(status, sizeof(status), "Stopping: essential service %s kept failing",
+                 essential);
+    psup_notify_stopping(&sup->notify, status);
+    if (delay <= 0) {
+        begin_draining(sup);
+        return;
+    }
+    /* shutdown_delay: serve on, not ready (/readyz), while load balancers
+     * take psup out of their rotation. */
+    sup->admin_state.draining = true;
+    sup->phase = PHASE_DELAYING;
+    sup->phase_deadline = now_ms(sup) + (uint64_t)(delay * 1000.0);
 }
 
 static void stop_now(struct psup_supervisor *sup, int sig)
 {
-    log_shutdown(sup, sig, false);
+    char status[PSUP_NOTIFY_MAX], buf[16];
+
+    log_shutdown(sup, sig, false, NULL);
+    if (sup->phase == PHASE_RUNNING) {
+        snprintf(status, sizeof(status), "Stopping at once on %s", psup_signal_name(sig, buf));
+        psup_notify_stopping(&sup->notify, status);
+    }
+    sup->stopped_now = true;
     sup->exit_code = 128 + sig;
     psup_runtime_kill_all(&sup->rt);
     sup->phase = PHASE_REAPING;
@@ -456,7 +479,17 @@ static void note_reload(struct psup_supervisor *sup, enum psup_reload_result res
     st->last_reload_problems = problems;
 }
 
-static void reject_reload(struct psup_supervisor *sup, const char *reason)
+/* What a reload did: for the log, for sd_notify, and for a control
+ * request, which answers with it (the problems of an invalid file too). */
+struct reload_outcome {
+    enum psup_reload_result result;
+    struct psup_diag problems;       /* PSUP_RELOAD_INVALID */
+    struct psup_apply_report report; /* PSUP_RELOAD_OK */
+    const char *reason;              /* PSUP_RELOAD_FAILED */
+};
+
+static void reject_reload(struct psup_supervisor *sup, struct reload_outcome *out,
+                          const char *reason)
 {
     struct psup_log l;
 
@@ -464,56 +497,150 @@ static void reject_reload(struct psup_supervisor *sup, const char *reason)
     psup_log_str(&l, "reason", reason);
     psup_log_str(&l, "kept", "running configuration");
     psup_log_end(&l);
+    out->result = PSUP_RELOAD_FAILED;
+    out->reason = reason;
     note_reload(sup, PSUP_RELOAD_FAILED, 0);
 }
 
 /* Apply a loaded configuration: the admin listeners are found or bound
  * first, so that either part failing leaves everything as it was. */
-static void apply_reload(struct psup_supervisor *sup, struct psup_config *cfg)
+static void apply_reload(struct psup_supervisor *sup, struct psup_config *cfg,
+                         struct reload_outcome *out)
 {
-    struct psup_apply_report rep;
     struct psup_admin_plan plan;
 
     if (psup_admin_server_plan(sup->admin, &cfg->admin, &plan) < 0) {
-        reject_reload(sup, "an admin listener could not be bound");
+        reject_reload(sup, out, "an admin listener could not be bound");
         return;
     }
-    if (psup_runtime_apply(&sup->rt, cfg, now_ms(sup), &rep) < 0) {
+    if (psup_runtime_apply(&sup->rt, cfg, now_ms(sup), &out->report) < 0) {
         psup_admin_server_abandon(&plan);
-        reject_reload(sup, "a listener could not be bound");
+        reject_reload(sup, out, "a listener could not be bound");
         return;
     }
     psup_admin_server_commit(sup->admin, &cfg->admin, &plan);
     if (!sup->opts->log_format_forced && cfg->log_format_set)
         psup_log_set_format(cfg->log_format);
-    log_reload_result(&rep);
-    if (rep.listeners_opened)
+    log_reload_result(&out->report);
+    if (out->report.listeners_opened)
         psup_runtime_log_listeners(&sup->rt);
+    out->result = PSUP_RELOAD_OK;
     note_reload(sup, PSUP_RELOAD_OK, 0);
 }
 
-static void reload(struct psup_supervisor *sup)
+static void reload(struct psup_supervisor *sup, struct reload_outcome *out)
 {
-    struct psup_diag diag;
     struct psup_log l;
 
-    psup_diag_init(&diag);
-    struct psup_config *cfg = psup_config_load(sup->opts->config_path, &diag);
+    psup_diag_init(&out->problems);
+    struct psup_config *cfg = psup_config_load(sup->opts->config_path, &out->problems);
     if (!cfg) {
-        psup_log_problems("reload_failed", &diag);
+        out->result = PSUP_RELOAD_INVALID;
+        psup_log_problems("reload_failed", &out->problems);
         psup_log_begin(&l, PSUP_LOG_ERROR, "reload_rejected");
-        psup_log_uint(&l, "problems", diag.count);
+        psup_log_uint(&l, "problems", out->problems.count);
         psup_log_str(&l, "config", sup->opts->config_path);
         psup_log_str(&l, "kept", "running configuration");
         psup_log_end(&l);
-        note_reload(sup, PSUP_RELOAD_INVALID, (unsigned)diag.count);
-        psup_diag_free(&diag);
+        note_reload(sup, PSUP_RELOAD_INVALID, (unsigned)out->problems.count);
         return;
     }
-    psup_diag_free(&diag);
-    apply_reload(sup, cfg);
+    apply_reload(sup, cfg, out);
     psup_config_unref(cfg);
 }
+
+/* STATUS=, for systemctl status: "4 services, 11 workers, 2 busy", and
+ * what a stop is at. */
+static void summary_cb(void *arg, char *buf, size_t size)
+{
+    struct psup_supervisor *sup = arg;
+    const char *prefix = sup->phase == PHASE_RUNNING    ? ""
+                         : sup->phase == PHASE_DELAYING ? "Stopping after shutdown_delay: "
+                                                        : "Stopping: ";
+    int n = snprintf(buf, size, "%s", prefix);
+
+    if (n >= 0 && (size_t)n < size)
+        psup_runtime_summary(&sup->rt, buf + n, size - (size_t)n);
+}
+
+/* A reload between RELOADING=1 and READY=1, whatever its result: after a
+ * rejected one psup serves on, with the configuration it had. */
+static void reload_notified(struct psup_supervisor *sup, struct reload_outcome *out)
+{
+    char status[PSUP_NOTIFY_MAX], now[PSUP_NOTIFY_MAX / 2];
+
+    psup_notify_reloading(&sup->notify);
+    reload(sup, out);
+    make_progress(sup); /* the new pools, before they are summed up */
+    summary_cb(sup, now, sizeof(now));
+    if (out->result == PSUP_RELOAD_OK)
+        snprintf(status, sizeof(status), "Reloaded: %s", now);
+    else if (out->result == PSUP_RELOAD_INVALID)
+        snprintf(status, sizeof(status), "Reload rejected (%zu problem%s in %s), running "
+                 "configuration kept: %s", out->problems.count,
+                 out->problems.count == 1 ? "" : "s", sup->opts->config_path, now);
+    else
+        snprintf(status, sizeof(status), "Reload rejected (%s), running configuration "
+                 "kept: %s", out->reason, now);
+    psup_notify_ready(&sup->notify, status);
+}
+
+/* ------------------------------------------------------------------------ */
+/* Control requests from the admin endpoint (spec/control.md). */
+
+static void log_requester(struct psup_log *l, const struct psup_requester *by)
+{
+    if (!by)
+        return;
+    psup_log_int(l, "remote_pid", by->pid);
+    psup_log_uint(l, "remote_uid", by->uid);
+}
+
+static int control_reload(void *arg, const struct psup_requester *by,
+                          void (*answer)(void *ctx, const struct psup_admin_reload *r), void *ctx)
+{
+    struct psup_supervisor *sup = arg;
+    struct reload_outcome out;
+    struct psup_log l;
+
+    if (sup->phase != PHASE_RUNNING)
+        return -ESHUTDOWN; /* as SIGHUP: ignored once a stop has begun */
+    psup_log_begin(&l, PSUP_LOG_INFO, "reload_requested");
+    log_requester(&l, by);
+    psup_log_end(&l);
+    reload_notified(sup, &out);
+    struct psup_admin_reload r = {out.result, &out.problems, &out.report, out.reason};
+    answer(ctx, &r);
+    psup_diag_free(&out.problems);
+    return 0;
+}
+
+static int control_pause(void *arg, const char *service, bool pause,
+                         const struct psup_requester *by, bool *changed)
+{
+    struct psup_supervisor *sup = arg;
+
+    if (sup->phase != PHASE_RUNNING)
+        return -ESHUTDOWN;
+    int rc = psup_runtime_pause(&sup->rt, service, pause, by, now_ms(sup), changed);
+    make_progress(sup);
+    return rc;
+}
+
+static int control_scale(void *arg, const char *service, const struct psup_scale_request *req,
+                         const struct psup_requester *by, struct psup_pool_limits *out,
+                         char *why, size_t why_size)
+{
+    struct psup_supervisor *sup = arg;
+
+    if (sup->phase != PHASE_RUNNING)
+        return -ESHUTDOWN;
+    int rc = psup_runtime_scale(&sup->rt, service, req, by, now_ms(sup), out, why, why_size);
+    make_progress(sup);
+    return rc;
+}
+
+/* ------------------------------------------------------------------------ */
 
 static void signal_cb(uv_signal_t *h, int sig)
 {
@@ -525,19 +652,25 @@ static void signal_cb(uv_signal_t *h, int sig)
         break;
     case SIGTERM:
     case SIGINT:
-        /* Graceful the first time; a second one means now. */
+        /* Graceful the first time; during shutdown_delay another one ends
+         * the delay; once the stop proper has begun, one more means now. */
         if (sup->phase == PHASE_RUNNING)
-            begin_graceful(sup, sig);
-        else if (sup->exit_code == 0)
+            begin_stop(sup, sig, NULL);
+        else if (sup->phase == PHASE_DELAYING)
+            end_delay(sup, sig);
+        else if (!sup->stopped_now)
             stop_now(sup, sig);
         break;
     case SIGQUIT:
-        if (sup->exit_code == 0)
+        if (!sup->stopped_now)
             stop_now(sup, sig);
         break;
     case SIGHUP:
-        if (sup->phase == PHASE_RUNNING)
-            reload(sup);
+        if (sup->phase == PHASE_RUNNING) {
+            struct reload_outcome out;
+            reload_notified(sup, &out);
+            psup_diag_free(&out.problems);
+        }
         break;
     case SIGUSR1:
         psup_runtime_log_status(&sup->rt);
@@ -575,6 +708,56 @@ static void stderr_done_hook(void *arg, struct psup_errlog *e)
     psup_errlog_handler_gone(e);
 }
 
+static bool reply_socket_hook(void *arg, struct psup_reply *r)
+{
+    struct psup_supervisor *sup = arg;
+
+    return psup_replies_watch(&sup->loop, &sup->replies, r);
+}
+
+static void reply_done_hook(void *arg, struct psup_reply *r)
+{
+    (void)arg;
+    psup_replies_handler_gone(r);
+}
+
+/* Wait-mode services' sockets are watched in an epoll set of psup's own,
+ * which the loop watches: libuv would watch each socket itself with
+ * uv_poll, whose uv_poll_init makes the socket non-blocking, and
+ * O_NONBLOCK belongs to the open file description psup shares with the
+ * servers (spec/wait.md wants theirs blocking). The runtime removes a
+ * socket before its descriptor is closed: epoll would otherwise keep
+ * reporting it as long as a server holds a copy. */
+static int watch_hook(void *arg, int fd, bool on)
+{
+    struct psup_supervisor *sup = arg;
+    struct epoll_event ev = {.events = EPOLLIN, .data.fd = fd};
+
+    if (epoll_ctl(sup->watch_fd, on ? EPOLL_CTL_ADD : EPOLL_CTL_DEL, fd, &ev) == 0)
+        return 0;
+    if ((on && errno == EEXIST) || (!on && errno == ENOENT))
+        return 0;
+    return -errno;
+}
+
+static void watch_cb(uv_poll_t *h, int status, int events)
+{
+    struct psup_supervisor *sup = h->data;
+    struct epoll_event ev[16];
+    int n;
+
+    (void)status;
+    (void)events;
+    while ((n = epoll_wait(sup->watch_fd, ev, 16, 0)) < 0 && errno == EINTR)
+        ;
+    /* Each socket reported starts its service's servers, which stops the
+     * watch of every socket of that service: a later entry in ev may name
+     * one no longer watched, which the runtime ignores. */
+    for (int i = 0; i < n; i++)
+        psup_runtime_on_ready(&sup->rt, ev[i].data.fd, now_ms(sup));
+    make_progress(sup);
+}
+
 /* ------------------------------------------------------------------------ */
 /* Start-up and tear-down. */
 
@@ -610,6 +793,18 @@ static int start_signals(struct psup_supervisor *sup)
     return 0;
 }
 
+static int open_watch(struct psup_supervisor *sup)
+{
+    sup->watch_fd = epoll_create1(EPOLL_CLOEXEC);
+    if (sup->watch_fd < 0)
+        return -errno;
+    int rc = uv_poll_init(&sup->loop, &sup->watch_poll, sup->watch_fd);
+    if (rc == 0)
+        rc = uv_poll_start(&sup->watch_poll, UV_READABLE, watch_cb);
+    sup->watch_poll.data = sup;
+    return rc;
+}
+
 static int open_channel(struct psup_supervisor *sup)
 {
     /* SOCK_SEQPACKET: one message per send, whole, from any worker. With
@@ -641,7 +836,8 @@ static void log_start(const struct psup_supervisor *sup, const struct psup_confi
     psup_log_uint(&l, "services", cfg->n_services);
     psup_log_str(&l, "spawn", sup->rt.share_memory ? "clone_vm" : "fork");
     psup_log_str(&l, "reaper", getpid() == 1 ? "pid1" : "subreaper");
-    psup_log_secs(&l, "shutdown_budget", cfg->shutdown_timeout + cfg->kill_grace);
+    psup_log_secs(&l, "shutdown_budget",
+                  cfg->shutdown_delay + cfg->shutdown_timeout + cfg->kill_grace);
     psup_log_end(&l);
 }
 
@@ -704,6 +900,9 @@ static int apply_first(struct psup_supervisor *sup, struct psup_config *cfg)
     st->pid = getpid();
     st->started = wall_clock();
     st->started_ms = now_ms(sup);
+    sup->control = (struct psup_admin_control){control_reload, control_pause, control_scale,
+                                               sup};
+    st->control = &sup->control;
     if (!(sup->admin = psup_admin_server_new(&sup->loop, st)))
         return log_fatal("admin", -ENOMEM), -ENOMEM;
     if ((rc = psup_admin_server_plan(sup->admin, &cfg->admin, &plan)) < 0)
@@ -739,17 +938,28 @@ static int setup(struct psup_supervisor *sup, struct psup_config *cfg)
         return log_fatal("signals", rc), rc;
     if ((rc = open_channel(sup)) < 0)
         return log_fatal("channel", rc), rc;
+    if ((rc = open_watch(sup)) < 0)
+        return log_fatal("watch", rc), rc;
     uv_timer_init(&sup->loop, &sup->timer);
     sup->timer.data = sup;
     psup_runtime_init(&sup->rt, sup->channel[1], !sup->opts->use_fork);
-    sup->rt.hooks = (struct psup_runtime_hooks){stderr_pipe_hook, stderr_done_hook, sup};
+    sup->rt.hooks = (struct psup_runtime_hooks){.stderr_pipe = stderr_pipe_hook,
+                                                .stderr_done = stderr_done_hook,
+                                                .reply_socket = reply_socket_hook,
+                                                .reply_done = reply_done_hook,
+                                                .watch = watch_hook,
+                                                .arg = sup};
     sup->rt.handler_sessions = has_terminal();
     find_changed_signals(&sup->rt);
     log_start(sup, cfg);
+    psup_notify_init(&sup->notify, &sup->loop, sup->opts->ready_fd, summary_cb, sup);
     if ((rc = apply_first(sup, cfg)) < 0)
         return rc; /* the listener and its reason are logged */
     psup_runtime_log_listeners(&sup->rt);
     log_ready(sup);
+    char status[PSUP_NOTIFY_MAX];
+    summary_cb(sup, status, sizeof(status));
+    psup_notify_ready(&sup->notify, status);
     schedule(sup, now_ms(sup)); /* a start that failed is retried by the timer */
     return 0;
 }
@@ -768,9 +978,11 @@ static void walk_close_cb(uv_handle_t *h, void *arg)
 
 static void teardown(struct psup_supervisor *sup)
 {
+    psup_notify_close(&sup->notify);
     if (sup->loop_ready) {
         psup_errlog_close_all(&sup->errlogs);
         psup_admin_server_close(sup->admin);
+        psup_replies_close_all(&sup->replies);
         uv_walk(&sup->loop, walk_close_cb, NULL);
         uv_run(&sup->loop, UV_RUN_DEFAULT);
         psup_admin_server_free(sup->admin);
@@ -781,6 +993,7 @@ static void teardown(struct psup_supervisor *sup)
     psup_runtime_free(&sup->rt);
     psup_fd_close(sup->channel[0]);
     psup_fd_close(sup->channel[1]);
+    psup_fd_close(sup->watch_fd);
 }
 
 /* Could not start: stop the workers psup made and wait for them, by pid
@@ -813,7 +1026,10 @@ int psup_supervisor_run(struct psup_config *cfg, const struct psup_supervisor_op
     }
     sup->opts = opts;
     sup->channel[0] = sup->channel[1] = -1;
+    sup->watch_fd = -1;
+    sup->notify.fd = sup->notify.ready_fd = -1; /* until psup_notify_init */
     psup_list_init(&sup->errlogs);
+    psup_list_init(&sup->replies);
     int rc = setup(sup, cfg);
     if (rc == 0) {
         uv_run(&sup->loop, UV_RUN_DEFAULT);

@@ -241,7 +241,7 @@ bool psup_addr_same(const struct psup_addr *a, const struct psup_addr *b)
 
 enum psup_addr_scope psup_addr_scope(const struct psup_addr *a)
 {
-    if (a->proto != PSUP_PROTO_TCP || psup_sockaddr_port(&a->u.sa) == 0)
+    if (a->proto == PSUP_PROTO_UNIX || psup_sockaddr_port(&a->u.sa) == 0)
         return PSUP_SCOPE_NONE;
     if (a->any_family)
         return PSUP_SCOPE_ALL;
@@ -267,7 +267,8 @@ bool psup_addr_scopes_overlap(enum psup_addr_scope a, enum psup_addr_scope b)
 
 bool psup_addr_overlap(const struct psup_addr *a, const struct psup_addr *b)
 {
-    return psup_sockaddr_port(&a->u.sa) == psup_sockaddr_port(&b->u.sa) &&
+    /* TCP and UDP ports are separate name spaces. */
+    return a->proto == b->proto && psup_sockaddr_port(&a->u.sa) == psup_sockaddr_port(&b->u.sa) &&
            psup_addr_scopes_overlap(psup_addr_scope(a), psup_addr_scope(b));
 }
 

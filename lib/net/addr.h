@@ -64,13 +64,15 @@ bool psup_addr_same(const struct psup_addr *a, const struct psup_addr *b);
 /* A hash of what psup_addr_same compares: same addresses, same hash. */
 uint64_t psup_addr_hash(const struct psup_addr *a);
 
-/* What part of its port a TCP listener takes. Two listeners on one port
- * cannot both be bound when one is a wildcard of the other's family:
- * 0.0.0.0 and any IPv4 address, [::] (v6 only) and any IPv6 address, "*"
- * and anything (psup sets SO_REUSEADDR, and the kernel still refuses these
- * next to a listening socket). Port 0 and unix sockets never overlap. */
+/* What part of its port a TCP or UDP listener takes. Two listeners of one
+ * protocol on one port cannot both be bound when one is a wildcard of the
+ * other's family: 0.0.0.0 and any IPv4 address, [::] (v6 only) and any
+ * IPv6 address, "*" and anything (psup sets SO_REUSEADDR on TCP sockets,
+ * and the kernel still refuses these next to a listening socket; on UDP
+ * sockets psup sets nothing, and the kernel refuses the same). Port 0 and
+ * unix sockets never overlap, nor do a TCP and a UDP port. */
 enum psup_addr_scope {
-    PSUP_SCOPE_NONE,   /* unix, UDP, or port 0 */
+    PSUP_SCOPE_NONE,   /* unix, or port 0 */
     PSUP_SCOPE_V4_ONE, /* one IPv4 address */
     PSUP_SCOPE_V4_ALL, /* 0.0.0.0 */
     PSUP_SCOPE_V6_ONE, /* one IPv6 address (v6 only) */
@@ -80,7 +82,8 @@ enum psup_addr_scope {
 enum psup_addr_scope psup_addr_scope(const struct psup_addr *a);
 bool psup_addr_scopes_overlap(enum psup_addr_scope a, enum psup_addr_scope b);
 
-/* Whether a and b (different addresses) cannot be bound side by side. */
+/* Whether a and b (different addresses) cannot be bound side by side: the
+ * same protocol and port, and overlapping scopes. */
 bool psup_addr_overlap(const struct psup_addr *a, const struct psup_addr *b);
 
 #endif

@@ -1,8 +1,8 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * Binding listeners: TCP over IPv4 and IPv6 (one dual-stack socket for
- * "*:PORT"), unix stream sockets with stale-file recovery, and the reverse
- * on close.
+ * Binding listeners: TCP and UDP over IPv4 and IPv6 (one dual-stack socket
+ * for "*:PORT"), unix stream sockets with stale-file recovery, and the
+ * reverse on close.
  *
  * Unix socket files. Whoever can write a directory on the socket's path can
  * change what the path names between any two system calls: swap a directory
@@ -19,7 +19,9 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <linux/filter.h>
 #include <netinet/in.h>
+#include <poll.h>
 #include <stdio.h>
 #include <string.h>
 #include <sys/random.h>
@@ -297,16 +299,30 @@ static void remove_unix_file(struct psup_listener *l)
 static int open_socket(const struct psup_addr *addr, int *fd_out)
 {
     int family = addr->u.sa.sa_family;
-    int fd = socket(family, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
+    int type = addr->proto == PSUP_PROTO_UDP ? SOCK_DGRAM : SOCK_STREAM;
+    int fd = socket(family, type | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
 
     if (fd < 0)
         return -errno;
-    if (family != AF_UNIX && set_int_option(fd, SOL_SOCKET, SO_REUSEADDR, 1) < 0)
+    /* TCP only: a port whose last connections are in TIME_WAIT can be
+     * bound again at once. UDP has no TIME_WAIT, and with SO_REUSEADDR two
+     * UDP sockets could share an address, the later one taking every
+     * datagram: a second psup would silently steal the service. */
+    if (type == SOCK_STREAM && family != AF_UNIX &&
+        set_int_option(fd, SOL_SOCKET, SO_REUSEADDR, 1) < 0)
         goto fail;
     /* "*:PORT" is one dual-stack socket; an explicit "[V6]:PORT" is v6 only,
      * so that it can sit next to an IPv4 listener on the same port. */
     if (family == AF_INET6 &&
         set_int_option(fd, IPPROTO_IPV6, IPV6_V6ONLY, addr->any_family ? 0 : 1) < 0)
+        goto fail;
+    /* A datagram's destination address comes with it (IPV6_PKTINFO, also
+     * for IPv4 datagrams on a dual-stack socket, v4-mapped): the handler's
+     * UDPLOCALIP, and the address its replies are sent from, which on a
+     * wildcard socket the kernel would otherwise pick by route. */
+    if (type == SOCK_DGRAM &&
+        (family == AF_INET ? set_int_option(fd, IPPROTO_IP, IP_PKTINFO, 1)
+                           : set_int_option(fd, IPPROTO_IPV6, IPV6_RECVPKTINFO, 1)) < 0)
         goto fail;
     *fd_out = fd;
     return 0;
@@ -335,6 +351,7 @@ static void remember_bound(struct psup_listener *l, const struct psup_addr *used
 
     if (used->u.sa.sa_family != AF_UNIX && getsockname(l->fd, &bound.u.sa, &len) == 0)
         bound.len = len;
+    l->port = (uint16_t)psup_sockaddr_port(&bound.u.sa);
     psup_addr_format(&bound, l->bound, sizeof(l->bound));
 }
 
@@ -343,7 +360,26 @@ static bool is_unix_file(const struct psup_addr *addr)
     return addr->u.sa.sa_family == AF_UNIX && addr->u.un.sun_path[0] != '\0';
 }
 
-int psup_listener_open(struct psup_listener *l, const struct psup_addr *addr, int backlog,
+/* SO_RCVBUFFORCE needs CAP_NET_ADMIN; SO_RCVBUF is capped by the kernel
+ * at net.core.rmem_max. Either way the kernel stores twice the value (the
+ * other half for its bookkeeping), which is what SO_RCVBUF reads back. */
+static int apply_recv_buffer(struct psup_listener *l, int bytes)
+{
+    int got = 0;
+    socklen_t len = sizeof(got);
+
+    if (set_int_option(l->fd, SOL_SOCKET, SO_RCVBUFFORCE, bytes) < 0 &&
+        set_int_option(l->fd, SOL_SOCKET, SO_RCVBUF, bytes) < 0)
+        return -errno;
+    if (getsockopt(l->fd, SOL_SOCKET, SO_RCVBUF, &got, &len) < 0)
+        return -errno;
+    l->recv_buffer = bytes;
+    l->recv_buffer_got = got / 2;
+    return 0;
+}
+
+int psup_listener_open(struct psup_listener *l, const struct psup_addr *addr,
+                       const struct psup_socket_sizes *sizes,
                        const struct psup_socket_perms *perms, const char *owner,
                        const char **what)
 {
@@ -353,7 +389,7 @@ int psup_listener_open(struct psup_listener *l, const struct psup_addr *addr, in
     memset(l, 0, sizeof(*l));
     l->fd = l->dir_fd = l->file_fd = -1;
     l->addr = *addr;
-    l->backlog = backlog;
+    l->backlog = sizes->backlog;
     strncpy(l->owner, owner, sizeof(l->owner) - 1);
 
     rc = open_socket(&use, &l->fd);
@@ -363,12 +399,16 @@ int psup_listener_open(struct psup_listener *l, const struct psup_addr *addr, in
     }
     if (rc < 0)
         return *what = "socket", rc;
-    if (is_unix_file(addr))
+    l->family = use.u.sa.sa_family;
+    /* Before bind: no datagram can arrive before the buffer is sized. */
+    if (addr->proto == PSUP_PROTO_UDP && (rc = apply_recv_buffer(l, sizes->recv_buffer)) < 0)
+        *what = "recv_buffer";
+    else if (is_unix_file(addr))
         rc = bind_unix_file(l, perms, what);
     else if (bind(l->fd, &use.u.sa, use.len) < 0)
         rc = (*what = "bind", -errno);
     /* Only now can clients connect: the file has its mode and owner. */
-    if (rc == 0 && listen(l->fd, backlog) < 0)
+    if (rc == 0 && addr->proto != PSUP_PROTO_UDP && listen(l->fd, sizes->backlog) < 0)
         rc = (*what = "listen", -errno);
     if (rc < 0) {
         psup_listener_close(l);
@@ -380,12 +420,19 @@ int psup_listener_open(struct psup_listener *l, const struct psup_addr *addr, in
 
 int psup_listener_set_backlog(struct psup_listener *l, int backlog)
 {
-    if (backlog == l->backlog)
+    if (backlog == l->backlog || l->addr.proto == PSUP_PROTO_UDP)
         return 0;
     if (listen(l->fd, backlog) < 0)
         return -errno;
     l->backlog = backlog;
     return 0;
+}
+
+int psup_listener_set_recv_buffer(struct psup_listener *l, int bytes)
+{
+    if (bytes == l->recv_buffer || l->addr.proto != PSUP_PROTO_UDP)
+        return 0;
+    return apply_recv_buffer(l, bytes);
 }
 
 int psup_listener_set_perms(struct psup_listener *l, const struct psup_socket_perms *perms,
@@ -415,4 +462,50 @@ void psup_listener_close(struct psup_listener *l)
     close_fd(&l->file_fd);
     close_fd(&l->dir_fd);
     close_fd(&l->fd);
+}
+
+/* ------------------------------------------------------------------------ */
+/* The backlog at shutdown (docs/design.md, "The backlog at shutdown"). */
+
+/* A classic BPF program that accepts nothing: attached to a listening TCP
+ * socket, it drops every packet that reaches it. */
+static int drop_every_packet(int fd)
+{
+    struct sock_filter code[] = {BPF_STMT(BPF_RET | BPF_K, 0)};
+    struct sock_fprog prog = {.len = 1, .filter = code};
+
+    return setsockopt(fd, SOL_SOCKET, SO_ATTACH_FILTER, &prog, sizeof(prog)) < 0 ? -errno : 0;
+}
+
+int psup_listener_refuse_new(struct psup_listener *l)
+{
+    if (l->addr.proto == PSUP_PROTO_TCP) {
+        /* SYNs and the ACKs that would complete a handshake reach the
+         * listening socket and are dropped: a client retries its SYN and
+         * is refused once the socket closes. A connection already in the
+         * accept queue is a socket of its own, cloned before the filter
+         * existed: unfiltered, it is accepted and served as any other. */
+        return drop_every_packet(l->fd);
+    }
+    if (l->file_fd >= 0) {
+        /* connect() by path then finds nothing (ENOENT); the socket and
+         * its queue live on. */
+        remove_unix_file(l);
+        close_fd(&l->file_fd);
+        close_fd(&l->dir_fd);
+        return 0;
+    }
+    return -EOPNOTSUPP; /* an abstract name cannot be withdrawn without closing */
+}
+
+bool psup_listener_fd_has_queued(int fd)
+{
+    struct pollfd pfd = {.fd = fd, .events = POLLIN};
+    int n;
+
+    /* A listening socket polls readable while its accept queue holds a
+     * connection (TCP and unix alike). */
+    while ((n = poll(&pfd, 1, 0)) < 0 && errno == EINTR)
+        ;
+    return n > 0 && (pfd.revents & POLLIN);
 }

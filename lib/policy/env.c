@@ -69,19 +69,48 @@ static void add(struct env_list *l, const char *s)
     l->items[l->n++] = s;
 }
 
+/* A wait-mode server's LISTEN_FDNAMES: one name per socket, the service's
+ * name for each (as systemd names each after its socket unit), joined by
+ * colons. Returns NULL when out of memory. */
+static char *fd_names(const struct psup_service_config *svc)
+{
+    size_t len = strlen(svc->name);
+    char *s = malloc(sizeof("LISTEN_FDNAMES=") + (len + 1) * svc->n_listen);
+
+    if (!s)
+        return NULL;
+    char *p = s + sprintf(s, "LISTEN_FDNAMES=");
+    for (size_t i = 0; i < svc->n_listen; i++) {
+        if (i)
+            *p++ = ':';
+        memcpy(p, svc->name, len);
+        p += len;
+    }
+    *p = '\0';
+    return s;
+}
+
 char **psup_env_base(const struct psup_service_config *svc, char *const *psup_environ,
                      size_t *n)
 {
     struct env_list *l = calloc(1, sizeof(*l));
-    char service[128];
+    char service[128], fds[48];
+    char *fdnames = NULL;
     char **out = NULL;
-    size_t candidates = svc->n_env + 4;
+    size_t candidates = svc->n_env + 6;
 
     for (char *const *e = psup_environ; e && *e; e++)
         candidates++;
     if (l)
         l->items = malloc(candidates * sizeof(*l->items));
+    /* A wait-mode server is given the sockets (spec/wait.md); only
+     * LISTEN_PID, its own pid, is left for it to add. */
+    if (l && svc->mode == PSUP_MODE_WAIT && !(fdnames = fd_names(svc))) {
+        free(l->items);
+        l->items = NULL;
+    }
     if (!l || !l->items) {
+        free(fdnames);
         free(l);
         return NULL;
     }
@@ -106,6 +135,11 @@ char **psup_env_base(const struct psup_service_config *svc, char *const *psup_en
     }
     snprintf(service, sizeof(service), "PSUP_SERVICE=%s", svc->name);
     add(l, service);
+    if (fdnames) {
+        snprintf(fds, sizeof(fds), "LISTEN_FDS=%zu", svc->n_listen);
+        add(l, fds);
+        add(l, fdnames);
+    }
 
     size_t bytes = (l->n + 1) * sizeof(char *);
     for (size_t i = 0; i < l->n; i++)
@@ -125,6 +159,7 @@ char **psup_env_base(const struct psup_service_config *svc, char *const *psup_en
 done:
     for (int i = 0; i < 3; i++)
         free(l->owned[i]);
+    free(fdnames);
     free(l->items);
     free(l);
     return out;

@@ -45,11 +45,12 @@ extern int __cxa_atexit(void (*fn)(void *), void *arg, void *dso);
  * the environment's strings for the life of the process. */
 static struct psup_child worker;
 
-/* The connection, once handed over: what end_connection closes. */
+/* The connection, once handed over, as fds 0 and 1 hold it (a datagram's
+ * handler: its pipe and its reply socket): what end_connection closes. */
 static struct {
-    bool set;
-    dev_t dev;
-    ino_t ino;
+    bool set[2];
+    dev_t dev[2];
+    ino_t ino[2];
 } connection;
 
 /* ------------------------------------------------------------------------ */
@@ -61,16 +62,22 @@ static struct {
  * Closing, not shutdown: a child of the handler that shares the socket
  * keeps it open and may still write; the client sees the end when the
  * last holder lets go. */
+static bool is_connection(const struct stat *st)
+{
+    for (int i = 0; i < 2; i++)
+        if (connection.set[i] && st->st_dev == connection.dev[i] &&
+            st->st_ino == connection.ino[i])
+            return true;
+    return false;
+}
+
 static void end_connection(void)
 {
     long devnull = -1;
 
-    if (!connection.set)
-        return;
     for (int fd = 0; fd <= 2; fd++) {
         struct stat st;
-        if (psup_sys(SYS_fstat, fd, &st) < 0 || st.st_dev != connection.dev ||
-            st.st_ino != connection.ino)
+        if (psup_sys(SYS_fstat, fd, &st) < 0 || !is_connection(&st))
             continue;
         if (devnull < 0)
             devnull = psup_sys(SYS_openat, AT_FDCWD, "/dev/null", O_RDWR | O_CLOEXEC);
@@ -207,6 +214,18 @@ static long map_rest(struct psup_child *c)
     if (c->tally_slot < p->tally_capacity)
         atomic_store_explicit(&c->tally->entries[c->tally_slot].lingering, 0,
                               memory_order_relaxed);
+    if (p->mode == PSUP_MODE_DATAGRAM) {
+        /* A datagram service's worker reads each datagram into a buffer
+         * (datagram.c): a worker in psup's memory has one of psup's, this
+         * one maps its own. Its first page is faulted in now, off the
+         * client's path: most datagrams fit in it. */
+        long dgram = psup_sys(SYS_mmap, 0, PSUP_DGRAM_MAX, PROT_READ | PROT_WRITE,
+                              MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+        if (dgram < 0 && dgram > -4096)
+            return dgram;
+        c->dgram = (uint8_t *)dgram;
+        c->dgram[0] = 0;
+    }
     char **base = (char **)arrays;
     for (size_t i = 0; i < p->n_env; i++)
         base[i] = (char *)p + env[i];
@@ -258,7 +277,7 @@ __attribute__((constructor)) static void psup_prestart(void)
 
     c->pid = (pid_t)psup_sys(SYS_getpid, 0);
     c->epoll_fd = c->retire_fd = -1;
-    c->handover.conn = c->handover.log_pipe = -1;
+    c->handover.in = c->handover.out = c->handover.log_pipe = -1;
     if (!parse_var(var, &plan_fd, c))
         give_up(c, -EINVAL);
     if ((r = map_plan(c, plan_fd)) < 0 || (r = map_rest(c)) < 0)
@@ -276,12 +295,18 @@ __attribute__((constructor)) static void psup_prestart(void)
     /* 4. Hand it over, and end it at the program's exit without waiting
      *    for the kernel to tear the process down (end_connection). */
     char **envp = psup_child_handoff(c);
-    struct stat st;
-    if (psup_sys(SYS_fstat, 0, &st) == 0) {
-        connection.dev = st.st_dev;
-        connection.ino = st.st_ino;
-        connection.set = true;
+    for (int fd = 0; fd < 2; fd++) {
+        struct stat st;
+        if (psup_sys(SYS_fstat, fd, &st) == 0) {
+            connection.dev[fd] = st.st_dev;
+            connection.ino[fd] = st.st_ino;
+            connection.set[fd] = true;
+        }
     }
+    /* The datagram is in the handler's pipe by now. */
+    if (c->dgram)
+        psup_sys(SYS_munmap, c->dgram, PSUP_DGRAM_MAX);
+    c->dgram = NULL;
     __cxa_atexit(at_exit, NULL, NULL);
     environ = envp;
     if (dumpable == 1)

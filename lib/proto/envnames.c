@@ -11,11 +11,12 @@
 /* The one list of the variables psup sets for each connection (and for
  * each generation: PSUP_SERVICE): a service may not set them, and an
  * inherited value must never reach a handler, or a unix-socket handler
- * could see a stale TCPREMOTEIP. */
+ * could see a stale TCPREMOTEIP, or a UDP handler a TCP one. */
 static const char *const set_by_psup[] = {
     "PROTO", "TCPLOCALIP", "TCPLOCALPORT", "TCPREMOTEIP", "TCPREMOTEPORT",
     "TCPCONNNUM", "REMOTE_ADDR", "REMOTE_PORT", "UNIXLOCALPATH", "UNIXREMOTEEUID",
-    "UNIXREMOTEEGID", "UNIXREMOTEPID", "PSUP_SERVICE", "PSUP_CONN_ID", NULL,
+    "UNIXREMOTEEGID", "UNIXREMOTEPID", "UDPLOCALIP", "UDPLOCALPORT", "UDPREMOTEIP",
+    "UDPREMOTEPORT", "PSUP_SERVICE", "PSUP_CONN_ID", NULL,
 };
 
 /* Other servers' per-connection variables, which psup never sets: an
@@ -25,9 +26,10 @@ static const char *const set_by_others[] = {
 };
 
 /* Meant for psup itself: a handler holding NOTIFY_SOCKET could tell systemd
- * READY or STOPPING in psup's name. */
+ * READY or STOPPING in psup's name; the watchdog's are psup's to honour. */
 static const char *const for_psup[] = {
-    "NOTIFY_SOCKET", "LISTEN_FDS", "LISTEN_PID", "LISTEN_FDNAMES", NULL,
+    "NOTIFY_SOCKET", "WATCHDOG_USEC", "WATCHDOG_PID", "LISTEN_FDS", "LISTEN_PID",
+    "LISTEN_FDNAMES", NULL,
 };
 
 static bool in_list(const char *const *list, const char *name, size_t len)

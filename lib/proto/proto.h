@@ -30,13 +30,16 @@
 /* Worker -> supervisor messages, one per datagram on a SOCK_SEQPACKET
  * socket shared by all workers. */
 enum psup_msg_kind {
-    PSUP_MSG_BUSY = 1,      /* took a connection; waits for the verdict */
+    PSUP_MSG_BUSY = 1,      /* took a connection (or a datagram); waits for
+                               the verdict */
     PSUP_MSG_RUNNING,       /* took a connection and runs the handler: no
                                verdict needed (the plan's needs_verdict) */
-    PSUP_MSG_DENIED,        /* refused by allow/deny and closed; still idle */
+    PSUP_MSG_DENIED,        /* refused by allow/deny and closed (a datagram:
+                               dropped); still idle */
     PSUP_MSG_SETUP_FAILED,  /* could not get ready (step, err); exits 125 */
     PSUP_MSG_EXEC_FAILED,   /* execve failed (err); exits 126 or 127 */
-    PSUP_MSG_ACCEPT_FAILED, /* accept failed for lack of resources; retries */
+    PSUP_MSG_ACCEPT_FAILED, /* accept failed for lack of resources (or a
+                               datagram's pipe or reply socket); retries */
     PSUP_MSG_GAVE_UP,       /* no verdict for BUSY seq in time: the client
                                was closed, the worker is idle again */
     PSUP_MSG_READY,         /* a prestarted worker's program was exec'd and
@@ -83,6 +86,22 @@ static inline void psup_peer_source(const struct psup_peer *peer, unsigned v6_pr
     }
 }
 
+/* Where a datagram's replies go from (spec/udp.md): the address the client
+ * sent to, as the source of every reply, in the 16-byte form of
+ * psup_ip_key (all zero: let the kernel choose, for a datagram sent to a
+ * multicast or broadcast address); the interface, for a link-local IPv6
+ * source, else 0; the client's IPv6 scope (sin6_scope_id). */
+struct psup_route {
+    uint8_t source[16];
+    uint32_t ifindex;
+    uint32_t scope_id;
+};
+
+/* Descriptors a message carries (SCM_RIGHTS), in this order. */
+#define PSUP_MSG_FD_LOG 1u   /* the read end of the handler's stderr pipe */
+#define PSUP_MSG_FD_REPLY 2u /* the supervisor's end of a datagram handler's
+                                reply socket */
+
 struct psup_msg {
     uint32_t kind;
     int32_t pid;
@@ -91,7 +110,9 @@ struct psup_msg {
     uint32_t listener; /* index in the plan's listeners, for BUSY/DENIED */
     uint32_t seq;      /* BUSY, GAVE_UP: the worker's request number, which
                           the verdict repeats */
+    uint32_t fds;      /* PSUP_MSG_FD_*: which descriptors come with it */
     struct psup_peer peer;
+    struct psup_route route; /* a datagram's (BUSY, RUNNING) */
 };
 
 /* The supervisor's answer to BUSY, sent with sigqueue(PSUP_SIG_VERDICT) as
@@ -169,6 +190,9 @@ enum psup_fd_closing {
 struct psup_plan_listener {
     int32_t fd;
     uint32_t proto;              /* enum psup_proto */
+    int32_t family;              /* of the socket as bound */
+    uint16_t port;               /* as bound: UDPLOCALPORT */
+    uint16_t unused;
     char text[PSUP_ADDR_STRLEN]; /* as bound, for logs; "unix:PATH" for a unix
                                     socket, whose PATH is UNIXLOCALPATH */
 };
@@ -186,7 +210,7 @@ struct psup_plan_rlimit {
  * worker that shares the supervisor's memory and, copied into a sealed
  * memfd, a prestarted one that has exec'd its program (lib/prestart). */
 #define PSUP_PLAN_MAGIC UINT64_C(0x6e616c7070757370) /* "psupplan" */
-#define PSUP_PLAN_VERSION 1
+#define PSUP_PLAN_VERSION 2
 
 struct psup_plan {
     uint64_t magic;
@@ -215,6 +239,8 @@ struct psup_plan {
     uint8_t own_session;        /* setsid, not only setpgid: psup has a terminal */
     uint8_t prestart;           /* exec the program before the connection */
     uint8_t stderr_mode;        /* enum psup_stderr_mode */
+    uint8_t mode;               /* enum psup_mode */
+    uint8_t unused_flags[3];
 
     /* Admission. */
     uint32_t allow, n_allow;    /* struct psup_cidr[] */
@@ -265,20 +291,23 @@ static inline const struct psup_plan_listener *psup_plan_listeners(const struct 
 #define PSUP_ENV_DYNAMIC 12
 #define PSUP_ENVBUF_SIZE 1024
 
-/* A connection the worker admitted, on its way to the handler. */
+/* A datagram service's worker reads each datagram into a buffer this large
+ * (the largest UDP payload is 65527 bytes over IPv6, 65507 over IPv4). */
+#define PSUP_DGRAM_MAX 65536
+
+/* What the worker admitted, a connection or a datagram, on its way to the
+ * handler: its descriptors and environment. */
 struct psup_handover {
-    int conn;
+    int in;             /* fd 0: the connection, or the datagram's pipe */
+    int out;            /* fd 1: the connection, or the reply socket */
     int log_pipe;       /* the stderr pipe's write end, or -1 */
-    uint32_t listener;  /* index in the plan's listeners */
-    unsigned connnum;   /* TCPCONNNUM */
-    struct psup_peer peer;
-    struct sockaddr_storage remote;
+    char **envp;        /* the handler's environment (the record's envp) */
 };
 
 /* One worker's record as its code sees it: written by whoever starts the
  * worker's code (the supervisor before the clone, or the prestart library
- * after exec); afterwards only the worker writes pid, seq, the handover,
- * envp and envbuf. */
+ * after exec); afterwards only the worker writes pid, seq, channel_fd, the
+ * handover, envp and envbuf (and dgram's bytes). */
 struct psup_child {
     const struct psup_plan *plan;
     struct psup_tally_shared *tally; /* the service's, mapped in this process */
@@ -294,6 +323,11 @@ struct psup_child {
                     connections */
     uint32_t seq; /* the worker's last BUSY; only the worker writes it */
     uint32_t tally_slot; /* its entry in the tally, or PSUP_TALLY_NONE */
+    uint8_t *dgram; /* datagram mode: PSUP_DGRAM_MAX bytes, not on the
+                       worker's 64 KiB stack; NULL otherwise */
+    int channel_fd; /* the channel here when not the plan's channel_fd (a
+                       wait-mode server moves it out of the sockets' way);
+                       0: the plan's (psup's 0 is never the channel) */
     int epoll_fd;  /* while waiting: the epoll set and the retire signalfd */
     int retire_fd;
     struct psup_handover handover;

@@ -16,6 +16,8 @@
 #include <unistd.h>
 
 #include "runtime/generation.h"
+#include "runtime/internal.h"
+#include "base/fd.h"
 #include "base/log.h"
 
 /* ------------------------------------------------------------------------ */
@@ -88,6 +90,24 @@ static struct psup_socket_perms socket_perms(const struct psup_service_config *s
     return (struct psup_socket_perms){svc->socket_mode, svc->socket_uid, svc->socket_gid};
 }
 
+/* A UDP listener got a smaller receive buffer than asked for: without
+ * CAP_NET_ADMIN the kernel caps it at net.core.rmem_max. Bursts beyond it
+ * are dropped by the kernel (spec/udp.md). */
+static void log_recv_buffer(const struct psup_listener *l)
+{
+    struct psup_log lg;
+
+    if (l->addr.proto != PSUP_PROTO_UDP || l->recv_buffer_got >= l->recv_buffer)
+        return;
+    psup_log_begin(&lg, PSUP_LOG_WARN, "recv_buffer_limited");
+    psup_log_str(&lg, "service", l->owner);
+    psup_log_str(&lg, "addr", l->bound);
+    psup_log_uint(&lg, "asked", (unsigned)l->recv_buffer);
+    psup_log_uint(&lg, "got", (unsigned)l->recv_buffer_got);
+    psup_log_str(&lg, "hint", "raise net.core.rmem_max, or give psup CAP_NET_ADMIN");
+    psup_log_end(&lg);
+}
+
 static size_t count_addresses(const struct psup_config *cfg)
 {
     size_t n = 0;
@@ -143,15 +163,16 @@ static int plan_listeners(const struct psup_runtime *rt, const struct psup_confi
             const char *what = "socket";
             if (!l) {
                 struct psup_socket_perms perms = socket_perms(svc);
+                struct psup_socket_sizes sizes = {svc->backlog, svc->recv_buffer};
                 l = calloc(1, sizeof(*l));
-                rc = l ? psup_listener_open(l, &svc->listen[j], svc->backlog, &perms, svc->name,
-                                            &what)
+                rc = l ? psup_listener_open(l, &svc->listen[j], &sizes, &perms, svc->name, &what)
                        : -ENOMEM;
                 if (rc < 0) {
                     log_bind_failure(rt, svc, j, what, rc);
                     free(l);
                     break;
                 }
+                log_recv_buffer(l);
                 lp->fresh[lp->n] = true;
             }
             lp->next[lp->n++] = l;
@@ -162,18 +183,48 @@ static int plan_listeners(const struct psup_runtime *rt, const struct psup_confi
     return rc;
 }
 
-/* A kept listener takes the new configuration's backlog and socket file
- * settings. */
+/* A kept listener takes the new configuration's backlog (or receive
+ * buffer) and socket file settings. */
 static void update_kept(struct psup_listener *l, const struct psup_service_config *svc)
 {
     struct psup_socket_perms perms = socket_perms(svc);
     const char *what = "listen";
     int rc = psup_listener_set_backlog(l, svc->backlog);
+    int asked = l->recv_buffer;
 
     if (rc < 0)
         log_update_failure(l, what, rc);
+    if ((rc = psup_listener_set_recv_buffer(l, svc->recv_buffer)) < 0)
+        log_update_failure(l, "recv_buffer", rc);
+    else if (l->recv_buffer != asked)
+        log_recv_buffer(l);
     if ((rc = psup_listener_set_perms(l, &perms, &what)) < 0)
         log_update_failure(l, what, rc);
+}
+
+/* O_NONBLOCK belongs to the socket's open file description, which psup
+ * shares with whoever it gives the socket to. Workers accept after epoll
+ * and need EAGAIN when another took the connection; a wait-mode server
+ * gets the socket itself, and servers expect a blocking one (FreeBSD's
+ * tftpd exits when a read finds nothing). psup itself never reads or
+ * accepts on a listener, so it can hand either over. It sets the flag when
+ * it binds the socket, and again only when a reload gives the socket to a
+ * service of the other kind (which changes it under the old workers or
+ * servers still leaving: spec/wait.md); never while a server uses it: a
+ * server that made it non-blocking (gunicorn does) keeps it so, and so
+ * does the next server, as under systemd. */
+static void set_blocking(struct psup_listener *l, const struct psup_service_config *svc,
+                         bool fresh)
+{
+    bool wait = svc->mode == PSUP_MODE_WAIT;
+
+    if (!fresh && l->handed_over == wait)
+        return;
+    int rc = psup_fd_set_nonblock(l->fd, !wait);
+    if (rc < 0)
+        log_update_failure(l, "fcntl", rc);
+    else
+        l->handed_over = wait;
 }
 
 /* Make the planned set the runtime's: close what is no longer used, apply
@@ -199,6 +250,7 @@ static void commit_listeners(struct psup_runtime *rt, const struct psup_config *
                 rep->listeners_opened++;
             else
                 update_kept(l, svc);
+            set_blocking(l, svc, lp->fresh[k]);
         }
     }
     free(rt->listeners);
@@ -324,6 +376,9 @@ static void apply_services(struct psup_runtime *rt, struct psup_config *cfg,
             rep->unchanged++;
         }
         s->seen = true;
+        /* Pool bounds set at run time last until a reload (a pause lasts
+         * until a resume: spec/control.md). */
+        s->scaled = false;
         /* A reload is also the operator saying "try again now". */
         psup_runtime_end_backoff(s, now);
         if (gens[i]) {
@@ -335,9 +390,10 @@ static void apply_services(struct psup_runtime *rt, struct psup_config *cfg,
         struct psup_service *s = PSUP_CONTAINER(p, struct psup_service, link);
         if (!s->seen && s->current) {
             append_name(rep->removed, sizeof(rep->removed), s->name);
+            s->paused = s->scaled = false; /* a service added again is new */
             psup_runtime_switch_generation(rt, s, NULL, now);
         }
-        if (!s->seen && psup_list_empty(&s->workers))
+        if (!s->seen && psup_list_empty(&s->workers) && !s->replying)
             psup_service_free(s);
         else
             s->seen = false;
@@ -363,7 +419,11 @@ int psup_runtime_apply(struct psup_runtime *rt, struct psup_config *cfg, uint64_
             close_fresh(&lp);
     }
     if (rc == 0) {
-        /* From here on nothing can fail: the new configuration takes over. */
+        /* From here on nothing can fail: the new configuration takes over.
+         * No socket may stay watched while listeners are closed or change
+         * hands: the services watch again as they are maintained. */
+        for (struct psup_list *p = rt->services.next; p != &rt->services; p = p->next)
+            psup_runtime_unwatch(rt, PSUP_CONTAINER(p, struct psup_service, link));
         commit_listeners(rt, cfg, &lp, rep);
         struct psup_config *old = rt->config;
         rt->config = psup_config_ref(cfg);

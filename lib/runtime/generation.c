@@ -35,6 +35,12 @@ struct psup_service *psup_service_new(const char *name)
     return s;
 }
 
+void psup_service_release(struct psup_service *s)
+{
+    if (!s->current && psup_list_empty(&s->workers) && !s->replying)
+        psup_service_free(s);
+}
+
 void psup_service_free(struct psup_service *s)
 {
     psup_list_remove(&s->link);
@@ -143,4 +149,20 @@ void psup_generation_unref(struct psup_generation *g)
 {
     if (--g->refs == 0)
         psup_generation_free(g);
+}
+
+struct psup_pool_limits psup_service_limits(const struct psup_service *s)
+{
+    const struct psup_service_config *cfg = s->current->svc;
+    struct psup_pool_limits l = {cfg->min_spare, cfg->max_spare, cfg->max_workers,
+                                 cfg->on_overload == PSUP_OVERLOAD_REJECT};
+
+    if (cfg->mode == PSUP_MODE_WAIT) /* no spares: instances servers at most */
+        return (struct psup_pool_limits){0, 0, cfg->instances, false};
+    if (s->scaled) {
+        l.min_spare = s->scale.min_spare;
+        l.max_spare = s->scale.max_spare;
+        l.max_workers = s->scale.max_workers;
+    }
+    return l;
 }

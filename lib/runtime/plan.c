@@ -115,6 +115,8 @@ static void put_listeners(struct writer *w, struct psup_plan *h,
         struct psup_plan_listener *pl = (void *)(w->buf + h->listeners + j * sizeof(*pl));
         pl->fd = ls[j]->fd;
         pl->proto = svc->listen[j].proto;
+        pl->family = ls[j]->family;
+        pl->port = ls[j]->port;
         memcpy(pl->text, ls[j]->bound, sizeof(pl->text));
         pl->text[sizeof(pl->text) - 1] = '\0';
     }
@@ -192,6 +194,7 @@ struct psup_plan *psup_plan_build(const struct psup_plan_input *in)
     if (h.prestart)
         h.tally_fd = in->tally->fd;
     h.stderr_mode = (uint8_t)svc->stderr_mode;
+    h.mode = (uint8_t)svc->mode;
     /* Without these the worker needs no answer: it counts TCPCONNNUM in
      * the tally itself and runs the handler at once. */
     h.needs_verdict = svc->max_per_source || svc->rate > 0 ||

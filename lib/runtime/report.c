@@ -23,6 +23,8 @@ static void log_identity(struct psup_log *l, const struct psup_worker *w)
 
 static void log_peer(struct psup_log *l, const struct psup_peer *peer)
 {
+    if (peer->family == AF_UNSPEC)
+        return; /* a wait-mode server: no connection psup saw */
     if (peer->family == AF_UNIX) {
         psup_log_int(l, "remote_pid", peer->pid);
         psup_log_uint(l, "remote_uid", peer->uid);
@@ -80,6 +82,15 @@ static void log_limited(const struct psup_service *s, enum psup_limit_reason rea
         psup_log_begin(&l, PSUP_LOG_ERROR, "accept_failed");
         psup_log_str(&l, "service", s->name);
         psup_log_int(&l, "pid", ev->pid);
+        psup_log_errno(&l, ev->err);
+        break;
+    case PSUP_LIMIT_REPLY:
+        psup_log_begin(&l, PSUP_LOG_WARN, "reply_failed");
+        psup_log_str(&l, "service", s->name);
+        psup_log_uint(&l, "conn", ev->conn);
+        psup_log_int(&l, "pid", ev->pid);
+        log_peer(&l, &ev->peer);
+        psup_log_str(&l, "step", ev->step);
         psup_log_errno(&l, ev->err);
         break;
     case PSUP_LIMIT_STDERR:
@@ -196,6 +207,16 @@ void psup_report_stderr_fallback(struct psup_worker *w, uint64_t now)
     report_limited(w->service, PSUP_LIMIT_STDERR, &ev, now);
 }
 
+void psup_report_reply_failed(struct psup_service *s, unsigned long long conn, pid_t pid,
+                              const struct psup_peer *peer, int err, const char *step,
+                              uint64_t now)
+{
+    struct psup_limited_event ev = {.pid = pid, .conn = conn, .err = err, .peer = *peer,
+                                    .step = step};
+
+    report_limited(s, PSUP_LIMIT_REPLY, &ev, now);
+}
+
 void psup_report_saturation(const struct psup_service *s, bool saturated, uint64_t duration_ms)
 {
     struct psup_log l;
@@ -294,6 +315,47 @@ void psup_report_conn_end(const struct psup_worker *w, int status, uint64_t now)
         psup_log_str(&l, "outcome", "timeout");
     log_status(&l, status, w->signalled);
     psup_log_uint(&l, "duration_ms", now - w->busy_since);
+    if (g->svc->mode == PSUP_MODE_DATAGRAM)
+        psup_log_uint(&l, "replies", w->replies);
+    psup_log_end(&l);
+}
+
+void psup_report_server_started(const struct psup_worker *w)
+{
+    const struct psup_service_config *cfg = w->gen->svc;
+    struct psup_log l;
+
+    psup_log_begin(&l, PSUP_LOG_INFO, "server_started");
+    log_identity(&l, w);
+    psup_log_str(&l, "start", cfg->start == PSUP_START_ALWAYS ? "always" : "on_demand");
+    psup_log_end(&l);
+}
+
+/* Why psup ended it, if it did. */
+static const char *server_outcome(const struct psup_worker *w)
+{
+    if (w->error)
+        return w->exec_failed ? "exec_failed" : "setup_failed";
+    if (w->timed_out)
+        return "timeout";
+    return w->signalled ? "stopped" : NULL;
+}
+
+void psup_report_server_exit(const struct psup_worker *w, int status, uint64_t now,
+                             bool failure, bool pending)
+{
+    const char *outcome = server_outcome(w);
+    struct psup_log l;
+
+    psup_log_begin(&l, failure ? PSUP_LOG_WARN : PSUP_LOG_INFO, "server_exit");
+    log_identity(&l, w);
+    if (outcome)
+        psup_log_str(&l, "outcome", outcome);
+    log_status(&l, status, w->signalled);
+    psup_log_uint(&l, "duration_ms", now - w->busy_since);
+    psup_log_bool(&l, "failure", failure);
+    if (pending)
+        psup_log_bool(&l, "pending", true);
     psup_log_end(&l);
 }
 
@@ -323,6 +385,10 @@ static void log_summary(void *arg, const struct psup_service_stats *s)
     psup_log_uint(&l, "limited_overload", s->counters.overload);
     psup_log_uint(&l, "failed", s->counters.failed);
     psup_log_uint(&l, "timed_out", s->counters.timed_out);
+    if (strcmp(s->mode, "datagram") == 0) {
+        psup_log_uint(&l, "replies", s->counters.replies);
+        psup_log_uint(&l, "replies_failed", s->counters.replies_failed);
+    }
     psup_log_end(&l);
 }
 
@@ -344,6 +410,8 @@ static void log_pool_status(void *arg, const struct psup_service_stats *s)
     psup_log_uint(&l, "retiring", s->pool.retiring);
     psup_log_uint(&l, "stopped", s->pool.stopped);
     psup_log_uint(&l, "accepted", s->counters.accepted);
+    if (s->paused)
+        psup_log_bool(&l, "paused", true); /* spec/control.md */
     psup_log_end(&l);
 }
 

@@ -22,6 +22,11 @@ void psup_report_refusal(struct psup_service *s, enum psup_limit_reason reason, 
 void psup_report_gave_up(const struct psup_worker *w, const struct psup_msg *m);
 void psup_report_accept_failed(struct psup_worker *w, int err, uint64_t now);
 void psup_report_stderr_fallback(struct psup_worker *w, uint64_t now);
+/* A datagram handler's reply could not be sent, or its reply socket not
+ * followed (step "send" or "follow"). */
+void psup_report_reply_failed(struct psup_service *s, unsigned long long conn, pid_t pid,
+                              const struct psup_peer *peer, int err, const char *step,
+                              uint64_t now);
 
 /* Log the kept last line of every burst of those (refusals, accept errors,
  * stderr fallbacks) that is over: nothing left out for a second, or, with
@@ -44,6 +49,13 @@ void psup_report_spawn_failed(const struct psup_service *s, int err, uint64_t re
 void psup_report_spawn_recovered(void);
 
 void psup_report_conn_end(const struct psup_worker *w, int status, uint64_t now);
+
+/* A wait-mode server was started, or was reaped: failure says whether its
+ * exit counts as a failure of the service, pending that it left a socket
+ * readable (on_demand, spec/wait.md). */
+void psup_report_server_started(const struct psup_worker *w);
+void psup_report_server_exit(const struct psup_worker *w, int status, uint64_t now,
+                             bool failure, bool pending);
 void psup_report_timeout(const struct psup_worker *w);
 
 #endif

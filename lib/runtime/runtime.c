@@ -1,15 +1,17 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * The runtime: worker records and their life from spawn to reap. Every
- * decision about a connection the supervisor makes (the verdict: run, or
- * refuse for per-source, rate or overload) is made here, in order, by the
- * single thread that owns the counters; that is what makes the limits exact.
- * No event loop here, and no blocking call. apply.c feeds it configurations.
+ * The runtime: workers' lives from spawn to reap (their records are
+ * worker.c's; wait-mode servers are server.c's). Every decision about a
+ * connection the supervisor makes (the verdict: run, or refuse for
+ * per-source, rate or overload) is made here, in order, by the single thread
+ * that owns the counters; that is what makes the limits exact. No event loop
+ * here, and no blocking call. apply.c feeds it configurations.
  */
 #include "runtime/runtime.h"
 
 #include <errno.h>
 #include <fcntl.h>
+#include <poll.h>
 #include <signal.h>
 #include <stdlib.h>
 #include <string.h>
@@ -24,59 +26,9 @@
 #include "policy/pool.h"
 #include "proto/rawsys.h"
 #include "runtime/generation.h"
+#include "runtime/internal.h"
+#include "runtime/reply.h"
 #include "runtime/report.h"
-
-/* ------------------------------------------------------------------------ */
-/* The pid table. */
-
-static size_t slot_of(const struct psup_runtime *rt, pid_t pid)
-{
-    return ((size_t)pid * 2654435761u) & (rt->table_size - 1);
-}
-
-static int table_grow(struct psup_runtime *rt)
-{
-    size_t size = rt->table_size ? rt->table_size * 2 : 256;
-    struct psup_worker **table = calloc(size, sizeof(*table));
-
-    if (!table)
-        return -ENOMEM;
-    struct psup_worker **old = rt->table;
-    size_t old_size = rt->table_size;
-    rt->table = table;
-    rt->table_size = size;
-    for (size_t i = 0; i < old_size; i++) {
-        while (old[i]) {
-            struct psup_worker *w = old[i];
-            old[i] = w->hash_next;
-            size_t slot = slot_of(rt, w->pid);
-            w->hash_next = rt->table[slot];
-            rt->table[slot] = w;
-        }
-    }
-    free(old);
-    return 0;
-}
-
-static struct psup_worker *table_find(const struct psup_runtime *rt, pid_t pid)
-{
-    if (!rt->table_size)
-        return NULL;
-    struct psup_worker *w = rt->table[slot_of(rt, pid)];
-    while (w && w->pid != pid)
-        w = w->hash_next;
-    return w;
-}
-
-static void table_remove(struct psup_runtime *rt, struct psup_worker *w)
-{
-    struct psup_worker **p = &rt->table[slot_of(rt, w->pid)];
-
-    while (*p != w)
-        p = &(*p)->hash_next;
-    *p = w->hash_next;
-    rt->live--;
-}
 
 /* ------------------------------------------------------------------------ */
 /* The real operations on processes (struct psup_runtime_ops); arg is the
@@ -127,6 +79,19 @@ static int real_probe(void *arg, const struct psup_stack *stack)
 {
     (void)arg;
     return psup_probe_slot(stack);
+}
+
+static int real_readable(void *arg, int fd)
+{
+    struct pollfd pfd = {.fd = fd, .events = POLLIN};
+    int n;
+
+    (void)arg;
+    while ((n = poll(&pfd, 1, 0)) < 0 && errno == EINTR)
+        ;
+    if (n < 0)
+        return -errno;
+    return n > 0 && (pfd.revents & POLLIN);
 }
 
 /* ------------------------------------------------------------------------ */
@@ -181,8 +146,14 @@ int psup_runtime_init(struct psup_runtime *rt, int channel_fd, bool share_memory
     /* Sharing memory needs the raw system calls (rawsys.h). */
     rt->share_memory = share_memory && PSUP_RAW_SYSCALLS;
     rt->accepting = true;
-    rt->ops = (struct psup_runtime_ops){real_stack_map, real_stack_unmap, real_spawn,
-                                        real_signal, real_verdict, real_probe, rt};
+    rt->ops = (struct psup_runtime_ops){.stack_map = real_stack_map,
+                                        .stack_unmap = real_stack_unmap,
+                                        .spawn = real_spawn,
+                                        .signal = real_signal,
+                                        .verdict = real_verdict,
+                                        .probe = real_probe,
+                                        .readable = real_readable,
+                                        .arg = rt};
     struct rlimit nproc;
     if (getrlimit(RLIMIT_NPROC, &nproc) == 0 && nproc.rlim_cur != RLIM_INFINITY)
         rt->nproc_limit = nproc.rlim_cur;
@@ -192,86 +163,25 @@ int psup_runtime_init(struct psup_runtime *rt, int channel_fd, bool share_memory
 /* ------------------------------------------------------------------------ */
 /* Worker bookkeeping. */
 
-static unsigned *state_counter(struct psup_service *s, enum psup_worker_state st)
-{
-    switch (st) {
-    case PSUP_WORKER_IDLE: return &s->idle;
-    case PSUP_WORKER_RETIRING: return &s->retiring;
-    case PSUP_WORKER_STOPPED: return &s->stopped;
-    default: return &s->busy;
-    }
-}
-
-static void set_state(struct psup_worker *w, enum psup_worker_state st)
-{
-    (*state_counter(w->service, w->state))--;
-    w->state = st;
-    (*state_counter(w->service, st))++;
-}
-
 static bool is_busy(const struct psup_worker *w)
 {
     return w->state >= PSUP_WORKER_BUSY;
 }
 
-/* Keep rt->timed sorted by deadline; new deadlines are usually the latest,
- * so search from the tail. The worker is unlinked before the tail is read:
- * a worker that is already last would otherwise be its own insertion point
- * and drop out of the list, losing its timeout and any TERM -> KILL. */
-static void set_deadline(struct psup_runtime *rt, struct psup_worker *w, uint64_t deadline)
+/* The max_workers a busy worker of generation g counts against: the
+ * service's bounds now for the current generation, g's own for an old
+ * one (a reload does not end its handlers). */
+static unsigned max_workers_of(const struct psup_service *s, const struct psup_generation *g)
 {
-    psup_list_remove(&w->timer_link);
-
-    struct psup_list *pos = rt->timed.prev;
-    w->deadline = deadline;
-    while (pos != &rt->timed &&
-           PSUP_CONTAINER(pos, struct psup_worker, timer_link)->deadline > deadline)
-        pos = pos->prev;
-    psup_list_insert_after(pos, &w->timer_link);
+    return g == s->current ? psup_service_limits(s).max_workers : g->svc->max_workers;
 }
 
-static void stack_release(struct psup_runtime *rt, struct psup_stack *stack)
+/* Whether the service's workers should wait for connections: it is
+ * configured and not paused, and psup is not stopping, or is, but still
+ * serves the service's backlogs (psup_runtime_stop_accepting). */
+static bool takes_connections(const struct psup_runtime *rt, const struct psup_service *s)
 {
-    if (rt->n_stack_cache < sizeof(rt->stack_cache) / sizeof(rt->stack_cache[0]))
-        rt->stack_cache[rt->n_stack_cache++] = *stack;
-    else
-        rt->ops.stack_unmap(rt->ops.arg, stack);
-}
-
-static int stack_acquire(struct psup_runtime *rt, struct psup_stack *stack)
-{
-    /* Reusing a stack saves the mmap and, more, its page faults. */
-    if (rt->n_stack_cache) {
-        *stack = rt->stack_cache[--rt->n_stack_cache];
-        return 0;
-    }
-    return rt->ops.stack_map(rt->ops.arg, stack);
-}
-
-static void worker_free(struct psup_runtime *rt, struct psup_worker *w)
-{
-    table_remove(rt, w);
-    psup_list_remove(&w->link);
-    psup_list_remove(&w->timer_link);
-    (*state_counter(w->service, w->state))--;
-    psup_tally_release(&w->service->tally, w->child.tally_slot);
-    stack_release(rt, &w->stack);
-    psup_generation_unref(w->gen);
-    free(w);
-}
-
-static int send_signal(const struct psup_runtime *rt, pid_t pid, int sig)
-{
-    return rt->ops.signal(rt->ops.arg, pid, sig);
-}
-
-/* Signal a worker's process group: the handler and everything it started
- * (its own group since the worker's setsid). */
-static void signal_group(const struct psup_runtime *rt, struct psup_worker *w, int sig)
-{
-    if (send_signal(rt, -w->pid, sig) == -ESRCH)
-        send_signal(rt, w->pid, sig); /* the group is gone but the process may not be */
-    w->signalled = true;
+    return s->current && !s->paused && (rt->accepting || s->listening);
 }
 
 /* Saturation is logged when busy reaches max_workers, and its end only
@@ -301,13 +211,6 @@ static void track_saturation(struct psup_service *s, unsigned max_workers, uint6
     }
 }
 
-/* Returns 0 or -errno: ESRCH (the worker is gone), EAGAIN
- * (RLIMIT_SIGPENDING: the queue of pending signals is full). */
-static int send_verdict(const struct psup_runtime *rt, pid_t pid, uint64_t value)
-{
-    return rt->ops.verdict(rt->ops.arg, pid, value);
-}
-
 /* ------------------------------------------------------------------------ */
 /* Starting and retiring workers. */
 
@@ -319,19 +222,6 @@ static int send_verdict(const struct psup_runtime *rt, pid_t pid, uint64_t value
  * started gets the slots it needs for its own children first. */
 #define SPAWN_YIELD_MS 20
 #define SPAWN_CALM_MS 1000
-
-static void spawn_failed(struct psup_runtime *rt, struct psup_service *s, int err, uint64_t now)
-{
-    rt->spawn_delay = rt->spawn_delay ? rt->spawn_delay * 2 : 50;
-    if (rt->spawn_delay > 2000)
-        rt->spawn_delay = 2000;
-    rt->spawn_blocked_until = now + rt->spawn_delay;
-    rt->spawn_last_failure = now;
-    if (rt->spawn_failing)
-        return; /* logged once per burst */
-    rt->spawn_failing = true;
-    psup_report_spawn_failed(s, -err, rt->spawn_delay);
-}
 
 /* Leave the scarce mode once starts have worked for a calm period. */
 static void spawn_settle(struct psup_runtime *rt, uint64_t now)
@@ -354,63 +244,6 @@ static void spawn_yield(struct psup_runtime *rt, uint64_t now)
         rt->spawn_blocked_until = now + SPAWN_YIELD_MS;
 }
 
-static int spawn_one(struct psup_runtime *rt, struct psup_service *s, uint64_t now, bool hold,
-                     struct psup_worker **out)
-{
-    struct psup_generation *g = s->current;
-    size_t slots = g->plan->n_env + PSUP_ENV_DYNAMIC + 1;
-    struct psup_worker *w = calloc(1, sizeof(*w) + slots * sizeof(char *));
-    int rc;
-
-    if (!w)
-        return -ENOMEM;
-    if (rt->live + 1 > rt->table_size && (rc = table_grow(rt)) < 0)
-        goto fail;
-    if ((rc = stack_acquire(rt, &w->stack)) < 0)
-        goto fail;
-    w->child.plan = g->plan;
-    w->child.tally = s->tally.shared;
-    w->child.argv = g->svc->argv;
-    w->child.env_base = g->env_base;
-    w->child.exec_env = g->exec_env;
-    w->child.n_exec_env = g->n_exec_env;
-    w->child.conn_id = ++rt->next_conn_id;
-    w->child.envp = w->envp;
-    w->child.hold = hold;
-    w->child.tally_slot = psup_tally_claim(&s->tally);
-    pid_t pid = rt->ops.spawn(rt->ops.arg, &w->child, &w->stack);
-    if (pid < 0) {
-        rc = pid;
-        psup_tally_release(&s->tally, w->child.tally_slot);
-        stack_release(rt, &w->stack);
-        goto fail;
-    }
-    w->pid = pid;
-    w->service = s;
-    w->gen = g;
-    g->refs++;
-    w->state = PSUP_WORKER_IDLE;
-    s->idle++;
-    w->started = now;
-    psup_list_init(&w->timer_link);
-    /* A prestarted worker counts as a spare from now, so that no second
-     * one is started for it, but it takes connections only once its
-     * library says READY; one that never does is stopped (expire). */
-    w->ready = !g->plan->prestart;
-    if (!w->ready)
-        set_deadline(rt, w, now + (uint64_t)rt->prestart_timeout_ms);
-    psup_list_append(&s->workers, &w->link);
-    size_t slot = slot_of(rt, pid);
-    w->hash_next = rt->table[slot];
-    rt->table[slot] = w;
-    rt->live++;
-    *out = w;
-    return 0;
-fail:
-    free(w);
-    return rc;
-}
-
 /* Whether process slots are scarce: clone failed and has not worked for a
  * calm period since, or psup's workers already fill a third of RLIMIT_NPROC
  * (handlers often need two or three processes: a shell and what it runs). */
@@ -428,22 +261,22 @@ static int start_with_headroom(struct psup_runtime *rt, struct psup_service *s, 
 {
     bool careful = slots_scarce(rt);
     struct psup_worker *w;
-    int rc = spawn_one(rt, s, now, careful, &w);
+    int rc = psup_runtime_spawn(rt, s, now, careful, &w);
 
     if (rc < 0 || !careful)
         return rc;
     struct psup_stack probe;
-    rc = stack_acquire(rt, &probe);
+    rc = psup_runtime_stack_acquire(rt, &probe);
     if (rc == 0) {
         rc = rt->ops.probe(rt->ops.arg, &probe);
-        stack_release(rt, &probe);
+        psup_runtime_stack_release(rt, &probe);
     }
     if (rc == 0)
-        rc = send_verdict(rt, w->pid, psup_verdict_encode(PSUP_VERDICT_RUN, 0, 0, 0));
+        rc = psup_runtime_send_verdict(rt, w->pid, psup_verdict_encode(PSUP_VERDICT_RUN, 0, 0, 0));
     if (rc < 0) {
         /* No headroom, or the go could not be sent: the held worker has
          * taken nothing and would only wait for a go that never comes. */
-        send_signal(rt, w->pid, SIGKILL);
+        psup_runtime_signal(rt, w->pid, SIGKILL);
         w->signalled = true; /* not a failure of the service */
     }
     return rc;
@@ -453,8 +286,8 @@ static void retire(const struct psup_runtime *rt, struct psup_worker *w)
 {
     /* The worker leaves if it is waiting; if it just took a connection the
      * signal stays blocked and is discarded before exec (spec/pool.md). */
-    send_signal(rt, w->pid, PSUP_SIG_RETIRE);
-    set_state(w, PSUP_WORKER_RETIRING);
+    psup_runtime_signal(rt, w->pid, PSUP_SIG_RETIRE);
+    psup_runtime_set_state(w, PSUP_WORKER_RETIRING);
 }
 
 /* Retire up to n idle workers, newest first: with EPOLLEXCLUSIVE the oldest
@@ -470,33 +303,31 @@ static void retire_idle(const struct psup_runtime *rt, struct psup_service *s, u
     }
 }
 
-static void recovered(struct psup_service *s)
-{
-    psup_report_recovered(s);
-    s->last_error = 0;
-    s->last_step = 0;
-}
-
 void psup_runtime_end_backoff(struct psup_service *s, uint64_t now)
 {
     if (psup_backoff_settle(&s->backoff, now, true))
-        recovered(s);
+        psup_runtime_recovered(s);
 }
 
 static void maintain_service(struct psup_runtime *rt, struct psup_service *s, uint64_t now)
 {
     if (psup_backoff_settle(&s->backoff, now, false))
-        recovered(s);
+        psup_runtime_recovered(s);
+    if (!s->backoff.delay_ms)
+        s->failing_since = 0;
+    if (s->current && s->current->svc->mode == PSUP_MODE_WAIT) {
+        retire_idle(rt, s, s->idle); /* of an accept-mode generation before */
+        psup_runtime_maintain_servers(rt, s, now);
+        return;
+    }
     if (s->saturated && s->current)
-        track_saturation(s, s->current->svc->max_workers, now);
-    if (!rt->accepting || !s->current) {
+        track_saturation(s, psup_service_limits(s).max_workers, now);
+    if (!takes_connections(rt, s)) {
         retire_idle(rt, s, s->idle);
         return;
     }
-    const struct psup_service_config *cfg = s->current->svc;
     struct psup_pool_counts counts = {s->idle, s->busy, s->retiring, s->stopped};
-    struct psup_pool_limits limits = {cfg->min_spare, cfg->max_spare, cfg->max_workers,
-                                      cfg->on_overload == PSUP_OVERLOAD_REJECT};
+    struct psup_pool_limits limits = psup_service_limits(s);
     if (slots_scarce(rt))
         limits.min_spare = limits.max_spare = 1; /* leave slots to handlers */
     int n = psup_pool_adjust(&counts, &limits);
@@ -510,7 +341,7 @@ static void maintain_service(struct psup_runtime *rt, struct psup_service *s, ui
     for (unsigned i = 0; i < (unsigned)n && i < allowance; i++) {
         int rc = start_with_headroom(rt, s, now);
         if (rc < 0) {
-            spawn_failed(rt, s, rc, now);
+            psup_runtime_spawn_failed(rt, s, rc, now);
             return;
         }
         psup_backoff_started(&s->backoff, now);
@@ -529,15 +360,21 @@ void psup_runtime_switch_generation(struct psup_runtime *rt, struct psup_service
     for (p = s->workers.next; p != &s->workers; p = p->next) {
         struct psup_worker *w = PSUP_CONTAINER(p, struct psup_worker, link);
         if (w->state == PSUP_WORKER_IDLE)
-            set_state(w, PSUP_WORKER_RETIRING);
+            psup_runtime_set_state(w, PSUP_WORKER_RETIRING);
     }
+    psup_runtime_unwatch(rt, s); /* the sockets watched were old's */
+    if (!gen || gen->svc->mode != PSUP_MODE_WAIT)
+        s->demand = false;
     s->current = gen;
     if (gen)
         maintain_service(rt, s, now);
+    /* Wait-mode servers of the old generation are asked to stop once the
+     * new ones are started (spec/wait.md, "Reload"). */
+    psup_runtime_stop_old_servers(rt, s, now);
     for (p = s->workers.next; p != &s->workers; p = p->next) {
         struct psup_worker *w = PSUP_CONTAINER(p, struct psup_worker, link);
         if (w->state == PSUP_WORKER_RETIRING && w->gen == old)
-            send_signal(rt, w->pid, PSUP_SIG_RETIRE);
+            psup_runtime_signal(rt, w->pid, PSUP_SIG_RETIRE);
     }
     if (old)
         psup_generation_unref(old);
@@ -566,7 +403,7 @@ static enum psup_verdict decide(struct psup_runtime *rt, struct psup_worker *w, 
 
     if (rt->closing)
         return PSUP_VERDICT_CLOSE;
-    if (cfg->on_overload == PSUP_OVERLOAD_REJECT && s->busy >= cfg->max_workers)
+    if (cfg->on_overload == PSUP_OVERLOAD_REJECT && s->busy >= max_workers_of(s, w->gen))
         return PSUP_VERDICT_OVERLOAD;
     unsigned current = psup_sources_count(&s->sources, &w->source);
     if (cfg->max_per_source && current >= cfg->max_per_source)
@@ -601,22 +438,11 @@ static void refused(struct psup_worker *w, enum psup_verdict v, uint64_t now)
     }
 }
 
-/* stderr "log": follow the pipe the worker passed (taken over). Returns
- * false if there is none or it cannot be followed: the handler then keeps
- * psup's stderr. */
-static bool follow_stderr(struct psup_runtime *rt, struct psup_worker *w, int fd)
-{
-    if (fd >= 0 && rt->hooks.stderr_pipe)
-        return rt->hooks.stderr_pipe(rt->hooks.arg, fd, w->service->name, w->child.conn_id,
-                                     w->pid, &w->errlog);
-    psup_fd_close(fd);
-    return false;
-}
-
 /* What a worker's BUSY or RUNNING says about its connection. */
 static void note_connection(struct psup_worker *w, const struct psup_msg *m)
 {
     w->peer = m->peer;
+    w->route = m->route;
     w->listener = m->listener;
     w->seq = m->seq;
     psup_peer_source(&w->peer, w->gen->svc->per_source_ipv6_prefix, &w->source);
@@ -627,12 +453,12 @@ static void became_busy(struct psup_runtime *rt, struct psup_worker *w, uint64_t
 {
     const struct psup_service_config *cfg = w->gen->svc;
 
-    set_state(w, PSUP_WORKER_BUSY);
+    psup_runtime_set_state(w, PSUP_WORKER_BUSY);
     w->busy_since = now;
     w->service->counters.accepted++;
     if (cfg->timeout > 0)
-        set_deadline(rt, w, now + (uint64_t)(cfg->timeout * 1000.0));
-    track_saturation(w->service, cfg->max_workers, now);
+        psup_runtime_set_deadline(rt, w, now + (uint64_t)(cfg->timeout * 1000.0));
+    track_saturation(w->service, max_workers_of(w->service, w->gen), now);
     /* Replace the spare at once, not on a timer (unless processes are
      * scarce: then the new handler's children go first). */
     if (slots_scarce(rt))
@@ -642,7 +468,7 @@ static void became_busy(struct psup_runtime *rt, struct psup_worker *w, uint64_t
 }
 
 static void on_busy(struct psup_runtime *rt, struct psup_worker *w, const struct psup_msg *m,
-                    int passed_fd, uint64_t now)
+                    const struct psup_passed_fds *fds, uint64_t now)
 {
     const struct psup_service_config *cfg = w->gen->svc;
     unsigned connnum = 0;
@@ -651,21 +477,28 @@ static void on_busy(struct psup_runtime *rt, struct psup_worker *w, const struct
     if (w->exited) {
         /* Killed before the verdict: nothing to answer, nothing to count
          * (its pid, already reaped, may be another process's by now). */
-        psup_fd_close(passed_fd);
+        psup_fd_close(fds->log);
+        psup_fd_close(fds->reply);
         return;
     }
     note_connection(w, m);
     enum psup_verdict v = decide(rt, w, now, &connnum);
     if (v == PSUP_VERDICT_RUN && cfg->stderr_mode == PSUP_STDERR_LOG) {
-        if (!follow_stderr(rt, w, passed_fd)) {
+        if (!psup_runtime_follow_stderr(rt, w, fds->log)) {
             flags |= PSUP_VERDICT_NO_LOG_PIPE;
             psup_report_stderr_fallback(w, now);
         }
     } else {
-        psup_fd_close(passed_fd);
+        psup_fd_close(fds->log);
     }
+    /* Followed before the verdict is sent: the handler may write as soon
+     * as it runs. A refused datagram's socket is simply closed. */
+    if (v == PSUP_VERDICT_RUN)
+        psup_reply_follow(rt, w, fds->reply, now);
+    else
+        psup_fd_close(fds->reply);
 
-    if (send_verdict(rt, w->pid, psup_verdict_encode(v, flags, connnum, w->seq)) < 0 &&
+    if (psup_runtime_send_verdict(rt, w->pid, psup_verdict_encode(v, flags, connnum, w->seq)) < 0 &&
         v == PSUP_VERDICT_RUN) {
         /* It died meanwhile, or its signal queue is full (it then gives
          * the client up after its timeout): it never became busy, so give
@@ -674,6 +507,7 @@ static void on_busy(struct psup_runtime *rt, struct psup_worker *w, const struct
             psup_sources_remove(&w->service->sources, &w->source);
         w->counted = false;
         v = PSUP_VERDICT_CLOSE;
+        psup_reply_end(rt, w);
     }
     if (v != PSUP_VERDICT_RUN) {
         refused(w, v, now);
@@ -685,11 +519,12 @@ static void on_busy(struct psup_runtime *rt, struct psup_worker *w, const struct
 /* A worker that needs no verdict is already running its handler: count its
  * source (for a reload that sets max_per_source) and take it as busy. */
 static void on_running(struct psup_runtime *rt, struct psup_worker *w,
-                       const struct psup_msg *m, uint64_t now)
+                       const struct psup_msg *m, int reply_fd, uint64_t now)
 {
     note_connection(w, m);
     /* A handler that has exited already no longer counts. */
     w->counted = !w->exited && psup_sources_add(&w->service->sources, &w->source) > 0;
+    psup_reply_follow(rt, w, reply_fd, now);
     became_busy(rt, w, now);
 }
 
@@ -709,12 +544,13 @@ static void on_gave_up(struct psup_runtime *rt, struct psup_worker *w,
     psup_list_remove(&w->timer_link);
     if (w->errlog && rt->hooks.stderr_done)
         rt->hooks.stderr_done(rt->hooks.arg, w->errlog);
+    psup_reply_end(rt, w);
     s->counters.accepted--;
-    set_state(w, PSUP_WORKER_IDLE);
-    if (w->gen != s->current || !rt->accepting)
-        retire(rt, w); /* its configuration is gone meanwhile */
+    psup_runtime_set_state(w, PSUP_WORKER_IDLE);
+    if (w->gen != s->current || !takes_connections(rt, s))
+        retire(rt, w); /* its configuration is gone meanwhile, or paused */
     if (s->current)
-        track_saturation(s, s->current->svc->max_workers, now);
+        track_saturation(s, psup_service_limits(s).max_workers, now);
 }
 
 /* A prestarted worker's library runs (READY), or has even taken a
@@ -727,17 +563,24 @@ static void mark_ready(struct psup_worker *w)
     psup_list_remove(&w->timer_link);
 }
 
-void psup_runtime_on_message(struct psup_runtime *rt, const struct psup_msg *m, int passed_fd,
-                             uint64_t now)
+void psup_runtime_on_message(struct psup_runtime *rt, const struct psup_msg *m,
+                             const struct psup_passed_fds *fds, uint64_t now)
 {
-    struct psup_worker *w = table_find(rt, m->pid);
+    struct psup_worker *w = psup_runtime_find_worker(rt, m->pid);
+    struct psup_passed_fds left = *fds;
 
     if (!w) {
         /* Not one of ours (or already reaped): a worker waiting for a
          * verdict gives the connection up after its timeout; answer now. */
         if (m->kind == PSUP_MSG_BUSY)
-            send_verdict(rt, m->pid, psup_verdict_encode(PSUP_VERDICT_CLOSE, 0, 0, m->seq));
-        psup_fd_close(passed_fd);
+            psup_runtime_send_verdict(rt, m->pid,
+                                      psup_verdict_encode(PSUP_VERDICT_CLOSE, 0, 0, m->seq));
+        psup_fd_close(fds->log);
+        psup_fd_close(fds->reply);
+        return;
+    }
+    if (psup_runtime_is_server(w)) {
+        psup_runtime_server_message(rt, w, m, fds, now);
         return;
     }
     switch (m->kind) {
@@ -747,14 +590,16 @@ void psup_runtime_on_message(struct psup_runtime *rt, const struct psup_msg *m, 
     case PSUP_MSG_BUSY:
         mark_ready(w);
         if (!is_busy(w)) {
-            on_busy(rt, w, m, passed_fd, now);
+            on_busy(rt, w, m, fds, now);
             return;
         }
         break;
     case PSUP_MSG_RUNNING:
         mark_ready(w);
-        if (!is_busy(w))
-            on_running(rt, w, m, now);
+        if (!is_busy(w)) {
+            on_running(rt, w, m, fds->reply, now);
+            left.reply = -1;
+        }
         break;
     case PSUP_MSG_DENIED:
         w->service->counters.denied++;
@@ -779,7 +624,8 @@ void psup_runtime_on_message(struct psup_runtime *rt, const struct psup_msg *m, 
     default:
         break;
     }
-    psup_fd_close(passed_fd);
+    psup_fd_close(left.log);
+    psup_fd_close(left.reply);
 }
 
 /* ------------------------------------------------------------------------ */
@@ -787,7 +633,7 @@ void psup_runtime_on_message(struct psup_runtime *rt, const struct psup_msg *m, 
 
 void psup_runtime_note_exit(struct psup_runtime *rt, pid_t pid)
 {
-    struct psup_worker *w = table_find(rt, pid);
+    struct psup_worker *w = psup_runtime_find_worker(rt, pid);
 
     if (!w)
         return;
@@ -797,27 +643,6 @@ void psup_runtime_note_exit(struct psup_runtime *rt, pid_t pid)
     w->counted = false;
     if (w->child.tally_slot != PSUP_TALLY_NONE)
         psup_tally_withdraw(w->service->tally.shared, w->child.tally_slot);
-}
-
-/* A failure of the service: log the first of a burst with its reason, then
- * only changes of the delay. */
-static void count_failure(struct psup_worker *w, int status, uint64_t now)
-{
-    struct psup_service *s = w->service;
-    /* A new streak logs each kind of failure (its step) once again. */
-    if (s->backoff.failures == 0)
-        s->logged_steps = 0;
-    bool first = !(s->logged_steps & (1u << (w->step & 31)));
-    s->logged_steps |= 1u << (w->step & 31);
-
-    s->counters.failed++;
-    if (first) {
-        psup_report_failure(w, status);
-        s->last_error = w->error;
-        s->last_step = w->step;
-    }
-    if (psup_backoff_fail(&s->backoff, w->started, now))
-        psup_report_backoff(s);
 }
 
 static void idle_exit(struct psup_runtime *rt, struct psup_worker *w, int status, uint64_t now)
@@ -841,7 +666,7 @@ static void idle_exit(struct psup_runtime *rt, struct psup_worker *w, int status
         psup_report_worker_lost(w, status);
         return;
     }
-    count_failure(w, status, now);
+    psup_runtime_count_failure(w, status, now);
 }
 
 /* The outcome and run time of a connection, counted as its conn_end
@@ -868,30 +693,33 @@ static void busy_exit(struct psup_worker *w, int status, uint64_t now)
     psup_report_conn_end(w, status, now);
     count_end(w, status, now);
     if (w->exec_failed)
-        count_failure(w, status, now);
+        psup_runtime_count_failure(w, status, now);
     else if (psup_backoff_settle(&s->backoff, now, true))
-        recovered(s);
+        psup_runtime_recovered(s);
 }
 
 bool psup_runtime_on_exit(struct psup_runtime *rt, pid_t pid, int status, uint64_t now)
 {
-    struct psup_worker *w = table_find(rt, pid);
+    struct psup_worker *w = psup_runtime_find_worker(rt, pid);
 
     if (!w)
         return false;
     struct psup_service *s = w->service;
-    /* What the handler wrote to stderr comes before its conn_end line. */
+    /* What the handler wrote to stderr comes before its conn_end line, and
+     * so do the replies it left (counted in conn_end). */
     if (w->errlog && rt->hooks.stderr_done)
         rt->hooks.stderr_done(rt->hooks.arg, w->errlog);
-    if (is_busy(w))
+    psup_reply_end(rt, w);
+    if (psup_runtime_is_server(w))
+        psup_runtime_server_exit(rt, w, status, now);
+    else if (is_busy(w))
         busy_exit(w, status, now);
     else
         idle_exit(rt, w, status, now);
-    worker_free(rt, w);
+    psup_runtime_free_worker(rt, w);
     if (s->saturated && s->current)
-        track_saturation(s, s->current->svc->max_workers, now);
-    if (!s->current && psup_list_empty(&s->workers))
-        psup_service_free(s);
+        track_saturation(s, psup_service_limits(s).max_workers, now);
+    psup_service_release(s);
     /* A process slot was freed: a blocked start may work now, a little
      * later if slots are scarce. */
     if (slots_scarce(rt))
@@ -903,17 +731,17 @@ bool psup_runtime_on_exit(struct psup_runtime *rt, pid_t pid, int status, uint64
 
 void psup_runtime_on_stop(struct psup_runtime *rt, pid_t pid, bool stopped)
 {
-    struct psup_worker *w = table_find(rt, pid);
+    struct psup_worker *w = psup_runtime_find_worker(rt, pid);
 
     if (!w || is_busy(w))
         return;
     /* A stopped idle worker cannot take connections: count it apart so a
      * spare replaces it, and count it back when it continues. */
     if (stopped && w->state == PSUP_WORKER_IDLE) {
-        set_state(w, PSUP_WORKER_STOPPED);
+        psup_runtime_set_state(w, PSUP_WORKER_STOPPED);
     } else if (!stopped && w->state == PSUP_WORKER_STOPPED) {
-        set_state(w, PSUP_WORKER_IDLE);
-        if (w->gen != w->service->current || !rt->accepting)
+        psup_runtime_set_state(w, PSUP_WORKER_IDLE);
+        if (w->gen != w->service->current || !takes_connections(rt, w->service))
             retire(rt, w); /* it belongs to a configuration that is gone */
     }
 }
@@ -928,9 +756,9 @@ static uint64_t kill_grace_ms(const struct psup_runtime *rt)
 
 static void terminate(struct psup_runtime *rt, struct psup_worker *w, uint64_t now)
 {
-    signal_group(rt, w, SIGTERM);
-    set_state(w, PSUP_WORKER_TERMINATING);
-    set_deadline(rt, w, now + kill_grace_ms(rt));
+    psup_runtime_signal_group(rt, w, SIGTERM);
+    psup_runtime_set_state(w, PSUP_WORKER_TERMINATING);
+    psup_runtime_set_deadline(rt, w, now + kill_grace_ms(rt));
 }
 
 void psup_runtime_expire(struct psup_runtime *rt, uint64_t now)
@@ -946,8 +774,8 @@ void psup_runtime_expire(struct psup_runtime *rt, uint64_t now)
             psup_report_timeout(w);
             terminate(rt, w, now);
         } else if (w->state == PSUP_WORKER_TERMINATING) {
-            signal_group(rt, w, SIGKILL);
-            set_state(w, PSUP_WORKER_KILLING);
+            psup_runtime_signal_group(rt, w, SIGKILL);
+            psup_runtime_set_state(w, PSUP_WORKER_KILLING);
         } else if (!w->ready) {
             /* A prestarted program that neither said READY nor exited:
              * it ignored psup's library and runs without a connection.
@@ -955,11 +783,22 @@ void psup_runtime_expire(struct psup_runtime *rt, uint64_t now)
              * reason is this error, not psup's signal). */
             w->error = ETIMEDOUT;
             w->step = PSUP_STEP_PRESTART;
-            if (send_signal(rt, -w->pid, SIGKILL) == -ESRCH)
-                send_signal(rt, w->pid, SIGKILL);
+            if (psup_runtime_signal(rt, -w->pid, SIGKILL) == -ESRCH)
+                psup_runtime_signal(rt, w->pid, SIGKILL);
         }
     }
 }
+
+/* When an essential service that keeps failing makes psup give up. */
+static uint64_t fatal_at(const struct psup_service *s)
+{
+    return s->failing_since + (uint64_t)(s->current->svc->fatal_after * 1000.0);
+}
+
+/* How often the backlogs are looked at while they are served at shutdown:
+ * a connection is accepted within this much of the moment the last one
+ * before it was (the workers accept at once; this is about closing). */
+#define BACKLOG_CHECK_MS 20
 
 /* The earliest of a and b that is still to come (after now), or 0. */
 static uint64_t next_after(uint64_t now, uint64_t a, uint64_t b)
@@ -989,12 +828,36 @@ uint64_t psup_runtime_next_deadline(const struct psup_runtime *rt, uint64_t now)
         next = next_after(now, next, psup_backoff_wakeup(&s->backoff));
         if (s->below_limit_since)
             next = next_after(now, next, s->below_limit_since + SATURATION_CALM_MS);
+        if (s->failing_since && s->current && s->current->svc->essential)
+            next = next_after(now, next, fatal_at(s));
     }
+    /* While backlogs are served at shutdown: look at them again soon. */
+    if (!rt->accepting && rt->n_listeners)
+        next = next_after(now, next, now + BACKLOG_CHECK_MS);
     return next;
+}
+
+const struct psup_service *psup_runtime_fatal_service(const struct psup_runtime *rt, uint64_t now)
+{
+    for (const struct psup_list *p = rt->services.next; p != &rt->services; p = p->next) {
+        const struct psup_service *s = PSUP_CONTAINER(p, struct psup_service, link);
+        if (s->failing_since && s->current && s->current->svc->essential &&
+            now >= fatal_at(s))
+            return s;
+    }
+    return NULL;
 }
 
 /* ------------------------------------------------------------------------ */
 /* Shutdown. */
+
+/* A watched socket must leave the loop's watch before its descriptor is
+ * closed: epoll would keep reporting it while a server holds a copy. */
+static void unwatch_all(struct psup_runtime *rt)
+{
+    for (struct psup_list *p = rt->services.next; p != &rt->services; p = p->next)
+        psup_runtime_unwatch(rt, PSUP_CONTAINER(p, struct psup_service, link));
+}
 
 static void close_listeners(struct psup_runtime *rt)
 {
@@ -1007,16 +870,84 @@ static void close_listeners(struct psup_runtime *rt)
     rt->n_listeners = 0;
 }
 
-void psup_runtime_stop_accepting(struct psup_runtime *rt)
+/* Close the listeners of generation g (its plan names them by fd). */
+static void close_listeners_of(struct psup_runtime *rt, const struct psup_generation *g)
+{
+    size_t kept = 0;
+
+    for (size_t i = 0; i < rt->n_listeners; i++) {
+        struct psup_listener *l = rt->listeners[i];
+        bool of_g = false;
+        for (size_t j = 0; j < g->plan->n_listeners && !of_g; j++)
+            of_g = psup_plan_listeners(g->plan)[j].fd == l->fd;
+        if (!of_g) {
+            rt->listeners[kept++] = l;
+            continue;
+        }
+        psup_listener_close(l);
+        free(l);
+    }
+    rt->n_listeners = kept;
+}
+
+static bool backlog_empty(const struct psup_generation *g)
+{
+    for (size_t i = 0; i < g->plan->n_listeners; i++)
+        if (psup_listener_fd_has_queued(psup_plan_listeners(g->plan)[i].fd))
+            return false;
+    return true;
+}
+
+/* A service is done with its backlogs once none of its listeners holds a
+ * connection: its idle workers retire and its listeners close, together
+ * and only then (its workers' plan names all of them, and a worker started
+ * later must not find one of the numbers closed, or reused by another
+ * descriptor of the supervisor). A paused service, or one removed by a
+ * reload (whose listeners are already closed), is done at once. */
+static void end_listening(struct psup_runtime *rt, struct psup_service *s)
+{
+    s->listening = false;
+    retire_idle(rt, s, s->idle);
+    if (s->current)
+        close_listeners_of(rt, s->current);
+}
+
+void psup_runtime_stop_accepting(struct psup_runtime *rt, uint64_t now)
 {
     struct psup_list *p;
 
     rt->accepting = false;
-    close_listeners(rt);
+    unwatch_all(rt);
+    /* A wait-mode service's sockets are its servers': what is queued there
+     * is theirs to take or leave as they stop (spec/wait.md, "Shutdown"),
+     * so psup closes its copies at once and puts no filter on them. */
     for (p = rt->services.next; p != &rt->services; p = p->next) {
         struct psup_service *s = PSUP_CONTAINER(p, struct psup_service, link);
-        retire_idle(rt, s, s->idle);
+        s->listening = s->current && !s->paused && s->current->svc->mode != PSUP_MODE_WAIT;
+        if (!s->listening)
+            end_listening(rt, s);
     }
+    for (size_t i = 0; i < rt->n_listeners; i++)
+        psup_listener_refuse_new(rt->listeners[i]);
+    /* Now, not at the next expiry: the stop may begin after this turn's
+     * (shutdown_delay over), and the next may be shutdown_timeout away. */
+    psup_runtime_stop_servers(rt, now);
+    psup_runtime_drain_backlogs(rt, now);
+}
+
+bool psup_runtime_drain_backlogs(struct psup_runtime *rt, uint64_t now)
+{
+    (void)now;
+    for (struct psup_list *p = rt->services.next; p != &rt->services; p = p->next) {
+        struct psup_service *s = PSUP_CONTAINER(p, struct psup_service, link);
+        if (s->listening && backlog_empty(s->current))
+            end_listening(rt, s);
+    }
+    if (!rt->n_listeners) {
+        free(rt->listeners);
+        rt->listeners = NULL;
+    }
+    return rt->n_listeners > 0;
 }
 
 static void for_each_worker(struct psup_runtime *rt,
@@ -1037,11 +968,18 @@ static void terminate_one(struct psup_runtime *rt, struct psup_worker *w, uint64
     if (w->state == PSUP_WORKER_BUSY)
         terminate(rt, w, now);
     else if (!is_busy(w))
-        signal_group(rt, w, SIGKILL); /* an idle worker that did not retire */
+        psup_runtime_signal_group(rt, w, SIGKILL); /* an idle worker that did not retire */
 }
 
 void psup_runtime_terminate_all(struct psup_runtime *rt, uint64_t now)
 {
+    struct psup_list *p;
+
+    /* Time is up: what is still queued is not served (the kernel resets
+     * it as the listeners close). */
+    for (p = rt->services.next; p != &rt->services; p = p->next)
+        PSUP_CONTAINER(p, struct psup_service, link)->listening = false;
+    close_listeners(rt);
     rt->closing = true;
     for_each_worker(rt, terminate_one, now);
 }
@@ -1049,15 +987,16 @@ void psup_runtime_terminate_all(struct psup_runtime *rt, uint64_t now)
 static void kill_one(struct psup_runtime *rt, struct psup_worker *w, uint64_t now)
 {
     (void)now;
-    signal_group(rt, w, SIGKILL);
+    psup_runtime_signal_group(rt, w, SIGKILL);
     if (w->state == PSUP_WORKER_BUSY || w->state == PSUP_WORKER_TERMINATING)
-        set_state(w, PSUP_WORKER_KILLING);
+        psup_runtime_set_state(w, PSUP_WORKER_KILLING);
 }
 
 void psup_runtime_kill_all(struct psup_runtime *rt)
 {
     rt->accepting = false;
     rt->closing = true;
+    unwatch_all(rt);
     close_listeners(rt);
     for_each_worker(rt, kill_one, 0);
 }
@@ -1066,6 +1005,7 @@ void psup_runtime_free(struct psup_runtime *rt)
 {
     struct psup_list *p, *tmp;
 
+    unwatch_all(rt);
     psup_list_foreach_safe(p, tmp, &rt->services) {
         struct psup_service *s = PSUP_CONTAINER(p, struct psup_service, link);
         if (s->current)

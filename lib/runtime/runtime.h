@@ -18,6 +18,7 @@
 
 #include "policy/backoff.h"
 #include "base/durations.h"
+#include "policy/pool.h"
 #include "config/config.h"
 #include "base/list.h"
 #include "net/listen.h"
@@ -76,6 +77,8 @@ struct psup_counters {
     unsigned long long timed_out;  /* handlers stopped by timeout */
     unsigned long long ended[PSUP_OUTCOMES]; /* handlers reaped, by outcome */
     struct psup_durations durations;         /* how long each of those ran */
+    unsigned long long replies;    /* datagram mode: replies sent to clients */
+    unsigned long long replies_failed; /* replies that could not be sent */
 };
 
 /* What a log limiter counts, per service. */
@@ -86,6 +89,7 @@ enum psup_limit_reason {
     PSUP_LIMIT_OVERLOAD,
     PSUP_LIMIT_ACCEPT,
     PSUP_LIMIT_STDERR,
+    PSUP_LIMIT_REPLY,
     PSUP_LIMIT_COUNT,
 };
 
@@ -95,6 +99,7 @@ struct psup_limited_event {
     unsigned long long conn;
     int err;
     struct psup_peer peer;
+    const char *step;   /* reply_failed: what failed */
 };
 
 /* Per-reason log limiter: a few lines, then one a second with a count.
@@ -113,6 +118,8 @@ struct psup_service {
     struct psup_generation *current; /* NULL once removed: draining */
     struct psup_list workers;        /* every live worker, all generations */
     unsigned idle, busy, retiring, stopped;
+    unsigned replying;               /* reply sockets still followed (they
+                                        may outlive their worker) */
     struct psup_backoff backoff;
     struct psup_sources sources;     /* survives reloads */
     struct psup_tally tally;         /* shared with its workers: TCPCONNNUM */
@@ -120,17 +127,30 @@ struct psup_service {
     struct psup_counters counters;
     struct psup_log_limit limits[PSUP_LIMIT_COUNT];
     bool saturated;
-    bool paused;                     /* takes no new connections on purpose:
-                                        not ready (spec/admin.md, /readyz) */
+    bool paused;                     /* takes no new connections on purpose
+                                        (control: pause; spec/control.md):
+                                        not ready (/readyz); survives reloads */
+    bool scaled;                     /* scale holds the pool bounds (control:
+                                        scale), until the next reload */
+    struct psup_pool_limits scale;
+    bool listening;                  /* shutdown: its listeners' backlogs are
+                                        still being served */
+    uint64_t failing_since;          /* ms: starts delayed since (0: not) */
     bool seen;                       /* apply: named by the new configuration */
     uint64_t saturated_since;
     uint64_t below_limit_since;      /* saturated, but a slot is free since */
     int last_error;                  /* the last failure's errno and step */
     uint32_t last_step;
     uint32_t logged_steps;           /* steps already logged in this streak */
+    /* Wait mode (spec/wait.md, server.c): the generation whose sockets the
+     * loop watches for the first connection or datagram (a reference), and
+     * whether one came and no server was started for it yet. */
+    struct psup_generation *watched;
+    bool demand;
 };
 
 struct psup_errlog;
+struct psup_reply;
 
 struct psup_worker {
     pid_t pid;
@@ -144,6 +164,7 @@ struct psup_worker {
     uint64_t busy_since;
     uint64_t deadline;           /* timeout, or SIGKILL after SIGTERM */
     struct psup_peer peer;
+    struct psup_route route;     /* a datagram's: where replies go from */
     uint32_t listener;
     uint32_t seq;                /* of the BUSY being answered */
     struct psup_source source;
@@ -157,6 +178,8 @@ struct psup_worker {
     int error;                   /* from SETUP_FAILED / EXEC_FAILED */
     uint32_t step;
     struct psup_errlog *errlog;  /* stderr capture ("log" mode) */
+    struct psup_reply *reply;    /* datagram mode: the handler's replies */
+    unsigned long long replies;  /* sent so far (conn_end) */
     struct psup_stack stack;
     struct psup_child child;
     char *envp[];                /* the worker fills it before execve */
@@ -170,6 +193,17 @@ struct psup_runtime_hooks {
                         pid_t pid, struct psup_errlog **slot);
     /* The worker is gone: read what is left and stop following its pid. */
     void (*stderr_done)(void *arg, struct psup_errlog *log);
+    /* A datagram handler's reply socket (runtime/reply.h): watch it, and
+     * pump it when readable. Returns false if it cannot. */
+    bool (*reply_socket)(void *arg, struct psup_reply *r);
+    /* Its handler was reaped (or gave the datagram up): send what the
+     * socket holds now, detach it from the worker (psup_reply_detach),
+     * and follow it a little longer at most. */
+    void (*reply_done)(void *arg, struct psup_reply *r);
+    /* Watch fd (a wait-mode service's listening socket) for readiness, or
+     * stop watching it: the loop then calls psup_runtime_on_ready. Returns
+     * 0 or -errno. */
+    int (*watch)(void *arg, int fd, bool on);
     void *arg;
 };
 
@@ -190,6 +224,9 @@ struct psup_runtime_ops {
     int (*verdict)(void *arg, pid_t pid, uint64_t value);
     /* Whether one more process can be created now (psup_probe_slot). */
     int (*probe)(void *arg, const struct psup_stack *stack);
+    /* Whether a listening socket has something waiting (a connection, a
+     * datagram) now: 1, 0, or -errno (poll with no wait). */
+    int (*readable)(void *arg, int fd);
     void *arg;
 };
 
@@ -258,10 +295,17 @@ void psup_runtime_end_backoff(struct psup_service *s, uint64_t now);
 /* Log one line per bound listener (event=listening). */
 void psup_runtime_log_listeners(const struct psup_runtime *rt);
 
-/* A message from a worker; passed_fd is the descriptor that came with it
- * or -1 (the runtime owns it). */
-void psup_runtime_on_message(struct psup_runtime *rt, const struct psup_msg *m, int passed_fd,
-                             uint64_t now);
+/* Descriptors that came with a message, -1 where none (the runtime owns
+ * them): the read end of a handler's stderr pipe, the supervisor's end of
+ * a datagram handler's reply socket. */
+struct psup_passed_fds {
+    int log;
+    int reply;
+};
+
+/* A message from a worker, with what it passed. */
+void psup_runtime_on_message(struct psup_runtime *rt, const struct psup_msg *m,
+                             const struct psup_passed_fds *fds, uint64_t now);
 
 /* waitpid took pid, exited or killed; psup_runtime_on_exit follows once
  * every message it sent before exiting has been read. Until then it is
@@ -274,7 +318,12 @@ void psup_runtime_note_exit(struct psup_runtime *rt, pid_t pid);
 bool psup_runtime_on_exit(struct psup_runtime *rt, pid_t pid, int status, uint64_t now);
 void psup_runtime_on_stop(struct psup_runtime *rt, pid_t pid, bool stopped);
 
-/* Start and retire workers to bring every pool within its bounds. */
+/* A socket the loop watched for a wait-mode service is readable: start its
+ * servers (spec/wait.md). */
+void psup_runtime_on_ready(struct psup_runtime *rt, int fd, uint64_t now);
+
+/* Start and retire workers to bring every pool within its bounds, and
+ * start or watch for every wait-mode service's servers. */
 void psup_runtime_maintain(struct psup_runtime *rt, uint64_t now);
 
 /* Enforce timeouts and TERM -> KILL escalations due by now. */
@@ -283,13 +332,26 @@ void psup_runtime_expire(struct psup_runtime *rt, uint64_t now);
 /* The earliest time after now that maintain or expire has work, or 0. */
 uint64_t psup_runtime_next_deadline(const struct psup_runtime *rt, uint64_t now);
 
-/* Shutdown: stop accepting (close listeners, retire idle workers). */
-void psup_runtime_stop_accepting(struct psup_runtime *rt);
+/* Shutdown: take no new connection (psup_listener_refuse_new), but serve
+ * those already in the listeners' backlogs: a service keeps its workers
+ * until its backlogs are empty, then its listeners close and its idle
+ * workers retire (docs/design.md, "The backlog at shutdown"). A paused
+ * service's listeners close at once, and so do a wait-mode service's (its
+ * servers own the sockets and their queues), whose servers get SIGTERM. */
+void psup_runtime_stop_accepting(struct psup_runtime *rt, uint64_t now);
+/* During the stop: close the listeners of every service whose backlogs are
+ * empty. Returns whether some listener is still open (look again soon). */
+bool psup_runtime_drain_backlogs(struct psup_runtime *rt, uint64_t now);
 /* SIGTERM every handler's group (KILL follows after kill_grace); SIGKILL
  * every worker still idle. */
 void psup_runtime_terminate_all(struct psup_runtime *rt, uint64_t now);
 /* SIGKILL every worker's group at once. */
 void psup_runtime_kill_all(struct psup_runtime *rt);
+/* An essential service that has been failing (its starts delayed) for its
+ * fatal_after seconds by now, or NULL (spec/signals.md, exit status 4). */
+const struct psup_service *psup_runtime_fatal_service(const struct psup_runtime *rt,
+                                                      uint64_t now);
+
 /* Log the state of every pool (event=status, on SIGUSR1). */
 void psup_runtime_log_status(const struct psup_runtime *rt);
 /* Log the counters of every service (event=summary). */

@@ -26,7 +26,7 @@ enum psup_service_state {
 
 struct psup_service_stats {
     const char *name;
-    const char *mode;             /* "accept": the only mode so far */
+    const char *mode;             /* "accept", "datagram" or "wait" */
     enum psup_service_state state;
     /* The bound listeners (listeners[i].text, with the kernel's port for
      * port 0); none while draining. */
@@ -34,7 +34,9 @@ struct psup_service_stats {
     size_t n_listeners;
     struct psup_pool_counts pool;   /* idle, busy, retiring, stopped */
     struct psup_pool_limits bounds; /* min_spare, max_spare, max_workers (0
-                                       while draining), on_overload reject */
+                                       while draining), on_overload reject:
+                                       those in force (a scale request's);
+                                       wait mode: 0, 0, instances */
     unsigned max_per_source;        /* 0: unlimited */
     double rate;                    /* connections a second; 0: unlimited */
     unsigned rate_burst;
@@ -45,6 +47,7 @@ struct psup_service_stats {
     struct psup_counters counters;
     bool saturated;
     bool paused;                    /* not taking new connections on purpose */
+    bool scaled;                    /* bounds set by a control request */
     uint64_t saturated_since;       /* ms, the runtime's clock, if saturated */
     int last_error;                 /* errno of the last failure logged, or 0 */
     uint32_t last_step;             /* its enum psup_step */
@@ -67,5 +70,11 @@ const char *psup_service_state_name(enum psup_service_state state);
  * change the runtime. */
 void psup_runtime_stats(const struct psup_runtime *rt, struct psup_runtime_stats *out,
                         void (*each)(void *arg, const struct psup_service_stats *s), void *arg);
+
+/* One line for people (sd_notify's STATUS=, spec/readiness.md): "4
+ * services, 11 workers, 2 busy", then ", N paused" and ", N backing off"
+ * when there are. Services a reload removed are not counted; their
+ * handlers are, as busy. */
+void psup_runtime_summary(const struct psup_runtime *rt, char *buf, size_t size);
 
 #endif

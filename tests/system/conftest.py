@@ -236,7 +236,7 @@ class Psup:
     """One psup process started by a test."""
 
     def __init__(self, binary, tmp, config, args=(), env=None, preexec_fn=None,
-                 wrapper=(), stdin=subprocess.DEVNULL, name="psup"):
+                 wrapper=(), stdin=subprocess.DEVNULL, name="psup", pass_fds=()):
         self.binary = binary
         self.tmp = pathlib.Path(tmp)
         self.config_path = self.tmp / f"{name}.json"
@@ -246,6 +246,7 @@ class Psup:
         self.preexec_fn = preexec_fn
         self.wrapper = list(wrapper)
         self.stdin = stdin
+        self.pass_fds = tuple(pass_fds)
         self.proc = None
         self.expect_errors = False
         self.write_config(config)
@@ -262,7 +263,8 @@ class Psup:
         self.log_file = open(self.log_path, "ab")
         cmd = self.wrapper + [self.binary, "--log-format", "json"] + self.args + [str(self.config_path)]
         self.proc = subprocess.Popen(cmd, stdin=self.stdin, stdout=self.log_file, stderr=self.log_file,
-                                     env=self.env, preexec_fn=self.preexec_fn, cwd=self.tmp)
+                                     env=self.env, preexec_fn=self.preexec_fn, cwd=self.tmp,
+                                     pass_fds=self.pass_fds)
         if wait:
             self.wait_ready()
         return self

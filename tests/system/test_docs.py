@@ -349,20 +349,32 @@ def test_every_help_option_is_in_psup_1(psup_bin):
     assert not missing, f"options of psup --help without an entry in OPTIONS of docs/psup.1: {missing}"
 
 
-def test_every_import_option_is_in_psup_1(psup_bin):
-    documented = tag_words(section(MAN1, "IMPORT"))
-    options = help_options(psup_bin, "import")
-    assert {"--help", "--services", "--include-disabled"} <= options, options
+# The subcommands: each has a section of docs/psup.1 with its options and
+# exit statuses, and its statuses as NAME_... = N in its source file.
+SUBCOMMANDS = {
+    "import": ("IMPORT", "import.c", {"--help", "--services", "--include-disabled"}),
+    "ctl": ("CTL", "ctl.c", {"--help", "--admin", "-a", "--json", "--max-workers"}),
+}
+
+
+@pytest.mark.parametrize("command", sorted(SUBCOMMANDS))
+def test_every_subcommand_option_is_in_psup_1(psup_bin, command):
+    name, _, expected = SUBCOMMANDS[command]
+    documented = tag_words(section(MAN1, name))
+    options = help_options(psup_bin, command)
+    assert expected <= options, options
     missing = sorted(options - documented)
-    assert not missing, f"options of psup import --help without an entry in IMPORT of docs/psup.1: {missing}"
+    assert not missing, f"options of psup {command} --help without an entry in {name} of docs/psup.1: {missing}"
 
 
-def test_every_import_exit_status_is_in_psup_1():
-    code = (ROOT / "cmd" / "psup" / "import.c").read_text()
-    statuses = set(re.findall(r"\bIMPORT_[A-Z_]+ = (\d+)", code))
+@pytest.mark.parametrize("command", sorted(SUBCOMMANDS))
+def test_every_subcommand_exit_status_is_in_psup_1(command):
+    name, source, _ = SUBCOMMANDS[command]
+    code = (ROOT / "cmd" / "psup" / source).read_text()
+    statuses = set(re.findall(r"\b%s_[A-Z_]+ = (\d+)" % name, code))
     assert statuses == {"0", "1", "2"}, statuses
-    documented = {t for t in tags(section(MAN1, "IMPORT")) if t.isdigit()}
-    assert documented == statuses, f"IMPORT in docs/psup.1 lists {sorted(documented)}, the code {sorted(statuses)}"
+    documented = {t for t in tags(section(MAN1, name)) if t.isdigit()}
+    assert documented == statuses, f"{name} in docs/psup.1 lists {sorted(documented)}, the code {sorted(statuses)}"
 
 
 def spec_exit_statuses():

@@ -305,7 +305,8 @@ def test_clear_env_hides_a_secret_of_psups_environment(psup, helpers):
 
 
 CONTROL = {"NOTIFY_SOCKET": "/run/systemd/notify-psup-test", "LISTEN_FDS": "2",
-           "LISTEN_PID": "1", "LISTEN_FDNAMES": "a:b"}
+           "LISTEN_PID": "1", "LISTEN_FDNAMES": "a:b", "WATCHDOG_USEC": "30000000",
+           "WATCHDOG_PID": "1"}
 
 
 def test_control_variables_never_reach_a_handler(psup, helpers):

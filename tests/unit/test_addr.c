@@ -203,7 +203,8 @@ struct overlap_case {
     bool overlap;
 };
 
-/* As Linux decides for two listening TCP sockets with SO_REUSEADDR. */
+/* As Linux decides for two listening TCP sockets with SO_REUSEADDR, and for
+ * two UDP sockets without it; a TCP and a UDP socket never clash. */
 static const struct overlap_case overlap_cases[] = {
     {"*:80", "127.0.0.1:80", true},   {"*:80", "[::1]:80", true},
     {"*:80", "0.0.0.0:80", true},     {"*:80", "[::]:80", true},
@@ -212,7 +213,10 @@ static const struct overlap_case overlap_cases[] = {
     {"[::]:80", "1.2.3.4:80", false}, {"[::1]:80", "127.0.0.1:80", false},
     {"1.2.3.4:80", "1.2.3.5:80", false}, {"*:80", "127.0.0.1:81", false},
     {"*:0", "127.0.0.1:0", false},    {"unix:/a", "*:80", false},
-    {"udp://*:80", "udp://1.2.3.4:80", false},
+    {"udp://*:80", "udp://1.2.3.4:80", true}, {"udp://0.0.0.0:80", "udp://1.2.3.4:80", true},
+    {"udp://[::]:80", "udp://0.0.0.0:80", false}, {"udp://1.2.3.4:80", "udp://1.2.3.5:80", false},
+    {"udp://*:80", "*:80", false},     {"udp://*:80", "127.0.0.1:80", false},
+    {"0.0.0.0:80", "udp://1.2.3.4:80", false}, {"udp://*:0", "udp://127.0.0.1:0", false},
 };
 
 static void test_overlap_table(void **state)

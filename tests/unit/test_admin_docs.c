@@ -15,6 +15,7 @@
 #include <cmocka.h>
 
 #include <cjson/cJSON.h>
+#include <errno.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -88,6 +89,12 @@ static int slot_free(void *arg, const struct psup_stack *stack)
     return 0;
 }
 
+static int nothing_waits(void *arg, int fd)
+{
+    (void)arg, (void)fd;
+    return 0;
+}
+
 struct fixture {
     struct psup_runtime rt;
     struct fake_workers fake;
@@ -110,8 +117,14 @@ static int setup(void **state)
     assert_non_null(t);
     assert_int_equal(psup_runtime_init(&t->rt, -1, true), 0);
     t->fake.next = FIRST_PID;
-    t->rt.ops = (struct psup_runtime_ops){no_stack,   no_unmap,  start_worker, no_signal,
-                                          no_verdict, slot_free, &t->fake};
+    t->rt.ops = (struct psup_runtime_ops){.stack_map = no_stack,
+                                          .stack_unmap = no_unmap,
+                                          .spawn = start_worker,
+                                          .signal = no_signal,
+                                          .verdict = no_verdict,
+                                          .probe = slot_free,
+                                          .readable = nothing_waits,
+                                          .arg = &t->fake};
     t->rt.nproc_limit = 0;
     t->log_fd = memfd_create("log", MFD_CLOEXEC);
     assert_true(t->log_fd >= 0);
@@ -183,7 +196,7 @@ static void message(struct fixture *t, pid_t pid, enum psup_msg_kind kind)
     m.peer.addr[10] = m.peer.addr[11] = 0xff;
     m.peer.addr[12] = 127;
     m.peer.addr[15] = 1;
-    psup_runtime_on_message(&t->rt, &m, -1, t->now);
+    psup_runtime_on_message(&t->rt, &m, &(struct psup_passed_fds){-1, -1}, t->now);
 }
 
 /* A connection to service name whose handler runs ms and ends with status. */
@@ -386,7 +399,7 @@ static void test_readiness_reasons(void **state)
     free(body);
     t->st.draining = false;
 
-    psup_runtime_stop_accepting(&t->rt);
+    psup_runtime_stop_accepting(&t->rt, 0);
     body = get(t, "/readyz", &status);
     assert_int_equal(status, 503);
     assert_string_equal(body, "psup is shutting down\n");
@@ -516,6 +529,184 @@ static void test_duration_buckets(void **state)
         assert_true(psup_duration_bounds_ms[i] > psup_duration_bounds_ms[i - 1]);
 }
 
+/* ---- control routes (spec/control.md) ------------------------------------- */
+
+/* The supervisor's side, faked: records what the routes ask for. */
+struct fake_control {
+    int rc;                         /* what each action returns */
+    unsigned calls;
+    char service[72];
+    bool pause;
+    bool had_by;
+    struct psup_requester by;
+    struct psup_scale_request scale;
+    struct psup_admin_reload reload; /* what a reload did */
+};
+
+static void note_call(struct fake_control *f, const char *service,
+                      const struct psup_requester *by)
+{
+    f->calls++;
+    snprintf(f->service, sizeof(f->service), "%s", service ? service : "");
+    f->had_by = by != NULL;
+    if (by)
+        f->by = *by;
+}
+
+static int fake_reload(void *arg, const struct psup_requester *by,
+                       void (*answer)(void *ctx, const struct psup_admin_reload *r), void *ctx)
+{
+    struct fake_control *f = arg;
+
+    note_call(f, NULL, by);
+    if (f->rc == 0)
+        answer(ctx, &f->reload);
+    return f->rc;
+}
+
+static int fake_pause(void *arg, const char *service, bool pause,
+                      const struct psup_requester *by, bool *changed)
+{
+    struct fake_control *f = arg;
+
+    note_call(f, service, by);
+    f->pause = pause;
+    *changed = true;
+    return f->rc;
+}
+
+static int fake_scale(void *arg, const char *service, const struct psup_scale_request *req,
+                      const struct psup_requester *by, struct psup_pool_limits *out, char *why,
+                      size_t why_size)
+{
+    struct fake_control *f = arg;
+
+    note_call(f, service, by);
+    f->scale = *req;
+    *out = (struct psup_pool_limits){2, 4, 8, false};
+    if (f->rc == -EINVAL)
+        snprintf(why, why_size, "max_spare: must be >= min_spare (4), got 2");
+    if (f->rc == -EOPNOTSUPP)
+        snprintf(why, why_size, "service \"%s\" is in wait mode: it cannot", service);
+    return f->rc;
+}
+
+/* POST target from a unix client whose credentials are pid 77, uid 1000
+ * (tcp: from a TCP one); the answer's body, and its status. */
+static char *post(struct fixture *t, const char *target, bool tcp, int *status)
+{
+    char text[512];
+    struct psup_admin_request req;
+    struct psup_admin_response resp;
+
+    snprintf(text, sizeof(text), "POST %s HTTP/1.1\r\nHost: h\r\nContent-Length: 0\r\n\r\n",
+             target);
+    assert_int_equal(psup_admin_request_parse(text, strlen(text), &req), PSUP_HTTP_DONE);
+    req.has_peer = !tcp;
+    req.peer_pid = 77;
+    req.peer_uid = 1000;
+    psup_admin_response_init(&resp);
+    psup_admin_handle(&t->st, &req, tcp ? PSUP_ADMIN_TCP : PSUP_ADMIN_UNIX, &resp);
+    *status = resp.status;
+    char *body = strndup(resp.body.data ? resp.body.data : "", resp.body.len);
+    assert_non_null(body);
+    psup_admin_response_free(&resp);
+    return body;
+}
+
+#define expect_post(t, target, tcp, want_status, want_body)                                   \
+    do {                                                                                      \
+        int status_;                                                                          \
+        char *body_ = post(t, target, tcp, &status_);                                         \
+        assert_string_equal(body_, want_body);                                                \
+        assert_int_equal(status_, want_status);                                               \
+        free(body_);                                                                          \
+    } while (0)
+
+static void test_control_routes(void **state)
+{
+    struct fixture *t = *state;
+    struct fake_control f = {0};
+    const struct psup_admin_control control = {fake_reload, fake_pause, fake_scale, &f};
+
+    /* Without the supervisor's side: not available. */
+    expect_post(t, "/pause?service=a", false, 503, "{\"error\":\"control is not available\"}\n");
+    t->st.control = &control;
+    /* Never from TCP: the action is not even asked for. */
+    expect_post(t, "/pause?service=a", true, 403,
+                "403 Forbidden\ncontrol requests are taken on unix: admin listeners only\n");
+    assert_int_equal(f.calls, 0);
+
+    expect_post(t, "/pause?service=a", false, 200,
+                "{\"service\":\"a\",\"paused\":true,\"changed\":true}\n");
+    assert_string_equal(f.service, "a");
+    assert_true(f.pause && f.had_by);
+    assert_int_equal(f.by.pid, 77);
+    assert_int_equal(f.by.uid, 1000);
+    expect_post(t, "/resume?service=a", false, 200,
+                "{\"service\":\"a\",\"paused\":false,\"changed\":true}\n");
+    assert_false(f.pause);
+
+    expect_post(t, "/scale?max_workers=8&service=b", false, 200,
+                "{\"service\":\"b\",\"pool\":{\"min_spare\":2,\"max_spare\":4,"
+                "\"max_workers\":8},\"until\":\"reload\"}\n");
+    assert_true(f.scale.min_spare == -1 && f.scale.max_spare == -1 && f.scale.max_workers == 8);
+
+    f.rc = -EINVAL;
+    expect_post(t, "/scale?service=b&max_spare=2", false, 400,
+                "{\"error\":\"max_spare: must be >= min_spare (4), got 2\"}\n");
+    /* A wait-mode service (spec/control.md): 409, with the reason. */
+    f.rc = -EOPNOTSUPP;
+    expect_post(t, "/pause?service=w", false, 409,
+                "{\"error\":\"service \\\"w\\\" is in wait mode: its servers accept "
+                "connections themselves, psup cannot pause it\"}\n");
+    expect_post(t, "/scale?service=w&max_spare=2", false, 409,
+                "{\"error\":\"service \\\"w\\\" is in wait mode: it cannot\"}\n");
+    f.rc = -ENOENT;
+    expect_post(t, "/pause?service=zz", false, 404, "{\"error\":\"no service named \\\"zz\\\"\"}\n");
+    f.rc = -ESHUTDOWN;
+    expect_post(t, "/reload", false, 409, "{\"error\":\"psup is shutting down\"}\n");
+    unsigned calls = f.calls;
+    expect_post(t, "/pause?service=a&x=1", false, 400, "{\"error\":\"unknown parameter \\\"x\\\"\"}\n");
+    assert_int_equal(f.calls, calls); /* refused before asking */
+    t->st.control = NULL;
+}
+
+static void test_reload_answers(void **state)
+{
+    struct fixture *t = *state;
+    struct fake_control f = {0};
+    const struct psup_admin_control control = {fake_reload, fake_pause, fake_scale, &f};
+    struct psup_apply_report rep = {.added = "x,y", .changed = "a", .unchanged = 1,
+                                    .listeners_opened = 2};
+    struct psup_diag problems;
+
+    t->st.control = &control;
+    f.reload = (struct psup_admin_reload){PSUP_RELOAD_OK, NULL, &rep, NULL};
+    expect_post(t, "/reload", false, 200,
+                "{\"result\":\"ok\",\"config\":\"t.json\",\"added\":[\"x\",\"y\"],"
+                "\"removed\":[],\"changed\":[\"a\"],\"unchanged\":1,\"listeners_opened\":2,"
+                "\"listeners_closed\":0}\n");
+    assert_true(f.had_by);
+
+    psup_diag_init(&problems);
+    psup_diag_addf(&problems, "services[0].name: missing (required)");
+    psup_diag_addf(&problems, "services[1]: expected an object, got a number");
+    f.reload = (struct psup_admin_reload){PSUP_RELOAD_INVALID, &problems, NULL, NULL};
+    expect_post(t, "/reload", false, 422,
+                "{\"result\":\"invalid\",\"config\":\"t.json\",\"problems\":["
+                "\"services[0].name: missing (required)\","
+                "\"services[1]: expected an object, got a number\"]}\n");
+    psup_diag_free(&problems);
+
+    f.reload = (struct psup_admin_reload){PSUP_RELOAD_FAILED, NULL, NULL,
+                                          "a listener could not be bound"};
+    expect_post(t, "/reload", false, 409,
+                "{\"result\":\"failed\",\"config\":\"t.json\","
+                "\"error\":\"a listener could not be bound\"}\n");
+    t->st.control = NULL;
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -525,6 +716,8 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_readiness_reasons, setup, teardown),
         cmocka_unit_test_setup_teardown(test_backoff_is_not_ready, setup, teardown),
         cmocka_unit_test_setup_teardown(test_page_is_served, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_control_routes, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_reload_answers, setup, teardown),
         cmocka_unit_test(test_json_writer),
         cmocka_unit_test(test_buffer_ceiling),
         cmocka_unit_test(test_duration_buckets),

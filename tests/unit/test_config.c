@@ -242,6 +242,10 @@ static void test_top_level_errors(void **state)
         {"{'services': [{" BASE "}], 'shutdown_timout': 5}",
          {"shutdown_timout: unknown key; did you mean \"shutdown_timeout\"?"}},
         {"{'services': [{" BASE "}], 'kill_grace': 0}", {"kill_grace: must be > 0, got 0"}},
+        {"{'services': [{" BASE "}], 'shutdown_delay': -1}",
+         {"shutdown_delay: must be >= 0, got -1"}},
+        {"{'services': [{" BASE "}], 'shutdown_delay': '5s'}",
+         {"shutdown_delay: expected a number of seconds, got a string"}},
         {"{'services': [{" BASE "}], 'kill_grace': 1e12}",
          {"kill_grace: must be at most 31536000, got 1000000000000"}},
         {"{'services': [{" BASE "}], 'log_format': 'xml'}",
@@ -263,10 +267,12 @@ static void test_top_level_values(void **state)
 
     (void)state;
     cfg = parse_doc("{'$schema': './services.schema.json', 'services': [{" BASE "}], "
-                    "'shutdown_timeout': 0, 'kill_grace': 0.5, 'log_format': 'json'}",
+                    "'shutdown_timeout': 0, 'kill_grace': 0.5, 'log_format': 'json', "
+                    "'shutdown_delay': 2.5}",
                     &d);
     assert_non_null(cfg);
     assert_true(cfg->shutdown_timeout == 0);
+    assert_true(cfg->shutdown_delay == 2.5);
     assert_true(cfg->kill_grace == 0.5);
     assert_int_equal(cfg->log_format, PSUP_LOG_JSON);
     assert_true(cfg->log_format_set);
@@ -292,6 +298,9 @@ static void test_defaults(void **state)
     (void)state;
     assert_true(cfg->shutdown_timeout == 7);
     assert_true(cfg->kill_grace == 2);
+    assert_true(cfg->shutdown_delay == 0);
+    assert_false(s->essential);
+    assert_true(s->fatal_after == 0);
     assert_int_equal(cfg->log_format, PSUP_LOG_TEXT);
     assert_false(cfg->log_format_set);
     assert_int_equal(cfg->refs, 1);
@@ -333,6 +342,7 @@ static void test_defaults(void **state)
     assert_int_equal(s->on_overload, PSUP_OVERLOAD_QUEUE);
     assert_null(s->overload_message);
     assert_true(s->timeout == 0);
+    assert_int_equal(s->mode, PSUP_MODE_ACCEPT);
     psup_config_unref(cfg);
 }
 
@@ -419,8 +429,43 @@ static const struct {
     {"'name': 't', 'listen': ['127.0.0.1:99999'], 'command': ['/bin/true']",
      "services[0].listen[0]: invalid address \"127.0.0.1:99999\": port must be a number from 0 "
      "to 65535"},
-    {"'name': 't', 'listen': ['udp://127.0.0.1:53'], 'command': ['/bin/true']",
-     "services[0].listen[0]: UDP listeners are not supported yet"},
+    {"'name': 't', 'listen': ['udp://127.0.0.1:53', '127.0.0.1:53'], 'command': ['/bin/true']",
+     "services[0].listen[1]: 127.0.0.1:53 is a stream listener and listen[0] a UDP listener: a "
+     "service has stream listeners (TCP, unix) or UDP listeners, not both; make it two "
+     "services"},
+    {"'name': 't', 'listen': ['unix:@x', 'udp://[::1]:53'], 'command': ['/bin/true']",
+     "services[0].listen[1]: udp://[::1]:53 is a UDP listener and listen[0] a stream listener: "
+     "a service has stream listeners (TCP, unix) or UDP listeners, not both; make it two "
+     "services"},
+    {"'name': 't', 'listen': ['udp://127.0.0.1:53'], 'mode': 'accept', 'command': ['/bin/true']",
+     "services[0].listen[0]: udp://127.0.0.1:53 is a UDP listener: mode \"accept\" takes stream "
+     "listeners (TCP, unix); UDP listeners take mode \"datagram\""},
+    {"'name': 't', 'listen': ['*:53'], 'mode': 'datagram', 'command': ['/bin/true']",
+     "services[0].listen[0]: *:53 is a stream listener: mode \"datagram\" takes UDP listeners "
+     "(udp://HOST:PORT)"},
+    {"'name': 't', 'listen': ['udp://127.0.0.1:53'], 'mode': 'wat', 'command': ['/bin/true']",
+     "services[0].mode: expected \"accept\", \"datagram\" or \"wait\", got \"wat\""},
+    {"'name': 't', 'listen': ['udp://127.0.0.1:53'], 'mode': 1, 'command': ['/bin/true']",
+     "services[0].mode: expected \"accept\", \"datagram\" or \"wait\", got a number"},
+    {"'name': 't', 'listen': ['127.0.0.1:53'], 'recv_buffer': 65536, 'command': ['/bin/true']",
+     "services[0].recv_buffer: has no effect without a udp:// listener"},
+    {"'name': 't', 'listen': ['udp://127.0.0.1:53'], 'recv_buffer': 100, "
+     "'command': ['/bin/true']",
+     "services[0].recv_buffer: must be between 4096 and 1073741824, got 100"},
+    {"'name': 't', 'listen': ['udp://127.0.0.1:53'], 'backlog': 10, 'command': ['/bin/true']",
+     "services[0].backlog: has no effect without a stream listener (TCP or unix)"},
+    {"'name': 't', 'listen': ['udp://127.0.0.1:53'], 'deny': ['10.0.0.0/8'], "
+     "'deny_message': 'no', 'command': ['/bin/true']",
+     "services[0].deny_message: has no effect in datagram mode: a refused datagram is dropped "
+     "without a reply"},
+    {"'name': 't', 'listen': ['udp://127.0.0.1:53'], 'rate_message': 'slow', "
+     "'command': ['/bin/true']",
+     "services[0].rate_message: has no effect in datagram mode: a refused datagram is dropped "
+     "without a reply"},
+    {"'name': 't', 'listen': ['udp://*:53', 'udp://127.0.0.1:53'], 'command': ['/bin/true']",
+     "services[0].listen[1]: udp://127.0.0.1:53 overlaps services[0].listen[0] (udp://*:53): "
+     "the kernel does not bind a wildcard address beside another of its family on the same "
+     "port"},
     {"'name': 't', 'listen': ['127.0.0.1:7000', 'localhost:7000'], 'command': ['/bin/true']",
      "services[0].listen[1]: 127.0.0.1:7000 is already used by services[0].listen[0]"},
     {"'name': 't', 'listen': ['unix:/tmp/p.sock', '[::1]:1', 'unix:/tmp/p.sock'], "
@@ -612,6 +657,16 @@ static const struct {
     {BASE ", 'timeout': '30s'", "services[0].timeout: expected a number of seconds, got a string"},
     {BASE ", 'timeout': 1e9", "services[0].timeout: must be at most 31536000, got 1000000000"},
 
+    /* essential services */
+    {BASE ", 'essential': 1", "services[0].essential: expected true or false, got a number"},
+    {BASE ", 'fatal_after': 10", "services[0].fatal_after: has no effect unless essential is true"},
+    {BASE ", 'essential': false, 'fatal_after': 10",
+     "services[0].fatal_after: has no effect unless essential is true"},
+    {BASE ", 'essential': true, 'fatal_after': 0", "services[0].fatal_after: must be > 0, got 0"},
+    {BASE ", 'essential': true, 'fatal_after': '1m'",
+     "services[0].fatal_after: expected a number of seconds, got a string"},
+    {BASE ", 'essental': true", "services[0].essental: unknown key; did you mean \"essential\"?"},
+
     /* unix socket files */
     {UNIX_BASE ", 'socket_mode': 660",
      "services[0].socket_mode: expected a string of octal digits such as \"0660\", got a number; "
@@ -706,8 +761,10 @@ static void test_cross_service_errors(void **state)
 static void test_port_zero_and_bad_entries_never_clash(void **state)
 {
     static const char *const want[] = {
-        "services[0].listen[0]: UDP listeners are not supported yet",
-        "services[0].listen[1]: UDP listeners are not supported yet",
+        "services[0].listen[0]: invalid address \"[::ffff:127.0.0.1]:53\": an IPv4-mapped IPv6 "
+        "address cannot be bound; write 127.0.0.1:53",
+        "services[0].listen[1]: invalid address \"[::ffff:127.0.0.1]:53\": an IPv4-mapped IPv6 "
+        "address cannot be bound; write 127.0.0.1:53",
         NULL,
     };
     struct psup_config *cfg;
@@ -719,9 +776,50 @@ static void test_port_zero_and_bad_entries_never_clash(void **state)
     assert_true(cfg->services[0].listen[3].any_family);
     psup_config_unref(cfg);
 
-    expect_doc_errors("{'services': [{'name': 't', 'listen': ['udp://127.0.0.1:53', "
-                      "'udp://127.0.0.1:53'], 'command': ['/bin/true']}]}",
+    expect_doc_errors("{'services': [{'name': 't', 'listen': ['[::ffff:127.0.0.1]:53', "
+                      "'[::ffff:127.0.0.1]:53'], 'command': ['/bin/true']}]}",
                       want);
+}
+
+/* UDP listeners: the mode they make by default, the receive buffer, and
+ * the ports they share with TCP. */
+static void test_udp_services(void **state)
+{
+    struct psup_config *cfg;
+
+    (void)state;
+    cfg = must_load("'name': 't', 'listen': ['udp://127.0.0.1:53', 'udp://[::1]:53', "
+                    "'udp://*:54', 'udp://127.0.0.1:0'], 'command': ['/bin/cat']");
+    assert_int_equal(cfg->services[0].mode, PSUP_MODE_DATAGRAM);
+    assert_int_equal(cfg->services[0].recv_buffer, PSUP_RECV_BUFFER_DEFAULT);
+    assert_int_equal(cfg->services[0].listen[0].proto, PSUP_PROTO_UDP);
+    assert_true(cfg->services[0].listen[2].any_family);
+    psup_config_unref(cfg);
+
+    cfg = must_load("'name': 't', 'listen': ['udp://127.0.0.1:53'], 'mode': 'datagram', "
+                    "'recv_buffer': 65536, 'max_per_source': 2, 'rate': 10, "
+                    "'on_overload': 'reject', 'allow': ['127.0.0.0/8'], 'command': ['/bin/cat']");
+    assert_int_equal(cfg->services[0].mode, PSUP_MODE_DATAGRAM);
+    assert_int_equal(cfg->services[0].recv_buffer, 65536);
+    psup_config_unref(cfg);
+
+    cfg = must_load("'name': 't', 'listen': ['127.0.0.1:53', 'unix:@x'], 'mode': 'accept', "
+                    "'command': ['/bin/cat']");
+    assert_int_equal(cfg->services[0].mode, PSUP_MODE_ACCEPT);
+    psup_config_unref(cfg);
+
+    /* TCP and UDP ports are apart: the same port, wildcards included. */
+    struct psup_diag d;
+    cfg = parse_doc("{'services': [{'name': 'a', 'listen': ['*:53', '127.0.0.1:54'], "
+                    "'command': ['/bin/cat']}, {'name': 'b', 'listen': ['udp://127.0.0.1:53', "
+                    "'udp://*:54'], 'command': ['/bin/cat']}]}", &d);
+    if (!cfg)
+        dump(&d);
+    assert_non_null(cfg);
+    assert_int_equal(cfg->services[0].mode, PSUP_MODE_ACCEPT);
+    assert_int_equal(cfg->services[1].mode, PSUP_MODE_DATAGRAM);
+    psup_config_unref(cfg);
+    psup_diag_free(&d);
 }
 
 static void test_three_problems_three_lines(void **state)
@@ -854,6 +952,111 @@ static void test_rate_burst(void **state)
                      cases[i].burst);
         psup_config_unref(cfg);
     }
+}
+
+/* spec/config.md, "mode"; spec/wait.md. */
+static void test_mode_defaults(void **state)
+{
+    struct psup_config *cfg = must_load(BASE);
+    const struct psup_service_config *s = &cfg->services[0];
+
+    (void)state;
+    assert_int_equal(s->mode, PSUP_MODE_ACCEPT);
+    assert_int_equal(s->start, PSUP_START_ON_DEMAND);
+    assert_int_equal(s->instances, 1);
+    psup_config_unref(cfg);
+
+    cfg = must_load(BASE ", 'mode': 'wait'");
+    s = &cfg->services[0];
+    assert_int_equal(s->mode, PSUP_MODE_WAIT);
+    assert_int_equal(s->start, PSUP_START_ON_DEMAND);
+    assert_int_equal(s->instances, 1);
+    psup_config_unref(cfg);
+}
+
+static void test_mode_wait_settings(void **state)
+{
+    struct psup_config *cfg = must_load(BASE ", 'mode': 'wait', 'start': 'always', "
+                                        "'instances': 3, 'timeout': 60, 'backlog': 8, "
+                                        "'stderr': 'log'");
+    const struct psup_service_config *s = &cfg->services[0];
+
+    (void)state;
+    assert_int_equal(s->mode, PSUP_MODE_WAIT);
+    assert_int_equal(s->start, PSUP_START_ALWAYS);
+    assert_int_equal(s->instances, 3);
+    assert_true(s->timeout == 60);
+    assert_int_equal(s->backlog, 8);
+    psup_config_unref(cfg);
+    cfg = must_load(BASE ", 'mode': 'accept'");
+    assert_int_equal(cfg->services[0].mode, PSUP_MODE_ACCEPT);
+    psup_config_unref(cfg);
+}
+
+static void test_mode_errors(void **state)
+{
+    (void)state;
+    expect_service_error(BASE ", 'mode': 'nowait'",
+                         "services[0].mode: expected \"accept\", \"datagram\" or \"wait\", got \"nowait\"");
+    expect_service_error(BASE ", 'mode': true",
+                         "services[0].mode: expected \"accept\", \"datagram\" or \"wait\", got a boolean");
+    expect_service_error(BASE ", 'start': 'always'",
+                         "services[0].start: has no effect unless mode is \"wait\"");
+    expect_service_error(BASE ", 'mode': 'accept', 'instances': 2",
+                         "services[0].instances: has no effect unless mode is \"wait\"");
+    expect_service_error(BASE ", 'mode': 'wait', 'start': 'later'",
+                         "services[0].start: expected \"on_demand\" or \"always\", got \"later\"");
+    expect_service_error(BASE ", 'mode': 'wait', 'instances': 0",
+                         "services[0].instances: must be between 1 and 65536, got 0");
+    expect_service_error(BASE ", 'mode': 'wait', 'instances': 1.5",
+                         "services[0].instances: expected a non-negative integer, got 1.5");
+    /* A bad value is one problem, not also one of no effect; a bad mode
+     * is not also the reason for its start's. */
+    expect_service_error(BASE ", 'instances': 0",
+                         "services[0].instances: must be between 1 and 65536, got 0");
+    expect_service_error(BASE ", 'mode': 'w', 'start': 'always'",
+                         "services[0].mode: expected \"accept\", \"datagram\" or \"wait\", got \"w\"");
+}
+
+/* What judges single connections cannot apply to a server that accepts
+ * them itself: each such key is an error at its own path. */
+static void test_mode_wait_rejects_per_connection_keys(void **state)
+{
+    static const char *const keys[] = {
+        "'allow': ['10.0.0.0/8']", "allow",
+        "'deny': ['10.0.0.0/8']", "deny",
+        "'max_per_source': 2", "max_per_source",
+        "'per_source_ipv6_prefix': 64", "per_source_ipv6_prefix",
+        "'rate': 5", "rate",
+        "'on_overload': 'queue'", "on_overload",
+    };
+    char body[256], want[256];
+
+    (void)state;
+    for (size_t i = 0; i < sizeof(keys) / sizeof(keys[0]); i += 2) {
+        snprintf(body, sizeof(body), BASE ", 'mode': 'wait', %s", keys[i]);
+        snprintf(want, sizeof(want), "services[0].%s: does not apply in wait mode: the server "
+                 "accepts its connections itself, psup never sees them", keys[i + 1]);
+        expect_service_error(body, want);
+    }
+    expect_service_error(BASE ", 'mode': 'wait', 'pool': {'max_workers': 4}",
+                         "services[0].pool: does not apply in wait mode: psup starts "
+                         "\"instances\" servers, not a pool of workers");
+    /* Each key once, with the keys that need it (a message with its
+     * limit) reported once each too, in document order. */
+    const char *want2[] = {
+        "services[0].rate: does not apply in wait mode: the server accepts its connections "
+        "itself, psup never sees them",
+        "services[0].rate_message: does not apply in wait mode: the server accepts its "
+        "connections itself, psup never sees them",
+        NULL,
+    };
+    struct psup_diag d;
+    struct psup_config *cfg = parse_service(BASE ", 'mode': 'wait', 'rate': 1, "
+                                            "'rate_message': 'no'", &d);
+    assert_null(cfg);
+    check_lines("rate and rate_message", &d, want2);
+    psup_diag_free(&d);
 }
 
 static void test_umask_values(void **state)
@@ -1313,9 +1516,9 @@ static void test_admin_errors(void **state)
         {"{'services': [{'name': 't', 'listen': ['127.0.0.1:7000'], 'command': ['/bin/true']}], "
          "'admin': {'listen': ['localhost:7000']}}",
          {"admin.listen[0]: 127.0.0.1:7000 is already used by services[0].listen[0]"}},
-        {"{'services': [{" BASE "}], 'admin': {'listen': ['unix:/tmp/a', '127.0.0.1:0', "
-         "'unix:/tmp/a']}}",
-         {"admin.listen[2]: unix:/tmp/a is already used by admin.listen[0]"}},
+        {"{'services': [{" BASE "}], 'admin': {'listen': ['unix:/tmp/psup-unit-admin.sock', '127.0.0.1:0', "
+         "'unix:/tmp/psup-unit-admin.sock']}}",
+         {"admin.listen[2]: unix:/tmp/psup-unit-admin.sock is already used by admin.listen[0]"}},
         {"{'services': [{'name': 't', 'listen': ['127.0.0.1:9100'], 'command': ['/bin/true']}], "
          "'admin': {'listen': ['*:9100']}}",
          {"admin.listen[0]: *:9100 overlaps services[0].listen[0] (127.0.0.1:9100): the kernel "
@@ -1402,6 +1605,31 @@ static void test_describe(void **state)
     assert_string_equal(buf, "sh: listen unix:/tmp/psup-d.sock; command /bin/sh -c \"date -u\"; "
                              "pool 4..8, max 8; 0 allow, 1 deny rules; max 2 per source; "
                              "rate 2.5/s; timeout 30s; prestart");
+    psup_config_unref(cfg);
+
+    cfg = must_load("'name': 'u', 'listen': ['udp://*:5353'], 'command': ['/bin/cat']");
+    psup_config_describe(&cfg->services[0], buf, sizeof(buf));
+    assert_string_equal(buf, "u: listen udp://*:5353; command /bin/cat; pool 4..16, max 256; "
+                             "a handler per datagram");
+    psup_config_unref(cfg);
+
+    cfg = must_load(BASE ", 'essential': true");
+    psup_config_describe(&cfg->services[0], buf, sizeof(buf));
+    assert_non_null(strstr(buf, "; essential, fatal after 30s"));
+    psup_config_unref(cfg);
+}
+
+/* essential alone waits the default 30 s; fatal_after says otherwise. */
+static void test_essential_values(void **state)
+{
+    struct psup_config *cfg = must_load(BASE ", 'essential': true");
+
+    (void)state;
+    assert_true(cfg->services[0].essential);
+    assert_true(cfg->services[0].fatal_after == 30);
+    psup_config_unref(cfg);
+    cfg = must_load(BASE ", 'essential': true, 'fatal_after': 2.5");
+    assert_true(cfg->services[0].fatal_after == 2.5);
     psup_config_unref(cfg);
 }
 
@@ -2097,6 +2325,21 @@ static void test_stops_after_100_problems(void **state)
     free(doc);
 }
 
+/* Whether this process has a capability in its effective set. */
+static bool cfg_has_capability(int cap)
+{
+    FILE *fp = fopen("/proc/self/status", "r");
+    char line[256];
+    unsigned long long caps = 0;
+
+    assert_non_null(fp);
+    while (fgets(line, sizeof(line), fp))
+        if (sscanf(line, "CapEff: %llx", &caps) == 1)
+            break;
+    fclose(fp);
+    return caps >> cap & 1;
+}
+
 static void test_warnings(void **state)
 {
     struct psup_config *cfg;
@@ -2112,6 +2355,24 @@ static void test_warnings(void **state)
                                     "does not exist: the socket cannot be created");
     assert_string_equal(d.items[1], "services[0].listen[3]: /etc/passwd is not a directory: the "
                                     "socket cannot be created");
+    psup_diag_free(&d);
+    psup_config_unref(cfg);
+
+    /* A receive buffer above net.core.rmem_max: said once per service,
+     * unless psup may force it (CAP_NET_ADMIN, which root has). */
+    unsigned long long rmem_max = proc_number("/proc/sys/net/core/rmem_max", 212992);
+    bool net_admin = cfg_has_capability(12 /* CAP_NET_ADMIN */);
+    cfg = must_load("'name': 't', 'listen': ['udp://127.0.0.1:0', 'udp://[::1]:0'], "
+                    "'recv_buffer': 1073741824, 'command': ['/bin/true']");
+    psup_diag_init(&d);
+    assert_int_equal(psup_config_warn(cfg, &d), net_admin ? 0 : 1);
+    if (!net_admin) {
+        char want[300];
+        snprintf(want, sizeof(want), "services[0].listen[0]: recv_buffer 1073741824 is above "
+                 "net.core.rmem_max (%llu) and psup lacks CAP_NET_ADMIN: the kernel will give "
+                 "%llu bytes (raise the sysctl, or run psup as root)", rmem_max, rmem_max);
+        assert_string_equal(d.items[0], want);
+    }
     psup_diag_free(&d);
     psup_config_unref(cfg);
 }
@@ -2236,6 +2497,7 @@ int main(void)
         cmocka_unit_test(test_text_with_nul_is_not_json),
         cmocka_unit_test(test_top_level_errors),
         cmocka_unit_test(test_top_level_values),
+        cmocka_unit_test(test_essential_values),
         cmocka_unit_test(test_defaults),
         cmocka_unit_test(test_pool_derivation),
         cmocka_unit_test(test_service_errors),
@@ -2244,10 +2506,15 @@ int main(void)
         cmocka_unit_test(test_nofile_above_nr_open),
         cmocka_unit_test(test_cross_service_errors),
         cmocka_unit_test(test_port_zero_and_bad_entries_never_clash),
+        cmocka_unit_test(test_udp_services),
         cmocka_unit_test(test_three_problems_three_lines),
         cmocka_unit_test(test_document_order),
         cmocka_unit_test(test_full_service_values),
         cmocka_unit_test(test_rate_burst),
+        cmocka_unit_test(test_mode_defaults),
+        cmocka_unit_test(test_mode_wait_settings),
+        cmocka_unit_test(test_mode_errors),
+        cmocka_unit_test(test_mode_wait_rejects_per_connection_keys),
         cmocka_unit_test(test_umask_values),
         cmocka_unit_test(test_socket_file_settings),
         cmocka_unit_test(test_socket_owner_needs_root),

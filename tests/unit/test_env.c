@@ -210,7 +210,8 @@ static const char *const reserved[] = {
     /* Never set by psup: an inherited value is removed. */
     "TCPREMOTEHOST", "TCPLOCALHOST", "TCPREMOTEINFO",
     /* Meant for psup itself. */
-    "NOTIFY_SOCKET", "LISTEN_FDS", "LISTEN_PID", "LISTEN_FDNAMES",
+    "NOTIFY_SOCKET", "WATCHDOG_USEC", "WATCHDOG_PID", "LISTEN_FDS", "LISTEN_PID",
+    "LISTEN_FDNAMES",
     /* Every PSUP_*. */
     "PSUP_", "PSUP_X", "PSUP_TEST_VERDICT_TIMEOUT_MS", "PSUP_SPAWN",
 };
@@ -334,6 +335,65 @@ static void test_env_out_of_memory(void **state)
     assert_true(failed >= 3); /* every allocation of the build was made to fail */
 }
 
+/* A wait-mode server's base environment also has LISTEN_FDS and
+ * LISTEN_FDNAMES (spec/wait.md): the service's name for each socket. Only
+ * LISTEN_PID is left for the server to add. LISTEN_* inherited from psup's
+ * own environment (systemd's, for psup) are still removed. */
+static void check_wait_env(const char *name, size_t n_listen, const char *const *want)
+{
+    struct psup_service_config svc;
+    char *environ_[] = {"A=1", "LISTEN_FDS=9", "LISTEN_PID=1", "LISTEN_FDNAMES=x", NULL};
+    size_t n = 0;
+
+    memset(&svc, 0, sizeof(svc));
+    svc.name = (char *)name;
+    svc.mode = PSUP_MODE_WAIT;
+    svc.n_listen = n_listen;
+    char **got = psup_env_base(&svc, environ_, &n);
+    check_exactly(name, got, n, want);
+    free(got);
+}
+
+static void test_env_wait_mode(void **state)
+{
+    (void)state;
+    check_wait_env("web", 1, LIST("A=1", "PSUP_SERVICE=web", "LISTEN_FDS=1",
+                                   "LISTEN_FDNAMES=web"));
+    check_wait_env("tftp.v6-x", 3, LIST("A=1", "PSUP_SERVICE=tftp.v6-x", "LISTEN_FDS=3",
+                                         "LISTEN_FDNAMES=tftp.v6-x:tftp.v6-x:tftp.v6-x"));
+    /* The longest name, many sockets: no fixed buffer cuts the names. */
+    char name[65], fds[16], names[16 + 65 * 200];
+    memset(name, 'n', 64);
+    name[64] = '\0';
+    snprintf(fds, sizeof(fds), "LISTEN_FDS=%d", 200);
+    char *p = names + sprintf(names, "LISTEN_FDNAMES=");
+    for (int i = 0; i < 200; i++)
+        p += sprintf(p, "%s%s", i ? ":" : "", name);
+    char service[80];
+    snprintf(service, sizeof(service), "PSUP_SERVICE=%s", name);
+    check_wait_env(name, 200, LIST("A=1", service, fds, names));
+
+    /* Out of memory at any of its allocations (the names are one more). */
+    struct psup_service_config svc;
+    unsigned failed = 0;
+    memset(&svc, 0, sizeof(svc));
+    svc.name = "web";
+    svc.mode = PSUP_MODE_WAIT;
+    svc.n_listen = 2;
+    for (fail_at = 1;; fail_at++) {
+        size_t n = 0;
+        allocations = 0;
+        char **got = psup_env_base(&svc, NULL, &n);
+        if (got) {
+            free(got);
+            break;
+        }
+        failed++;
+    }
+    fail_at = 0;
+    assert_int_equal(failed, 4);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -344,6 +404,7 @@ int main(void)
         cmocka_unit_test(test_env_is_a_copy),
         cmocka_unit_test(test_env_long_home_is_whole),
         cmocka_unit_test(test_env_out_of_memory),
+        cmocka_unit_test(test_env_wait_mode),
     };
 
     return cmocka_run_group_tests(tests, NULL, NULL);

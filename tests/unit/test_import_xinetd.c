@@ -671,8 +671,9 @@ static void test_names_and_addresses(void **state)
 
 static void write_file(const char *dir, const char *name, const char *text)
 {
-    char path[256];
-    snprintf(path, sizeof(path), "%s/%s", dir, name);
+    char path[4096];
+    int n = snprintf(path, sizeof(path), "%s/%s", dir, name);
+    assert_true(n > 0 && (size_t)n < sizeof(path));
     FILE *f = fopen(path, "w");
     assert_non_null(f);
     fputs(text, f);

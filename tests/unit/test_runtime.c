@@ -27,11 +27,13 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
+#include <sys/socket.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
 #include "base/log.h"
 #include "config/config.h"
+#include "runtime/control.h"
 #include "runtime/runtime.h"
 #include "runtime/stats.h"
 
@@ -44,12 +46,12 @@
 #define GONE (-1)
 #define T0 1000000 /* ms, the runtime's clock at the start of each test */
 
-enum fake_op { OP_SPAWN, OP_SIGNAL, OP_VERDICT };
+enum fake_op { OP_SPAWN, OP_SIGNAL, OP_VERDICT, OP_WATCH, OP_UNWATCH };
 
 struct fake_call {
     enum fake_op op;
     pid_t pid;      /* SPAWN: not compared; SIGNAL: -pid for the group */
-    int sig;        /* SIGNAL */
+    int sig;        /* SIGNAL; WATCH, UNWATCH: the socket (not compared) */
     uint64_t value; /* VERDICT */
     bool hold;      /* SPAWN: held until a verdict (scarce slots) */
 };
@@ -58,6 +60,9 @@ struct fake {
     pid_t next_pid;
     int spawn_error; /* -errno: spawn fails */
     int probe_error; /* -errno: the probe finds no free slot */
+    int readable;    /* what every listening socket says (wait mode) */
+    int watch_error; /* -errno: the loop cannot watch a socket */
+    int watching;    /* sockets watched now */
     unsigned probes;
     unsigned stacks_mapped, stacks_unmapped;
     pid_t spawned[256];
@@ -125,6 +130,25 @@ static int fake_probe(void *arg, const struct psup_stack *stack)
     return f->probe_error;
 }
 
+static int fake_readable(void *arg, int fd)
+{
+    struct fake *f = arg;
+
+    (void)fd;
+    return f->readable;
+}
+
+static int fake_watch(void *arg, int fd, bool on)
+{
+    struct fake *f = arg;
+
+    if (f->watch_error && on)
+        return f->watch_error;
+    record(f, (struct fake_call){on ? OP_WATCH : OP_UNWATCH, 0, fd, 0, false});
+    f->watching += on ? 1 : -1;
+    return 0;
+}
+
 /* ---- the test's runtime ------------------------------------------------- */
 
 struct rt_test {
@@ -133,6 +157,7 @@ struct rt_test {
     int log_fd;
     off_t log_mark;
     uint64_t now;
+    bool draining; /* shutdown: the backlogs are looked at before maintain */
     bool stopping; /* the loop no longer calls maintain */
 };
 
@@ -143,9 +168,15 @@ static int setup(void **state)
     assert_non_null(t);
     assert_int_equal(psup_runtime_init(&t->rt, -1, true), 0);
     t->fake.next_pid = FIRST_PID;
-    t->rt.ops = (struct psup_runtime_ops){fake_stack_map, fake_stack_unmap, fake_spawn,
-                                          fake_signal,    fake_verdict,     fake_probe,
-                                          &t->fake};
+    t->rt.ops = (struct psup_runtime_ops){.stack_map = fake_stack_map,
+                                          .stack_unmap = fake_stack_unmap,
+                                          .spawn = fake_spawn,
+                                          .signal = fake_signal,
+                                          .verdict = fake_verdict,
+                                          .probe = fake_probe,
+                                          .readable = fake_readable,
+                                          .arg = &t->fake};
+    t->rt.hooks = (struct psup_runtime_hooks){.watch = fake_watch, .arg = &t->fake};
     t->rt.nproc_limit = 0; /* slots are scarce only where a test says so */
     t->log_fd = memfd_create("log", MFD_CLOEXEC);
     assert_true(t->log_fd >= 0);
@@ -201,6 +232,8 @@ static int teardown(void **state)
 static void progress(struct rt_test *t)
 {
     psup_runtime_expire(&t->rt, t->now);
+    if (t->draining && !t->stopping)
+        psup_runtime_drain_backlogs(&t->rt, t->now);
     if (!t->stopping)
         psup_runtime_maintain(&t->rt, t->now);
 }
@@ -269,7 +302,7 @@ static void send_message(struct rt_test *t, pid_t pid, enum psup_msg_kind kind, 
     /* The loop reads messages without calling expire or maintain after
      * them (supervisor.c, channel_cb): what a message starts, the runtime
      * starts itself. */
-    psup_runtime_on_message(&t->rt, &m, -1, t->now);
+    psup_runtime_on_message(&t->rt, &m, &(struct psup_passed_fds){-1, -1}, t->now);
 }
 
 static void message(struct rt_test *t, pid_t pid, enum psup_msg_kind kind, uint32_t seq,
@@ -293,13 +326,14 @@ static void stop(struct rt_test *t, pid_t pid, bool stopped)
 /* The graceful stop's phases (spec/signals.md). */
 static void shutdown_begins(struct rt_test *t)
 {
-    t->stopping = true;
-    psup_runtime_stop_accepting(&t->rt);
+    t->draining = true;
+    psup_runtime_stop_accepting(&t->rt, t->now);
     progress(t);
 }
 
 static void shutdown_timeout(struct rt_test *t)
 {
+    t->stopping = true;
     psup_runtime_terminate_all(&t->rt, t->now);
     progress(t);
 }
@@ -359,6 +393,10 @@ static void describe(const struct fake_call *c, char *buf, size_t size)
                  (int)psup_verdict_code(c->value), psup_verdict_connnum(c->value),
                  psup_verdict_seq(c->value), (int)c->pid);
         break;
+    case OP_WATCH:
+    case OP_UNWATCH:
+        snprintf(buf, size, "%s fd %d", c->op == OP_WATCH ? "watch" : "unwatch", c->sig);
+        break;
     }
 }
 
@@ -370,6 +408,7 @@ static bool same_call(const struct fake_call *got, const struct fake_call *want)
     case OP_SPAWN: return got->hold == want->hold;
     case OP_SIGNAL: return got->pid == want->pid && got->sig == want->sig;
     case OP_VERDICT: return got->pid == want->pid && got->value == want->value;
+    case OP_WATCH: case OP_UNWATCH: return true; /* the fd is the listener's */
     }
     return false;
 }
@@ -1517,7 +1556,7 @@ static void stats_snapshot_per_service_and_runtime(void **state)
     assert_int_equal(s->counters.accepted, 1);
 
     /* Shutdown. */
-    psup_runtime_stop_accepting(&t->rt);
+    psup_runtime_stop_accepting(&t->rt, t->now);
     psup_runtime_stats(&t->rt, &rs, NULL, NULL);
     assert_false(rs.accepting);
     assert_int_equal(rs.listeners, 0);
@@ -1550,6 +1589,28 @@ static void stats_status_and_summary_records(void **state)
                "event=summary service=u accepted=1 denied=0 failed=0");
 }
 
+/* sd_notify's STATUS= line, from the same snapshot. */
+static void stats_one_line_summary(void **state)
+{
+    struct rt_test *t = *state;
+    char line[128];
+    bool changed;
+
+    psup_runtime_summary(&t->rt, line, sizeof(line));
+    assert_string_equal(line, "0 services, 0 workers, 0 busy");
+    three_services(t);
+    psup_runtime_summary(&t->rt, line, sizeof(line));
+    assert_string_equal(line, "3 services, 3 workers, 2 busy, 1 backing off");
+    assert_int_equal(psup_runtime_pause(&t->rt, "u", true, NULL, t->now, &changed), 0);
+    psup_runtime_summary(&t->rt, line, sizeof(line));
+    assert_string_equal(line, "3 services, 3 workers, 2 busy, 1 paused, 1 backing off");
+    /* Cut, never overrun. */
+    memset(line, 'x', sizeof(line));
+    psup_runtime_summary(&t->rt, line, 12);
+    assert_string_equal(line, "3 services,");
+    assert_int_equal(line[12], 'x');
+}
+
 /* The snapshot of a runtime with nothing configured yet. */
 static void stats_of_an_empty_runtime(void **state)
 {
@@ -1568,6 +1629,705 @@ static void stats_of_an_empty_runtime(void **state)
     assert_string_equal(psup_service_state_name(PSUP_SERVICE_BACKOFF), "backoff");
     assert_string_equal(psup_service_state_name(PSUP_SERVICE_SATURATED), "saturated");
     assert_string_equal(psup_service_state_name(PSUP_SERVICE_DRAINING), "draining");
+}
+
+/* ==== Wait mode: spec/wait.md, "States and transitions" ================== */
+
+#define WATCH {OP_WATCH, 0, 0, 0, false}
+#define UNWATCH {OP_UNWATCH, 0, 0, 0, false}
+#define WAIT "'mode': 'wait'"
+#define ALWAYS "'mode': 'wait', 'start': 'always'"
+
+/* The loop reports a watched socket readable (supervisor.c, watch_cb). */
+static void ready(struct rt_test *t)
+{
+    const struct psup_service *s = svc(t);
+
+    assert_non_null(s->watched);
+    psup_runtime_on_ready(&t->rt, psup_plan_listeners(s->watched->plan)[0].fd, t->now);
+    progress(t);
+}
+
+/* | (none) | on_demand service applied | WATCHING | watch the sockets |
+ * | WATCHING | a socket readable | RUNNING | stop watching; start
+ * `instances` servers; server_started | */
+static void wait_on_demand_watches_then_starts_on_demand(void **state)
+{
+    struct rt_test *t = *state;
+
+    apply(t, WAIT ", 'instances': 3");
+    EXPECT_CALLS(t, WATCH);
+    assert_int_equal(t->fake.watching, 1);
+    advance(t, 60000);
+    EXPECT_NO_CALLS(t);
+    EXPECT_QUIET_LOG(t);
+    /* A socket psup does not watch (any more) is ignored. */
+    psup_runtime_on_ready(&t->rt, 12345, t->now);
+    EXPECT_NO_CALLS(t);
+    ready(t);
+    EXPECT_CALLS(t, UNWATCH, SPAWN, SPAWN, SPAWN);
+    assert_int_equal(t->fake.watching, 0);
+    for (size_t i = 0; i < 3; i++)
+        expect_state(t, spawned(t, i), PSUP_WORKER_BUSY);
+    expect_pool(t, 0, 3, 0, 0);
+    EXPECT_LOG(t, "event=server_started service=s conn=1 start=on_demand",
+               "event=server_started service=s conn=2 start=on_demand",
+               "event=server_started service=s conn=3 start=on_demand");
+    /* While one of them runs, nothing is watched or started. */
+    reap(t, spawned(t, 0), EXITED(0));
+    reap(t, spawned(t, 1), EXITED(0));
+    EXPECT_NO_CALLS(t);
+    EXPECT_LOG(t, "event=server_exit conn=1 status=0 failure=false",
+               "event=server_exit conn=2 status=0 failure=false");
+    assert_null(svc(t)->watched);
+}
+
+/* | (none) | always service applied | RUNNING | start `instances`
+ * servers | */
+static void wait_always_starts_instances_at_once(void **state)
+{
+    struct rt_test *t = *state;
+
+    apply(t, ALWAYS ", 'instances': 2");
+    EXPECT_CALLS(t, SPAWN, SPAWN);
+    expect_pool(t, 0, 2, 0, 0);
+    EXPECT_LOG(t, "event=server_started conn=1 start=always",
+               "event=server_started conn=2 start=always");
+    advance(t, 60000);
+    EXPECT_NO_CALLS(t);
+    assert_null(svc(t)->watched);
+    assert_int_equal(svc(t)->tally.shared->used, 0); /* no TCPCONNNUM for servers */
+}
+
+/* | RUNNING | exit (any), always | (gone) | a failure: restarted at once
+ * twice, then after the delay | */
+static void wait_always_exit_is_a_failure_restarted_with_backoff(void **state)
+{
+    struct rt_test *t = *state;
+
+    apply(t, ALWAYS);
+    EXPECT_CALLS(t, SPAWN);
+    skip_log(t);
+    t->now += 5;
+    reap(t, spawned(t, 0), EXITED(0));
+    EXPECT_CALLS(t, SPAWN);
+    EXPECT_LOG(t, "event=server_exit status=0 duration_ms=5 failure=true level=warn");
+    reap(t, spawned(t, 1), KILLED(SIGSEGV));
+    EXPECT_CALLS(t, SPAWN);
+    EXPECT_LOG(t, "event=server_exit signal=SEGV failure=true");
+    reap(t, spawned(t, 2), EXITED(3));
+    EXPECT_NO_CALLS(t);
+    EXPECT_LOG(t, "event=server_exit status=3 failure=true", "event=backoff failures=3 delay=0.100");
+    advance(t, 99);
+    EXPECT_NO_CALLS(t);
+    advance(t, 1);
+    EXPECT_CALLS(t, SPAWN);
+    assert_int_equal(svc(t)->counters.failed, 3);
+    /* A server that stays ends the streak. */
+    advance(t, 200);
+    EXPECT_LOG(t, "event=server_started", "event=recovered service=s");
+    assert_int_equal(svc(t)->backoff.failures, 0);
+}
+
+/* | RUNNING | exit 0, on_demand, nothing left waiting | (gone) | the
+ * streak ends; watch again | */
+static void wait_on_demand_clean_exit_watches_again(void **state)
+{
+    struct rt_test *t = *state;
+
+    apply(t, WAIT);
+    ready(t);
+    EXPECT_CALLS(t, WATCH, UNWATCH, SPAWN);
+    skip_log(t);
+    t->fake.readable = 0;
+    reap(t, spawned(t, 0), EXITED(0));
+    EXPECT_CALLS(t, WATCH);
+    EXPECT_LOG(t, "event=server_exit status=0 failure=false level=info");
+    assert_int_equal(svc(t)->counters.failed, 0);
+    ready(t);
+    EXPECT_CALLS(t, UNWATCH, SPAWN);
+}
+
+/* | RUNNING | exit, on_demand, the last server, a socket still readable
+ * | (gone) | a failure ("looping"): watched again at once twice, then only
+ * after the delay | */
+static void wait_on_demand_exit_leaving_a_socket_readable_is_a_failure(void **state)
+{
+    struct rt_test *t = *state;
+
+    apply(t, WAIT);
+    EXPECT_CALLS(t, WATCH);
+    t->fake.readable = 1;
+    for (int i = 0; i < 2; i++) {
+        ready(t);
+        EXPECT_CALLS(t, UNWATCH, SPAWN);
+        reap(t, spawned(t, (size_t)i), EXITED(0));
+        EXPECT_CALLS(t, WATCH);
+    }
+    skip_log(t);
+    ready(t);
+    EXPECT_CALLS(t, UNWATCH, SPAWN);
+    reap(t, spawned(t, 2), EXITED(0));
+    /* Delayed: not even watched (what waits would wake psup at once). */
+    EXPECT_NO_CALLS(t);
+    EXPECT_LOG(t, "event=server_started", "event=server_exit pending=true failure=true",
+               "event=backoff failures=3 delay=0.100");
+    assert_int_equal(svc(t)->counters.failed, 3);
+    assert_int_equal(psup_runtime_next_deadline(&t->rt, t->now), t->now + 100);
+    advance(t, 100);
+    EXPECT_CALLS(t, WATCH);
+    ready(t);
+    EXPECT_CALLS(t, UNWATCH, SPAWN);
+    reap(t, spawned(t, 3), EXITED(0));
+    EXPECT_NO_CALLS(t);
+    skip_log(t);
+    advance(t, 199);
+    EXPECT_NO_CALLS(t);
+    advance(t, 1);
+    EXPECT_CALLS(t, WATCH);
+}
+
+/* While another server of the service runs, a readable socket says
+ * nothing: that one takes what waits. */
+static void wait_on_demand_exit_with_others_running_is_clean(void **state)
+{
+    struct rt_test *t = *state;
+
+    apply(t, WAIT ", 'instances': 2");
+    ready(t);
+    EXPECT_CALLS(t, WATCH, UNWATCH, SPAWN, SPAWN);
+    skip_log(t);
+    t->fake.readable = 1;
+    reap(t, spawned(t, 0), EXITED(0));
+    EXPECT_NO_CALLS(t);
+    EXPECT_LOG(t, "event=server_exit conn=1 status=0 failure=false");
+}
+
+/* | RUNNING | crashed (a signal, a status other than 0), on_demand | (gone)
+ * | a failure | */
+static void wait_on_demand_crash_is_a_failure(void **state)
+{
+    struct rt_test *t = *state;
+
+    apply(t, WAIT);
+    ready(t);
+    EXPECT_CALLS(t, WATCH, UNWATCH, SPAWN);
+    skip_log(t);
+    reap(t, spawned(t, 0), KILLED(SIGKILL));
+    EXPECT_CALLS(t, WATCH);
+    EXPECT_LOG(t, "event=server_exit signal=KILL hint=oom_or_external_kill failure=true");
+    assert_int_equal(svc(t)->counters.failed, 1);
+    assert_int_equal(svc(t)->backoff.failures, 1);
+}
+
+/* | RUNNING | reaped after SETUP_FAILED or EXEC_FAILED | (gone) | a
+ * failure, logged with its step and reason (first of a burst) | */
+static void wait_exec_failed_is_a_failure(void **state)
+{
+    struct rt_test *t = *state;
+
+    apply(t, ALWAYS);
+    EXPECT_CALLS(t, SPAWN);
+    skip_log(t);
+    pid_t w = spawned(t, 0);
+    send_message(t, w, PSUP_MSG_EXEC_FAILED, 0, 0, ENOENT, PSUP_STEP_EXEC);
+    reap(t, w, EXITED(127));
+    EXPECT_CALLS(t, SPAWN);
+    EXPECT_LOG(t, "event=exec_failed step=exec program=/bin/true errno=ENOENT",
+               "event=server_exit outcome=exec_failed status=127 failure=true",
+               "event=server_started conn=2");
+    w = spawned(t, 1);
+    send_message(t, w, PSUP_MSG_SETUP_FAILED, 0, 0, EACCES, PSUP_STEP_PROGRAM);
+    reap(t, w, EXITED(125));
+    EXPECT_CALLS(t, SPAWN);
+    EXPECT_LOG(t, "event=worker_failed step=program errno=EACCES",
+               "event=server_exit outcome=setup_failed status=125 failure=true",
+               "event=server_started conn=3");
+    assert_int_equal(svc(t)->counters.failed, 2);
+}
+
+/* | RUNNING | `timeout` reached | STOPPING | SIGTERM to the group;
+ * `timeout`; SIGKILL after kill_grace (always: its replacement starts at
+ * once) | ... reaped | (gone) | not a failure | */
+static void wait_timeout_stops_the_server(void **state)
+{
+    struct rt_test *t = *state;
+
+    apply(t, ALWAYS ", 'timeout': 5");
+    pid_t w = spawned(t, 0);
+    EXPECT_CALLS(t, SPAWN);
+    skip_log(t);
+    advance(t, 4999);
+    EXPECT_NO_CALLS(t);
+    advance(t, 1);
+    EXPECT_CALLS(t, SIGNAL(-w, SIGTERM), SPAWN);
+    expect_state(t, w, PSUP_WORKER_TERMINATING);
+    EXPECT_LOG(t, "event=timeout service=s conn=1 key=timeout limit=5.000",
+               "event=server_started conn=2");
+    advance(t, 2000);
+    EXPECT_CALLS(t, SIGNAL(-w, SIGKILL));
+    expect_state(t, w, PSUP_WORKER_KILLING);
+    reap(t, w, KILLED(SIGKILL));
+    EXPECT_NO_CALLS(t);
+    EXPECT_LOG(t, "event=server_exit outcome=timeout signal=KILL failure=false");
+    assert_int_equal(svc(t)->counters.timed_out, 1);
+    assert_int_equal(svc(t)->counters.failed, 0);
+}
+
+/* | RUNNING | a reload changes the service | STOPPING | once the new
+ * generation's servers are started (always) or its sockets watched
+ * (on_demand): SIGTERM to the server (what it started finishes), SIGKILL to
+ * its group after shutdown_timeout and kill_grace | */
+static void wait_reload_starts_new_then_stops_old(void **state)
+{
+    struct rt_test *t = *state;
+
+    apply(t, ALWAYS);
+    pid_t old = spawned(t, 0);
+    EXPECT_CALLS(t, SPAWN);
+    apply(t, ALWAYS); /* unchanged: the server stays */
+    EXPECT_NO_CALLS(t);
+    apply(t, ALWAYS ", 'timeout': 60");
+    EXPECT_CALLS(t, SPAWN, SIGNAL(old, SIGTERM)); /* the server only: see below */
+    expect_state(t, old, PSUP_WORKER_TERMINATING);
+    expect_state(t, spawned(t, 1), PSUP_WORKER_BUSY);
+    skip_log(t);
+    advance(t, 8999);
+    EXPECT_NO_CALLS(t);
+    advance(t, 1);
+    EXPECT_CALLS(t, SIGNAL(-old, SIGKILL));
+    reap(t, old, KILLED(SIGKILL));
+    EXPECT_NO_CALLS(t);
+    EXPECT_LOG(t, "event=server_exit conn=1 outcome=stopped signal=KILL failure=false");
+}
+
+static void wait_reload_on_demand_watches_while_the_old_server_stops(void **state)
+{
+    struct rt_test *t = *state;
+
+    apply(t, WAIT);
+    ready(t);
+    pid_t old = spawned(t, 0);
+    EXPECT_CALLS(t, WATCH, UNWATCH, SPAWN);
+    apply(t, WAIT ", 'timeout': 60");
+    EXPECT_CALLS(t, WATCH, SIGNAL(old, SIGTERM));
+    /* The next connection starts the new server, the old one still
+     * stopping. */
+    ready(t);
+    EXPECT_CALLS(t, UNWATCH, SPAWN);
+    skip_log(t);
+    reap(t, old, EXITED(0));
+    EXPECT_NO_CALLS(t);
+    EXPECT_LOG(t, "event=server_exit conn=1 outcome=stopped status=0 failure=false");
+}
+
+/* | RUNNING | the service is removed | STOPPING | SIGTERM to the server,
+ * SIGKILL to its group after shutdown_timeout and kill_grace | */
+static void wait_service_removed_stops_its_servers(void **state)
+{
+    struct rt_test *t = *state;
+
+    apply(t, ALWAYS);
+    pid_t w = spawned(t, 0);
+    EXPECT_CALLS(t, SPAWN);
+    apply_doc(t, "{'services': [" SERVICE("other") POOL1 "}]}");
+    EXPECT_CALLS(t, SPAWN, SIGNAL(w, SIGTERM));
+    expect_state(t, w, PSUP_WORKER_TERMINATING);
+    reap(t, w, EXITED(0));
+    assert_null(find_service(t, "s"));
+}
+
+/* | RUNNING | shutdown begins | STOPPING | SIGTERM now, SIGKILL after
+ * shutdown_timeout and kill_grace; a watched socket is no longer watched
+ * (before psup closes it) | */
+static void wait_shutdown_stops_servers_at_once(void **state)
+{
+    struct rt_test *t = *state;
+
+    apply_doc(t, "{'services': [" SERVICE("s") ALWAYS "}, " SERVICE("t") WAIT "}]}");
+    pid_t w = spawned(t, 0);
+    EXPECT_CALLS(t, SPAWN, WATCH);
+    shutdown_begins(t);
+    EXPECT_CALLS(t, UNWATCH, SIGNAL(-w, SIGTERM));
+    expect_state(t, w, PSUP_WORKER_TERMINATING);
+    advance(t, 8999);
+    EXPECT_NO_CALLS(t);
+    shutdown_timeout(t); /* psup's own deadline: nothing more for a server */
+    EXPECT_NO_CALLS(t);
+    advance(t, 1);
+    EXPECT_CALLS(t, SIGNAL(-w, SIGKILL));
+    skip_log(t);
+    reap(t, w, KILLED(SIGKILL));
+    EXPECT_NO_CALLS(t);
+    EXPECT_LOG(t, "event=server_exit outcome=stopped signal=KILL failure=false");
+}
+
+/* The stop proper can begin inside the loop's turn, after its expiry
+ * (shutdown_delay over, an essential service failing): the servers get
+ * their SIGTERM from psup_runtime_stop_accepting itself, not from a later
+ * turn that may come only at shutdown_timeout. */
+static void wait_shutdown_signals_servers_in_the_same_turn(void **state)
+{
+    struct rt_test *t = *state;
+
+    apply(t, ALWAYS);
+    pid_t w = spawned(t, 0);
+    EXPECT_CALLS(t, SPAWN);
+    t->draining = true;
+    psup_runtime_stop_accepting(&t->rt, t->now);
+    EXPECT_CALLS(t, SIGNAL(-w, SIGTERM));
+    expect_state(t, w, PSUP_WORKER_TERMINATING);
+    assert_int_equal(t->rt.n_listeners, 0); /* psup's copies closed at once */
+}
+
+/* | RUNNING | BUSY (stderr "log": the server's pipe) | unchanged | follow
+ * the pipe; verdict `run` (flagged when psup cannot follow it) | */
+static void wait_stderr_log_pipe_answered(void **state)
+{
+    struct rt_test *t = *state;
+
+    apply(t, ALWAYS ", 'stderr': 'log'");
+    pid_t w = spawned(t, 0);
+    EXPECT_CALLS(t, SPAWN);
+    skip_log(t);
+    message(t, w, PSUP_MSG_BUSY, 1, 0);
+    EXPECT_CALLS(t, {OP_VERDICT, w, 0,
+                     psup_verdict_encode(PSUP_VERDICT_RUN, PSUP_VERDICT_NO_LOG_PIPE, 0, 1),
+                     false});
+    EXPECT_LOG(t, "event=stderr_fallback conn=1");
+    expect_state(t, w, PSUP_WORKER_BUSY);
+    assert_int_equal(svc(t)->counters.accepted, 0);
+}
+
+/* The loop cannot watch the sockets (epoll full): psup cannot wait for
+ * demand, so it starts the servers at once. A failed creation keeps the
+ * demand for the next try. */
+static void wait_unwatchable_starts_at_once_and_spawn_failure_keeps_demand(void **state)
+{
+    struct rt_test *t = *state;
+
+    t->fake.watch_error = -ENOSPC;
+    t->fake.spawn_error = -EAGAIN;
+    apply(t, WAIT);
+    EXPECT_CALLS(t, UNWATCH); /* what was watched is undone */
+    EXPECT_LOG(t, "event=spawn_failed errno=EAGAIN retry_ms=50");
+    assert_true(svc(t)->demand);
+    t->fake.spawn_error = 0;
+    t->fake.watch_error = 0;
+    advance(t, 50);
+    EXPECT_CALLS(t, SPAWN);
+    assert_false(svc(t)->demand);
+}
+
+/* The snapshot's mode. */
+static void wait_stats_mode(void **state)
+{
+    struct rt_test *t = *state;
+    struct seen_services seen = {0};
+
+    apply_doc(t, "{'services': [" SERVICE("s") WAIT "}, " SERVICE("t") POOL1 "}]}");
+    psup_runtime_stats(&t->rt, NULL, collect, &seen);
+    assert_int_equal(seen.n, 2);
+    assert_string_equal(seen.s[0].mode, "wait");
+    assert_string_equal(seen.s[1].mode, "accept");
+    /* No spares for a wait service: instances servers at most. */
+    assert_int_equal(seen.s[0].bounds.min_spare, 0);
+    assert_int_equal(seen.s[0].bounds.max_spare, 0);
+    assert_int_equal(seen.s[0].bounds.max_workers, 1);
+}
+
+/* ==== essential services ================================================= */
+
+/* An essential service failing for fatal_after, counted from its first
+ * delayed start, is named; a recovery starts the count over. */
+static void essential_fails_after_fatal_after(void **state)
+{
+    struct rt_test *t = *state;
+
+    apply(t, POOL1 ", 'essential': true, 'fatal_after': 1");
+    for (size_t i = 0; i < 3; i++) {
+        t->now += 10;
+        fail_worker(t, spawned(t, i));
+    }
+    uint64_t delayed = t->now; /* the third failure delays starts */
+    assert_int_equal(svc(t)->failing_since, delayed);
+    assert_null(psup_runtime_fatal_service(&t->rt, t->now));
+    /* Every probe fails too. */
+    for (size_t next = 3; t->now < delayed + 900;) {
+        advance(t, 50);
+        while (next < t->fake.n_spawned) {
+            t->now += 1;
+            fail_worker(t, spawned(t, next++));
+        }
+    }
+    /* The deadline wakes the loop in time. */
+    uint64_t next = psup_runtime_next_deadline(&t->rt, t->now);
+    assert_true(next > t->now && next <= delayed + 1000);
+    assert_null(psup_runtime_fatal_service(&t->rt, delayed + 999));
+    assert_ptr_equal(psup_runtime_fatal_service(&t->rt, delayed + 1000), svc(t));
+    /* A reload ends the streak: the count starts over. */
+    apply(t, POOL1 ", 'essential': true, 'fatal_after': 1");
+    assert_int_equal(svc(t)->failing_since, 0);
+    assert_null(psup_runtime_fatal_service(&t->rt, t->now + 5000));
+}
+
+static void not_essential_is_never_fatal(void **state)
+{
+    struct rt_test *t = *state;
+
+    apply(t, POOL1);
+    for (size_t i = 0; i < 3; i++) {
+        t->now += 10;
+        fail_worker(t, spawned(t, i));
+    }
+    assert_true(svc(t)->failing_since > 0);
+    assert_null(psup_runtime_fatal_service(&t->rt, t->now + 3600 * 1000));
+}
+
+/* ==== control requests (spec/control.md) ================================= */
+
+#define POOL2 "'pool': {'min_spare': 2, 'max_spare': 2, 'max_workers': 4}"
+
+static int pause_s(struct rt_test *t, bool pause, bool *changed)
+{
+    struct psup_requester by = {4242, 1000};
+    int rc = psup_runtime_pause(&t->rt, "s", pause, &by, t->now, changed);
+
+    progress(t);
+    return rc;
+}
+
+/* Paused: the idle workers retire, a busy one runs on, none starts, ever;
+ * resumed: the spares start again. */
+static void control_pause_retires_idle_and_starts_none(void **state)
+{
+    struct rt_test *t = *state;
+    bool changed;
+
+    apply(t, POOL2);
+    pid_t a = spawned(t, 0), b = spawned(t, 1);
+    message(t, a, PSUP_MSG_RUNNING, 1, 1);
+    EXPECT_CALLS(t, SPAWN, SPAWN, SPAWN);
+    pid_t c = spawned(t, 2);
+    skip_log(t);
+    assert_int_equal(pause_s(t, true, &changed), 0);
+    assert_true(changed);
+    EXPECT_CALLS(t, SIGNAL(c, SIGURG), SIGNAL(b, SIGURG));
+    EXPECT_LOG(t, "event=paused service=s changed=true remote_pid=4242 remote_uid=1000");
+    expect_pool(t, 0, 1, 2, 0);
+    reap(t, a, EXITED(0));
+    reap(t, b, EXITED(PSUP_WORKER_EXIT_RETIRED));
+    advance(t, 60000);
+    EXPECT_NO_CALLS(t);
+    assert_true(svc(t)->paused);
+    skip_log(t);
+    assert_int_equal(pause_s(t, true, &changed), 0);
+    assert_false(changed);
+    EXPECT_LOG(t, "event=paused service=s changed=false");
+    assert_int_equal(pause_s(t, false, &changed), 0);
+    assert_true(changed);
+    EXPECT_CALLS(t, SPAWN, SPAWN);
+    EXPECT_LOG(t, "event=resumed service=s changed=true");
+    expect_pool(t, 2, 0, 1, 0);
+}
+
+/* A pause is psup's, not the file's: a reload keeps it (a new generation
+ * starts nothing); a service removed and added again is not paused. */
+static void control_pause_lasts_through_reloads(void **state)
+{
+    struct rt_test *t = *state;
+    bool changed;
+
+    apply(t, POOL2);
+    pid_t a = spawned(t, 0);
+    message(t, a, PSUP_MSG_RUNNING, 1, 1);
+    EXPECT_CALLS(t, SPAWN, SPAWN, SPAWN);
+    pause_s(t, true, &changed);
+    EXPECT_CALLS(t, SIGNAL(spawned(t, 2), SIGURG), SIGNAL(spawned(t, 1), SIGURG));
+    reap(t, spawned(t, 2), EXITED(PSUP_WORKER_EXIT_RETIRED));
+    reap(t, spawned(t, 1), EXITED(PSUP_WORKER_EXIT_RETIRED));
+    apply(t, "'pool': {'min_spare': 3, 'max_spare': 3, 'max_workers': 4}");
+    EXPECT_NO_CALLS(t); /* a new generation, paused: no spare */
+    assert_true(svc(t)->paused);
+    /* Removed while its handler runs, then added again: not paused. */
+    apply_doc(t, "{'services': [" SERVICE("t") POOL1 "}]}");
+    EXPECT_CALLS(t, SPAWN);
+    apply_doc(t, "{'services': [" SERVICE("t") POOL1 "}, " SERVICE("s") POOL1 "}]}");
+    EXPECT_CALLS(t, SPAWN);
+    assert_false(svc(t)->paused);
+    expect_state(t, a, PSUP_WORKER_BUSY);
+}
+
+static int scale_s(struct rt_test *t, long long mn, long long mx, long long mw,
+                   struct psup_pool_limits *out, char *why, size_t size)
+{
+    struct psup_scale_request req = {mn, mx, mw};
+    int rc = psup_runtime_scale(&t->rt, "s", &req, NULL, t->now, out, why, size);
+
+    progress(t);
+    return rc;
+}
+
+/* Bounds checked as the file's, in force at once, until the next reload. */
+static void control_scale_checks_and_holds_until_reload(void **state)
+{
+    struct rt_test *t = *state;
+    struct psup_pool_limits now;
+    char why[160];
+
+    apply(t, POOL1);
+    EXPECT_CALLS(t, SPAWN);
+    skip_log(t);
+    assert_int_equal(scale_s(t, 3, -1, -1, &now, why, sizeof(why)), -EINVAL);
+    assert_string_equal(why, "max_spare: must be >= min_spare (3), got 1");
+    assert_int_equal(scale_s(t, -1, -1, 0, &now, why, sizeof(why)), -EINVAL);
+    assert_string_equal(why, "max_workers: must be between 1 and 65536, got 0");
+    assert_int_equal(scale_s(t, 3, 3, 2, &now, why, sizeof(why)), -EINVAL);
+    assert_string_equal(why, "max_workers: must be >= max_spare (3), got 2");
+    assert_int_equal(scale_s(t, -1, 70000, -1, &now, why, sizeof(why)), -EINVAL);
+    assert_string_equal(why, "max_spare: must be between 1 and 65536, got 70000");
+    EXPECT_NO_CALLS(t);
+    EXPECT_QUIET_LOG(t);
+
+    assert_int_equal(scale_s(t, 3, 3, -1, &now, why, sizeof(why)), 0);
+    assert_int_equal(now.min_spare, 3);
+    assert_int_equal(now.max_spare, 3);
+    assert_int_equal(now.max_workers, 4); /* kept */
+    EXPECT_CALLS(t, SPAWN, SPAWN);
+    EXPECT_LOG(t, "event=scaled service=s min_spare=3 max_spare=3 max_workers=4 until=reload");
+    struct seen_services seen = {0};
+    psup_runtime_stats(&t->rt, NULL, collect, &seen);
+    assert_int_equal(seen.s[0].bounds.min_spare, 3);
+    assert_true(seen.s[0].scaled);
+
+    assert_int_equal(scale_s(t, 1, 1, -1, &now, why, sizeof(why)), 0);
+    EXPECT_CALLS(t, SIGNAL(spawned(t, 2), SIGURG), SIGNAL(spawned(t, 1), SIGURG));
+    reap(t, spawned(t, 2), EXITED(PSUP_WORKER_EXIT_RETIRED));
+    reap(t, spawned(t, 1), EXITED(PSUP_WORKER_EXIT_RETIRED));
+    /* A lowered max_workers, as a reload's: no start while as many run
+     * (the spare already idle within max_spare stays, spec/pool.md). */
+    message(t, spawned(t, 0), PSUP_MSG_RUNNING, 1, 1);
+    EXPECT_CALLS(t, SPAWN);
+    assert_int_equal(scale_s(t, 1, 1, 1, &now, why, sizeof(why)), 0);
+    EXPECT_NO_CALLS(t);
+    message(t, spawned(t, 3), PSUP_MSG_RUNNING, 1, 2);
+    reap(t, spawned(t, 0), EXITED(0));
+    EXPECT_NO_CALLS(t); /* one runs: the limit */
+    reap(t, spawned(t, 3), EXITED(0));
+    EXPECT_CALLS(t, SPAWN);
+    assert_int_equal(scale_s(t, 2, 2, 4, &now, why, sizeof(why)), 0);
+    EXPECT_CALLS(t, SPAWN);
+
+    /* The reload (the same file) goes back to the file's bounds. */
+    apply(t, POOL1);
+    EXPECT_CALLS(t, SIGNAL(spawned(t, 5), SIGURG));
+    assert_false(svc(t)->scaled);
+    memset(&seen, 0, sizeof(seen));
+    psup_runtime_stats(&t->rt, NULL, collect, &seen);
+    assert_int_equal(seen.s[0].bounds.min_spare, 1);
+    assert_false(seen.s[0].scaled);
+}
+
+static void control_unknown_service_and_stopping(void **state)
+{
+    struct rt_test *t = *state;
+    struct psup_pool_limits now;
+    struct psup_scale_request req = {1, 1, 1};
+    char why[160];
+    bool changed;
+
+    apply(t, POOL1);
+    assert_int_equal(psup_runtime_pause(&t->rt, "nope", true, NULL, t->now, &changed), -ENOENT);
+    assert_int_equal(psup_runtime_scale(&t->rt, "nope", &req, NULL, t->now, &now, why,
+                                        sizeof(why)),
+                     -ENOENT);
+    shutdown_begins(t);
+    assert_int_equal(psup_runtime_pause(&t->rt, "s", true, NULL, t->now, &changed), -ESHUTDOWN);
+    assert_int_equal(psup_runtime_scale(&t->rt, "s", &req, NULL, t->now, &now, why, sizeof(why)),
+                     -ESHUTDOWN);
+}
+
+/* A wait-mode service's servers accept by themselves: a pause could not
+ * stop them, and it has no pool to scale, so both are refused
+ * (spec/control.md). A pause carried over from accept mode by a reload
+ * holds: no server starts, nothing is watched, until a resume. */
+static void control_wait_mode_refuses_pause_and_scale(void **state)
+{
+    struct rt_test *t = *state;
+    struct psup_pool_limits now;
+    char why[160];
+    bool changed;
+
+    apply(t, ALWAYS);
+    EXPECT_CALLS(t, SPAWN);
+    skip_log(t);
+    assert_int_equal(pause_s(t, true, &changed), -EOPNOTSUPP);
+    assert_false(svc(t)->paused);
+    assert_int_equal(scale_s(t, 2, 2, 2, &now, why, sizeof(why)), -EOPNOTSUPP);
+    assert_string_equal(why, "service \"s\" is in wait mode: it runs instances servers, "
+                             "not a pool of workers to scale");
+    assert_false(svc(t)->scaled);
+    EXPECT_NO_CALLS(t);
+    EXPECT_QUIET_LOG(t);
+    /* Resuming a service that is not paused changes nothing, as for any. */
+    assert_int_equal(pause_s(t, false, &changed), 0);
+    assert_false(changed);
+    EXPECT_NO_CALLS(t);
+}
+
+static void control_pause_carried_into_wait_mode_starts_no_server(void **state)
+{
+    struct rt_test *t = *state;
+    bool changed;
+
+    apply(t, POOL1);
+    EXPECT_CALLS(t, SPAWN);
+    pause_s(t, true, &changed);
+    EXPECT_CALLS(t, SIGNAL(spawned(t, 0), SIGURG));
+    reap(t, spawned(t, 0), EXITED(PSUP_WORKER_EXIT_RETIRED));
+    apply(t, ALWAYS);
+    EXPECT_NO_CALLS(t);
+    apply(t, WAIT);
+    EXPECT_NO_CALLS(t); /* not even watched */
+    assert_true(svc(t)->paused);
+    skip_log(t);
+    assert_int_equal(pause_s(t, false, &changed), 0);
+    assert_true(changed);
+    EXPECT_CALLS(t, WATCH);
+    EXPECT_LOG(t, "event=resumed service=s changed=true");
+}
+
+/* ==== the backlog at shutdown ============================================ */
+
+/* A connection in the backlog at the stop: the service keeps its pool
+ * until the queue is empty, then retires its idle workers and closes its
+ * listener. */
+static void shutdown_serves_the_backlog_first(void **state)
+{
+    struct rt_test *t = *state;
+    struct sockaddr_storage ss;
+    socklen_t len = sizeof(ss);
+
+    apply(t, POOL1);
+    EXPECT_CALLS(t, SPAWN);
+    int lfd = t->rt.listeners[0]->fd;
+    assert_int_equal(getsockname(lfd, (struct sockaddr *)&ss, &len), 0);
+    int client = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    assert_int_equal(connect(client, (struct sockaddr *)&ss, len), 0);
+    shutdown_begins(t);
+    EXPECT_NO_CALLS(t); /* the idle worker stays for the queued client */
+    assert_int_equal(t->rt.n_listeners, 1);
+    assert_true(psup_runtime_next_deadline(&t->rt, t->now) > 0);
+    /* The worker takes it (here the test does) and runs its handler. */
+    int conn = accept4(lfd, NULL, NULL, SOCK_CLOEXEC);
+    assert_true(conn >= 0);
+    message(t, spawned(t, 0), PSUP_MSG_RUNNING, 1, 1);
+    EXPECT_CALLS(t, SPAWN); /* its spare, while the backlog is served */
+    progress(t);            /* the queue is empty now */
+    EXPECT_CALLS(t, SIGNAL(spawned(t, 1), SIGURG));
+    assert_int_equal(t->rt.n_listeners, 0);
+    close(conn);
+    close(client);
 }
 
 /* ==== prestart (spec/prestart.md) ======================================== */
@@ -1691,10 +2451,39 @@ int main(void)
         /* "Failures and backoff". */
         ROW(backoff_delays_probes_and_a_handler_ends_it),
         ROW(backoff_ends_on_reload),
+        /* essential, control, the backlog at shutdown. */
+        ROW(essential_fails_after_fatal_after),
+        ROW(not_essential_is_never_fatal),
+        ROW(control_pause_retires_idle_and_starts_none),
+        ROW(control_pause_lasts_through_reloads),
+        ROW(control_scale_checks_and_holds_until_reload),
+        ROW(control_unknown_service_and_stopping),
+        ROW(control_wait_mode_refuses_pause_and_scale),
+        ROW(control_pause_carried_into_wait_mode_starts_no_server),
+        ROW(shutdown_serves_the_backlog_first),
         /* The snapshot. */
         ROW(stats_snapshot_per_service_and_runtime),
         ROW(stats_status_and_summary_records),
+        ROW(stats_one_line_summary),
         ROW(stats_of_an_empty_runtime),
+        /* spec/wait.md, "States and transitions". */
+        ROW(wait_on_demand_watches_then_starts_on_demand),
+        ROW(wait_always_starts_instances_at_once),
+        ROW(wait_always_exit_is_a_failure_restarted_with_backoff),
+        ROW(wait_on_demand_clean_exit_watches_again),
+        ROW(wait_on_demand_exit_leaving_a_socket_readable_is_a_failure),
+        ROW(wait_on_demand_exit_with_others_running_is_clean),
+        ROW(wait_on_demand_crash_is_a_failure),
+        ROW(wait_exec_failed_is_a_failure),
+        ROW(wait_timeout_stops_the_server),
+        ROW(wait_reload_starts_new_then_stops_old),
+        ROW(wait_reload_on_demand_watches_while_the_old_server_stops),
+        ROW(wait_service_removed_stops_its_servers),
+        ROW(wait_shutdown_stops_servers_at_once),
+        ROW(wait_shutdown_signals_servers_in_the_same_turn),
+        ROW(wait_stderr_log_pipe_answered),
+        ROW(wait_unwatchable_starts_at_once_and_spawn_failure_keeps_demand),
+        ROW(wait_stats_mode),
     };
 
     return cmocka_run_group_tests(tests, NULL, NULL);
