@@ -2180,7 +2180,8 @@ static void text_file(const struct scratch *s, const char *name, const char *tex
 /* prestart on dir/name: the error at services[0].prestart, or NULL to load. */
 static void expect_prestart(const struct scratch *s, const char *name, const char *error)
 {
-    char body[600], want[1200];
+    /* Room for the longest error a test builds (a path and a sentence). */
+    char body[600], want[PATH_MAX + 400];
 
     snprintf(body, sizeof(body), BASE_NAMED "'command': ['%s/%s'], 'prestart': true", s->dir, name);
     if (!error) {
