@@ -5,7 +5,9 @@
  * working directory, umask, limits, nice value and environment (and
  * whether main's third argument holds the same), one "key=value" line
  * each, then exits. With an argument "read" it first reads
- * its input to EOF (so the client's half-close is seen).
+ * its input to EOF (so the client's half-close is seen); with "child" it
+ * also reports, from a child shell it runs as system(3) does, how many of
+ * LD_PRELOAD and PSUP_PRESTART that child's environment holds.
  */
 #include <dirent.h>
 #include <grp.h>
@@ -94,9 +96,17 @@ static int same_environment(char **envp)
     return !envp[i] && !environ[i];
 }
 
+static int has_arg(int argc, char **argv, const char *word)
+{
+    for (int i = 1; i < argc; i++)
+        if (strcmp(argv[i], word) == 0)
+            return 1;
+    return 0;
+}
+
 int main(int argc, char **argv, char **envp)
 {
-    if (argc > 1 && strcmp(argv[1], "read") == 0) {
+    if (has_arg(argc, argv, "read")) {
         char buf[4096];
         while (read(0, buf, sizeof(buf)) > 0)
             ;
@@ -108,6 +118,11 @@ int main(int argc, char **argv, char **envp)
     printf("main_envp=%s\n", same_environment(envp) ? "environ" : "other");
     for (char **e = environ; *e; e++)
         printf("env:%s\n", *e);
+    if (has_arg(argc, argv, "child")) {
+        fflush(stdout);
+        if (system("echo child_env=$(env | grep -c -e ^LD_PRELOAD= -e ^PSUP_PRESTART=)") != 0)
+            printf("child_env=failed\n");
+    }
     printf("end=1\n");
     return 0;
 }

@@ -75,7 +75,7 @@ def kind(request):
 
 
 def contract_service(helpers, kind, name="r", **kw):
-    command = [str(helpers / "report")] if kind == "program" else SHELL_REPORT
+    command = [str(helpers / "report"), "child"] if kind == "program" else SHELL_REPORT
     return service(name, ["127.0.0.1:0", "[::1]:0"], command, prestart=True,
                    pool={"min_spare": 2, "max_spare": 4}, **kw)
 
@@ -114,7 +114,7 @@ def test_the_handler_is_the_process_that_was_prestarted(psup, helpers, kind, mod
         # The shell's fds: 0-2, and the pipe of the $(...) that listed them.
         fds = sorted(int(fd) for fd in r["fds"].strip(",").split(","))
         assert fds[:3] == [0, 1, 2] and len(fds) <= 4, r["fds"]
-        assert r["child_env"] == "0", "the handler's children see neither LD_PRELOAD nor psup's"
+    assert r["child_env"] == "0", "the handler's children see neither LD_PRELOAD nor psup's"
     assert (r["SigBlk"], r["SigIgn"]) == ("0000000000000000",) * 2
     if kind == "program":
         # (A shell catches SIGCHLD and SIGINT itself once it runs commands.)
@@ -142,17 +142,25 @@ def test_a_users_own_ld_preload_is_kept(psup, helpers, kind):
     p = psup(config(contract_service(helpers, kind, env={"LD_PRELOAD": libm})))
     r = report(p)
     assert r["env"]["LD_PRELOAD"] == libm
-    if kind == "shell":
-        # Its children: the user's value, and psup's nowhere.
-        assert r["child_env"] == "1"
+    # Its children: the user's value, and psup's nowhere.
+    assert r["child_env"] == "1"
+
+
+# What the process report of a shell handler prints, in report.c's keys.
+SHELL_PROCESS = ('echo "uid=$(id -ru)"; echo "euid=$(id -u)"; echo "gid=$(id -g)"; '
+                 'echo "cwd=$(pwd)"; echo "umask=$(umask)"; echo "nice=$(nice)"; '
+                 'echo "rlimit_nofile=$(ulimit -S -n):$(ulimit -H -n)"; '
+                 'echo "rlimit_core=$(ulimit -S -c):$(ulimit -H -c)"; '
+                 'env | sed "s/^/env:/"; echo end=1')
 
 
 @ROOT
-def test_credentials_cwd_umask_limits_and_nice(psup, helpers, tmp_path):
+def test_credentials_cwd_umask_limits_and_nice(psup, helpers, kind):
     public = public_dir("psup-prestart-")
     try:
-        program = public_copy(helpers / "report", public)
-        p = psup(config(service("r", command=[str(program)], prestart=True, user="nobody",
+        command = ([str(public_copy(helpers / "report", public))] if kind == "program"
+                   else SHELL_PROCESS)
+        p = psup(config(service("r", command=command, prestart=True, user="nobody",
                                 cwd=str(public), umask="027", nice=5,
                                 rlimits={"nofile": [512, 1024], "core": 0})))
         wait_prestarted(p, 1)
@@ -332,14 +340,26 @@ def test_a_script_whose_interpreter_is_static_is_refused(psup_bin, helpers, tmp_
                                              prestart=True)).returncode == 0
 
 
+def refused_directly_and_as_interpreter(psup_bin, tmp_path, prog, what):
+    """prog, and a script whose interpreter it is, are each refused with
+    the one line that says why."""
+    r = check(psup_bin, tmp_path, service("s", command=[str(prog)], prestart=True))
+    assert r.returncode == 1 and f"services[0].prestart: {prog} {what}" in r.stderr, r.stderr
+    assert len(r.stderr.strip().splitlines()) == 1, r.stderr
+    script = tmp_path / f"script-via-{prog.name}"
+    script.write_text(f"#!{prog}\n")
+    script.chmod(0o755)
+    r = check(psup_bin, tmp_path, service("s", command=[str(script)], prestart=True))
+    assert r.returncode == 1 and f"services[0].prestart: {prog} {what}" in r.stderr, r.stderr
+
+
 @ROOT
 def test_set_id_and_file_capability_programs_are_refused(psup_bin, tmp_path):
     for mode, what in ((0o4755, "is set-user-ID"), (0o2755, "is set-group-ID")):
         prog = tmp_path / f"cat-{mode:o}"
         shutil.copy2("/bin/cat", prog)
         prog.chmod(mode)
-        r = check(psup_bin, tmp_path, service("s", command=[str(prog)], prestart=True))
-        assert r.returncode == 1 and f"{prog} {what}" in r.stderr, r.stderr
+        refused_directly_and_as_interpreter(psup_bin, tmp_path, prog, what)
     prog = tmp_path / "cat-caps"
     shutil.copy2("/bin/cat", prog)
     # struct vfs_cap_data, revision 2, effective: CAP_NET_RAW permitted.
@@ -348,8 +368,7 @@ def test_set_id_and_file_capability_programs_are_refused(psup_bin, tmp_path):
                     struct.pack("<IIIII", 0x02000001, 1 << 13, 0, 0, 0))
     except OSError as e:
         pytest.skip(f"cannot set file capabilities here: {e}")
-    r = check(psup_bin, tmp_path, service("s", command=[str(prog)], prestart=True))
-    assert r.returncode == 1 and f"{prog} has file capabilities" in r.stderr, r.stderr
+    refused_directly_and_as_interpreter(psup_bin, tmp_path, prog, "has file capabilities")
 
 
 def test_a_program_that_ignores_the_library_is_a_failure(psup, helpers, tmp_path):
@@ -433,3 +452,4 @@ def test_a_child_that_shares_the_connection_is_not_cut(psup):
     p = psup(config(service("bg", command="echo first; (sleep 0.3; echo late) & exit 0",
                             prestart=True)))
     assert talk(p.addr("bg")) == b"first\nlate\n"
+

@@ -2230,6 +2230,11 @@ static void test_prestart_refuses_what_the_library_cannot_reach(void **state)
     elf_file(&s, "setgid", ELFCLASS64, NULL, 02755);
     snprintf(text, sizeof(text), "%s/setgid is set-group-ID" SECURE, s.dir);
     expect_prestart(&s, "setgid", text);
+    /* A script run by a set-ID interpreter: the loader ignores LD_PRELOAD
+     * for the interpreter, so for the script too. */
+    snprintf(script, sizeof(script), "#!%s/setgid\n", s.dir);
+    text_file(&s, "setgid-script", script);
+    expect_prestart(&s, "setgid-script", text);
     /* Go: for psup's loader, but it reads the environment of its start. */
     elf_file_go(&s, "go", ELFCLASS64, GLIBC_LOADER, 0755, true);
     snprintf(text, sizeof(text), "%s/go is a Go program: Go reads its environment where the "
