@@ -439,15 +439,26 @@ static void parse_process(struct ctx *c, const struct fields *f, struct psup_ser
     }
 }
 
-/* After the command: what prestart checks is the program it resolved to. */
-static void parse_prestart(struct ctx *c, const struct fields *f, struct psup_service_config *svc)
+/* After the command: what prestart checks is the program it resolved to.
+ * Not in wait mode (spec/prestart.md): a wait-mode server is one program
+ * that runs for many connections, with no exec on any client's path to
+ * take off it. */
+static void parse_prestart(struct ctx *c, const struct fields *f, struct psup_service_config *svc,
+                           bool mode_ok)
 {
     const cJSON *v = cfg_enter(c, f, S_PRESTART);
 
     if (!v)
         return;
-    if (cfg_want_bool(c, v, &svc->prestart) && svc->prestart && !c->oom)
-        cfg_check_prestart(c, svc);
+    if (cfg_want_bool(c, v, &svc->prestart)) {
+        if (mode_ok && svc->mode == PSUP_MODE_WAIT) {
+            cfg_fail(c, "does not apply in wait mode: a server is one long-running program, "
+                     "exec'd before any connection already");
+            svc->prestart = false;
+        } else if (svc->prestart && !c->oom) {
+            cfg_check_prestart(c, svc);
+        }
+    }
     cfg_path_pop(c);
 }
 
@@ -747,7 +758,7 @@ void cfg_parse_service(struct ctx *c, const cJSON *obj, size_t index)
     parse_pool(c, &f, svc);
     parse_ids(c, &f, svc);
     parse_process(c, &f, svc);
-    parse_prestart(c, &f, svc);
+    parse_prestart(c, &f, svc, mode_ok);
     parse_access(c, &f, svc);
     parse_limits(c, &f, svc);
     parse_socket_file(c, &f, svc);

@@ -4,13 +4,14 @@
  * (spec/prestart.md). psup execs the program ahead of its connection with
  * this library appended to LD_PRELOAD. Its constructor runs after the C
  * library's and the program's other libraries' constructors and before the
- * program's own and its main. It waits for a connection with the same
- * child code as psup's workers (lib/child: epoll on the listeners, accept,
- * allow/deny, the verdict or the tally), hands it over (fds 0 and 1, the
- * connection's environment, nothing of psup's left open or mapped but the
- * plan that holds the environment's strings) and returns: main then runs
- * as the connection's handler. At the end it closes the program's hold on
- * the connection as soon as the program is done with it (end_connection).
+ * program's own and its main. It waits for a connection (or a datagram)
+ * with the same child code as psup's workers (lib/child: epoll on the
+ * listeners, accept or recvmsg, allow/deny, the verdict or the tally),
+ * hands it over (fds 0 and 1, the connection's environment, nothing of
+ * psup's left open or mapped but the plan that holds the environment's
+ * strings) and returns: main then runs as the connection's handler. At the
+ * end it closes the program's hold on the connection as soon as the
+ * program is done with it (end_connection).
  *
  * What it uses of the C library, and why that is safe (the rest is system
  * calls through psup_sys(), as in every worker):

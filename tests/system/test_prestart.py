@@ -453,3 +453,137 @@ def test_a_child_that_shares_the_connection_is_not_cut(psup):
                             prestart=True)))
     assert talk(p.addr("bg")) == b"first\nlate\n"
 
+
+# --------------------------------------------------------------------------
+# The modes: a wait-mode server is not prestarted; datagrams are.
+
+
+def test_prestart_in_wait_mode_is_a_configuration_error(psup_bin, tmp_path):
+    for value in (True, False):
+        r = check(psup_bin, tmp_path, service("w", command=["/bin/cat"], mode="wait",
+                                              prestart=value))
+        assert r.returncode == 1
+        assert ("services[0].prestart: does not apply in wait mode: a server is one "
+                "long-running program, exec'd before any connection already") in r.stderr, r.stderr
+
+
+def udp_service(helpers, kind, **kw):
+    command = ([str(helpers / "report"), "read", "child"] if kind == "program"
+               else "cat >/dev/null; " + SHELL_REPORT)
+    return service("u", ["udp://127.0.0.1:0", "udp://[::1]:0"], command, prestart=True,
+                   pool={"min_spare": 2, "max_spare": 4}, **kw)
+
+
+def udp_report(p, index):
+    from test_udp import report_from, udp_addr
+    return report_from(udp_addr(p, "u", index))
+
+
+def test_a_prestarted_datagram_handler_gets_the_datagram_contract(psup, helpers, kind):
+    """spec/udp.md's handler, from inside a prestarted program and shell:
+    the datagram on a pipe (fd 0), the reply socket (fd 1), the UDP
+    variables of each datagram, nothing of psup's."""
+    p = psup(config(udp_service(helpers, kind)))
+    before = wait_prestarted(p, 2)
+    seen = []
+    for index, local in ((0, "127.0.0.1"), (1, "::1")):
+        r = udp_report(p, index)
+        assert int(r["pid"]) in before, "the handler was waiting, exec'd already"
+        seen.append(int(r["pid"]))
+        env = r["env"]
+        assert env["PROTO"] == "UDP" and env["UDPLOCALIP"] == local
+        assert (env["UDPREMOTEIP"], env["UDPREMOTEPORT"]) == (r["client"][0], str(r["client"][1]))
+        assert not {"TCPREMOTEIP", "TCPCONNNUM", "LD_PRELOAD", "LD_BIND_NOW",
+                    "PSUP_PRESTART"} & set(env)
+        assert r["child_env"] == "0"
+        assert (r["SigBlk"], r["SigIgn"]) == ("0000000000000000",) * 2
+        assert int(r["pgid"]) == int(r["pid"]) and int(r["ppid"]) == p.pid
+        if kind == "program":
+            fds = dict(item.split(":", 1) for item in r["fds"].strip(",").split(","))
+            assert sorted(fds) == ["0", "1", "2"], r["fds"]
+            assert fds["0"].startswith("pipe:") and fds["1"].startswith("socket:")
+    assert seen[0] != seen[1]
+    end = p.wait_event("conn_end", service="u", count=2)
+    assert all(e["replies"] >= 1 for e in end), end
+    assert not p.events("worker_failed")
+
+
+def test_a_prestarted_datagram_handlers_late_replies_are_not_cut(psup, helpers, tmp_path):
+    """Replies written by exit handlers and destructors reach the client;
+    the library lets go of the pipe and the reply socket after them (a
+    datagram's client sees no end of a reply: only psup's end of the
+    reply socket learns it sooner)."""
+    report_file = tmp_path / "late"
+    p = psup(config(service("l", ["udp://127.0.0.1:0"], [str(helpers / "late_exit")],
+                            prestart=True,
+                            env={"LATE_REPORT": str(report_file), "LATE_WAIT_MS": "0"})))
+    from test_udp import client, udp_addr
+    with client(udp_addr(p, "l")) as s:
+        s.send(b"go")
+        replies = b""
+        while replies.count(b"\n") < 3:
+            replies += s.recv(70000)
+    assert replies == b"main\natexit\ndestructor\n"
+    assert p.wait_event("conn_end", service="l")[0]["replies"] >= 1
+    late = dict(line.split("=", 1) for line in report_file.read_text().split())
+    assert (late["fd0"], late["fd1"]) == ("null", "null"), late
+
+
+# --------------------------------------------------------------------------
+# The admin endpoint and control: prestarted workers are workers.
+
+
+def test_status_and_metrics_count_prestarted_workers_as_idle(psup):
+    from test_admin import admin_addr, families, sample, status_doc
+    p = psup(config(service("c", command=["/bin/cat"], prestart=True,
+                            pool={"min_spare": 3, "max_spare": 3}),
+                    admin={"listen": ["127.0.0.1:0"]}))
+    wait_prestarted(p, 3)
+    admin = admin_addr(p)
+
+    def pool():
+        return next(s for s in status_doc(admin)["services"] if s["name"] == "c")["pool"]
+    wait_for(lambda: pool()["idle"] == 3, 10, "three idle in /status")
+    assert sample(families(admin), "psup_workers_idle", service="c") == 3
+    # One becomes a handler; its replacement is a spare like the others.
+    held = connect(p.addr("c"))
+    try:
+        held.sendall(b"x")
+        assert held.recv(1) == b"x"
+        wait_for(lambda: pool()["busy"] == 1 and pool()["idle"] == 3 and len(prestarted(p)) == 3,
+                 10, "one busy, three idle again")
+        fams = families(admin)
+        assert sample(fams, "psup_handlers", service="c") == 1
+        assert sample(fams, "psup_workers_idle", service="c") == 3
+    finally:
+        held.close()
+
+
+def test_scale_and_pause_apply_to_a_prestarted_pool(psup, psup_bin, tmp_path):
+    from test_admin import admin_addr
+    from test_control import ctl, service_doc, unix, with_unix_admin
+    p = psup(with_unix_admin(tmp_path, service("c", command=["/bin/cat"], prestart=True,
+                                                pool={"min_spare": 1, "max_spare": 1,
+                                                      "max_workers": 8})))
+    sock = unix(admin_addr(p))
+    first = wait_prestarted(p, 1)
+    assert ctl(psup_bin, sock, "scale", "c", "--min-spare", "3", "--max-spare", "3").returncode == 0
+    wait_for(lambda: len(prestarted(p)) == 3, 10, "three prestarted workers")
+    assert set(first) <= set(prestarted(p))
+
+    out = ctl(psup_bin, sock, "pause", "c")
+    assert (out.returncode, out.stdout) == (0, "c: paused\n"), out.stderr
+    wait_for(lambda: not prestarted(p), 10, "the prestarted workers retired")
+    assert service_doc(admin_addr(p), "c")["pool"]["idle"] == 0
+    # A client waits in the backlog, and a prestarted worker serves it on
+    # resume.
+    waiting = connect(p.addr("c"))
+    try:
+        waiting.sendall(b"later")
+        waiting.shutdown(socket.SHUT_WR)
+        assert ctl(psup_bin, sock, "resume", "c").returncode == 0
+        assert read_all(waiting) == b"later"
+    finally:
+        waiting.close()
+    wait_for(lambda: len(prestarted(p)) == 3, 10, "three prestarted workers again")
+    assert not p.events("worker_failed")

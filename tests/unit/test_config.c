@@ -1042,6 +1042,10 @@ static void test_mode_wait_rejects_per_connection_keys(void **state)
     expect_service_error(BASE ", 'mode': 'wait', 'pool': {'max_workers': 4}",
                          "services[0].pool: does not apply in wait mode: psup starts "
                          "\"instances\" servers, not a pool of workers");
+    /* A server is exec'd before its connections already (spec/prestart.md). */
+    expect_service_error(BASE ", 'mode': 'wait', 'prestart': true",
+                         "services[0].prestart: does not apply in wait mode: a server is one "
+                         "long-running program, exec'd before any connection already");
     /* Each key once, with the keys that need it (a message with its
      * limit) reported once each too, in document order. */
     const char *want2[] = {
