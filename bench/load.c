@@ -10,7 +10,8 @@
 // Measurement window: connections are started from t0; the window is
 // [t0 + warmup, t0 + warmup + duration]. Everything that *finishes* inside
 // the window counts towards conns/s and the latency percentiles (latency =
-// from just before connect() to EOF). Errors are counted whenever they
+// from just before connect() to EOF), and how long EOF came after the last
+// byte of the reply. Errors are counted whenever they
 // happen (warm-up and drain included): they are never hidden.
 //
 // With --udp each request is one datagram from a new connected UDP socket,
@@ -63,6 +64,7 @@ struct conn {
   int fd;
   enum cstate state;
   uint64_t t0;
+  uint64_t t_last; // when the last reply bytes arrived
   size_t rlen; // reply bytes received so far
   bool bad;    // reply already known to be wrong
   size_t slen;
@@ -106,6 +108,8 @@ static uint64_t noerr_cnt[PH_COUNT][K_COUNT]; // errors without an errno (timeou
 static uint64_t bytes_in;
 static uint32_t *lat; // microseconds, completions inside the window
 static size_t lat_n, lat_cap;
+static uint32_t *tail_lat; // microseconds from the last reply byte to EOF, same connections
+static size_t tail_n, tail_cap;
 static char wrong_sample[SAMPLE_MAX];
 static size_t wrong_sample_len;
 static bool have_wrong_sample;
@@ -283,14 +287,19 @@ bad:
   exit(2);
 }
 
-static void lat_push(uint32_t us) {
-  if (lat_n == lat_cap) {
-    lat_cap = lat_cap ? lat_cap * 2 : 65536;
-    lat = realloc(lat, lat_cap * sizeof *lat);
-    if (!lat)
+static void push(uint32_t **v, size_t *n, size_t *cap, uint32_t us) {
+  if (*n == *cap) {
+    *cap = *cap ? *cap * 2 : 65536;
+    *v = realloc(*v, *cap * sizeof **v);
+    if (!*v)
       die("realloc");
   }
-  lat[lat_n++] = us;
+  (*v)[(*n)++] = us;
+}
+
+static uint32_t us_between(uint64_t from, uint64_t to) {
+  uint64_t us = (to - from) / 1000u;
+  return us > UINT32_MAX ? UINT32_MAX : (uint32_t)us;
 }
 
 static void list_append(struct conn *c) {
@@ -360,8 +369,12 @@ static void succeed(struct conn *c, uint64_t t) {
   bool in_window = t >= t_win_begin && t <= t_win_end;
   if (in_window) {
     n_ok_window++;
-    uint64_t us = (t - c->t0) / 1000u;
-    lat_push(us > UINT32_MAX ? UINT32_MAX : (uint32_t)us);
+    push(&lat, &lat_n, &lat_cap, us_between(c->t0, t));
+    // How long the end of the reply took after its last byte: the
+    // handler's exit, or what it does after writing (docs/performance.md).
+    // A datagram reply has no end but itself.
+    if (c->rlen && !o.udp)
+      push(&tail_lat, &tail_n, &tail_cap, us_between(c->t_last, t));
   }
   finish(c, t);
 }
@@ -421,6 +434,7 @@ static void on_readable(struct conn *c) {
     ssize_t r = read(c->fd, buf, sizeof buf);
     if (r > 0) {
       check_bytes(c, buf, (size_t)r);
+      c->t_last = now_ns();
       continue;
     }
     uint64_t t = now_ns();
@@ -581,15 +595,24 @@ static int cmp_u32(const void *a, const void *b) {
   return x < y ? -1 : x > y;
 }
 
-static uint32_t pct(double q) {
-  if (lat_n == 0)
+// The q-quantile of the sorted v[0..n), nearest rank.
+static uint32_t quantile(const uint32_t *v, size_t n, double q) {
+  if (n == 0)
     return 0;
-  size_t rank = (size_t)(q * (double)lat_n + 0.999999999);
+  size_t rank = (size_t)(q * (double)n + 0.999999999);
   if (rank < 1)
     rank = 1;
-  if (rank > lat_n)
-    rank = lat_n;
-  return lat[rank - 1];
+  if (rank > n)
+    rank = n;
+  return v[rank - 1];
+}
+
+static uint32_t pct(double q) {
+  return quantile(lat, lat_n, q);
+}
+
+static uint32_t tail_pct(double q) {
+  return quantile(tail_lat, tail_n, q);
 }
 
 static double tv_s(struct timeval tv) { return (double)tv.tv_sec + (double)tv.tv_usec / 1e6; }
@@ -849,6 +872,7 @@ int main(int argc, char **argv) {
   double cpu_us_conn = n_done ? 1e6 * (user_s + sys_s) / (double)n_done : 0;
 
   qsort(lat, lat_n, sizeof *lat, cmp_u32);
+  qsort(tail_lat, tail_n, sizeof *tail_lat, cmp_u32);
   double mean = 0;
   for (size_t i = 0; i < lat_n; i++)
     mean += lat[i];
@@ -873,6 +897,12 @@ int main(int argc, char **argv) {
             "\"p99\":%u,\"max\":%u},",
             lat_n, lat_n ? lat[0] : 0, mean, pct(0.50), pct(0.90), pct(0.99),
             lat_n ? lat[lat_n - 1] : 0);
+    // None measured (UDP: a reply has no EOF): no quantiles.
+    if (tail_n)
+      fprintf(f, "\"eof_after_last_byte_us\":{\"n\":%zu,\"p50\":%u,\"p90\":%u},", tail_n,
+              tail_pct(0.50), tail_pct(0.90));
+    else
+      fprintf(f, "\"eof_after_last_byte_us\":{\"n\":0},");
     fprintf(f, "\"errors\":{\"total\":%llu", (unsigned long long)errors);
     for (int k = 0; k < K_COUNT; k++)
       fprintf(f, ",\"%s\":%llu", kind_name[k], (unsigned long long)kind_cnt[k]);
@@ -913,6 +943,9 @@ int main(int argc, char **argv) {
     fprintf(f, "latency     p50 %.3f ms  p90 %.3f ms  p99 %.3f ms  max %.3f ms  (mean %.3f ms)\n",
             pct(0.50) / 1e3, pct(0.90) / 1e3, pct(0.99) / 1e3,
             (lat_n ? lat[lat_n - 1] : 0) / 1e3, mean / 1e3);
+    if (tail_n)
+      fprintf(f, "end         EOF p50 %.3f ms, p90 %.3f ms after the last reply byte\n",
+              tail_pct(0.50) / 1e3, tail_pct(0.90) / 1e3);
     fprintf(f, "errors      %llu", (unsigned long long)errors);
     for (int k = 0; k < K_COUNT; k++)
       if (kind_cnt[k])

@@ -46,9 +46,10 @@ import time
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(HERE)
 
-ALL_SERVERS = ["psup", "psup-cgi", "tcpserver", "tcpsvd", "socat", "socat-relay", "xinetd",
-               "spawn-server", "limit"]
-DEFAULT_SERVERS = ["psup", "psup-cgi", "tcpserver", "tcpsvd", "socat", "xinetd", "limit"]
+ALL_SERVERS = ["psup", "psup-prestart", "psup-cgi", "tcpserver", "tcpsvd", "socat",
+               "socat-relay", "xinetd", "spawn-server", "limit"]
+DEFAULT_SERVERS = ["psup", "psup-prestart", "psup-cgi", "tcpserver", "tcpsvd", "socat", "xinetd",
+                   "limit"]
 ALL_HANDLERS = ["hello", "cat", "http", "udp"]
 DEFAULT_CONC = [1, 8, 64, 256]
 UDP_DEFAULT_CONC = [1, 8, 64]
@@ -62,6 +63,9 @@ HTTP_REPLY = (b"HTTP/1.0 200 OK\r\nContent-Type: text/plain\r\nContent-Length: 6
 # so the load generator checks the status line and the probe the body too.
 CGI_REPLY_PREFIX = b"HTTP/1.1 200 OK\r\n"
 CGI_REPLY_SUFFIX = b"\r\n\r\nhello\n"
+
+# (handler, server) pairs a server cannot run (a static handler prestarted).
+UNSUPPORTED = set()
 
 READY_RE = re.compile(r'event=ready\b|"event"\s*:\s*"ready"')
 
@@ -176,6 +180,30 @@ def proc_mem_kib(pid):
     return rss, hwm
 
 
+def prestarted_pss_kib(pid):
+    """The mean PSS of psup's prestarted workers that wait for a connection
+    (children still holding psup's plan memfd), and how many there are."""
+    try:
+        with open("/proc/%d/task/%d/children" % (pid, pid)) as f:
+            children = [int(c) for c in f.read().split()]
+    except OSError:
+        return None, 0
+    pss = []
+    for c in children:
+        try:
+            fds = os.listdir("/proc/%d/fd" % c)
+            if not any(os.readlink("/proc/%d/fd/%s" % (c, fd)).startswith("/memfd:psup-plan")
+                       for fd in fds):
+                continue
+            with open("/proc/%d/smaps_rollup" % c) as f:
+                for line in f:
+                    if line.startswith("Pss:"):
+                        pss.append(int(line.split()[1]))
+        except (OSError, ValueError):
+            continue
+    return (sum(pss) / len(pss) if pss else None), len(pss)
+
+
 def system_busy():
     """(busy jiffies, total jiffies) of all CPUs from /proc/stat."""
     try:
@@ -278,14 +306,19 @@ class Server:
         self.port = None
         self.logpath = None
         self.dead_reason = None
+        self.idle_pss_kib = None
+
+    def supports(self):
+        """Whether this server can run the handler at all."""
+        return True
 
     @classmethod
     def available(cls, ctx):
         return shutil.which(cls.binary) is not None
 
     @classmethod
-    def supports(cls, handler):
-        """Whether the server has a row in handler's tables."""
+    def has_row(cls, handler):
+        """Whether the server has a row in handler's tables at all."""
         return True
 
     def argv(self):
@@ -392,7 +425,7 @@ class PsupCgi(Psup):
     name = "psup-cgi"
 
     @classmethod
-    def supports(cls, handler):
+    def has_row(cls, handler):
         return handler.name == "http"
 
     def __init__(self, ctx, handler, tmpdir):
@@ -526,8 +559,36 @@ class SpawnServer(Server):
         return [self.ctx.spawnserver, "127.0.0.1", str(self.port)] + self.handler.argv
 
 
-SERVER_CLASSES = {c.name: c for c in (Psup, PsupCgi, Tcpserver, Tcpsvd, Socat, SocatRelay,
-                                      Xinetd, SpawnServer)}
+class PsupPrestart(Psup):
+    """psup with "prestart": true (spec/prestart.md): each idle worker has
+    exec'd the handler already. Not for a static handler (hello), which
+    psup refuses to prestart."""
+
+    name = "psup-prestart"
+
+    def supports(self):
+        return not self.handler.static
+
+    def prepare(self):
+        super().prepare()
+        with open(self.conf) as f:
+            conf = json.load(f)
+        conf["services"][0]["prestart"] = True
+        with open(self.conf, "w") as f:
+            json.dump(conf, f, indent=2)
+
+    def wait_ready(self, deadline):
+        super().wait_ready(deadline)
+        # The spares are exec'd after event=ready: wait for them, then
+        # measure what one costs while it waits.
+        want = self.ctx.psup_service.get("pool", {}).get("min_spare", 4)
+        while prestarted_pss_kib(self.proc.pid)[1] < want and time.monotonic() < deadline:
+            time.sleep(0.01)  # polling for a condition, with a deadline
+        self.idle_pss_kib = prestarted_pss_kib(self.proc.pid)[0]
+
+
+SERVER_CLASSES = {c.name: c for c in (Psup, PsupPrestart, PsupCgi, Tcpserver, Tcpsvd, Socat,
+                                      SocatRelay,                                      Xinetd, SpawnServer)}
 
 
 # ----------------------------------------------------------------------------
@@ -538,10 +599,10 @@ class Handler:
     """A handler and the reply it must give: exactly expect, or (for the
     cgi handler, whose reply has a Date) a prefix and a suffix; proto is
     the protocol its servers listen on, reference the server its ratio
-    columns compare with."""
+    columns compare with; static: statically linked, so no prestart."""
 
     def __init__(self, name, argv, payload, expect, load_args, proto="tcp",
-                 reference="tcpserver", protocol="raw", prefix=None, suffix=None):
+                 reference="tcpserver", static=False, protocol="raw", prefix=None, suffix=None):
         self.name = name
         self.argv = argv
         self.payload = payload
@@ -549,6 +610,7 @@ class Handler:
         self.load_args = load_args
         self.proto = proto
         self.reference = reference
+        self.static = static
         self.protocol = protocol
         self.prefix = prefix
         self.suffix = suffix
@@ -579,7 +641,7 @@ def make_handlers(bindir):
     http = os.path.join(HERE, "http.sh")
     return {
         "hello": Handler("hello", [hello], b"", b"hello\n",
-                         ["-e", c_escape(b"hello\n")]),
+                         ["-e", c_escape(b"hello\n")], static=True),
         "cat": Handler("cat", ["/bin/cat"], CAT_PAYLOAD, CAT_PAYLOAD,
                        ["-p", c_escape(CAT_PAYLOAD), "--echo"]),
         "http": Handler("http", ["/bin/sh", http], HTTP_REQUEST, HTTP_REPLY,
@@ -595,7 +657,7 @@ def serves(server, handler):
     if server == "limit":
         return True
     cls = SERVER_CLASSES[server]
-    return handler.proto in cls.protos and cls.supports(handler)
+    return handler.proto in cls.protos and cls.has_row(handler)
 
 
 # ----------------------------------------------------------------------------
@@ -680,6 +742,7 @@ def run_load(ctx, server, conc):
     return {
         "rate": r["conns_per_s"],
         "lat": r["latency_us"],
+        "eof_us": r.get("eof_after_last_byte_us", {}).get("p50"),
         "errors": r["errors"],
         "wrong_sample": r.get("wrong_sample"),
         "ok": r["ok"],
@@ -693,6 +756,7 @@ def run_load(ctx, server, conc):
                                      if kids0 is not None and kids1 is not None else None),
         "srv_rss_kib": rss,
         "srv_hwm_kib": hwm,
+        "idle_pss_kib": server.idle_pss_kib,
         "machine_busy_pct": (100.0 * busy / total) if total else None,  # of all CPUs
         "wall_s": wall,
         "alive_after": server.alive(),
@@ -783,6 +847,7 @@ def aggregate(results, servers, handlers, concs, rounds, refs):
                     "x_limit": median(ratio_lim),
                     "p50_x_tcpserver": median(ratio_p50),
                     "p50": median([r["lat"].get("p50") for r in good]),
+                    "eof_us": median([r.get("eof_us") for r in good]),
                     "p90": median([r["lat"].get("p90") for r in good]),
                     "p99": median([r["lat"].get("p99") for r in good]),
                     "max": max([r["lat"].get("max") or 0 for r in good]) if s != "limit" else None,
@@ -791,6 +856,7 @@ def aggregate(results, servers, handlers, concs, rounds, refs):
                     "srv_cpu_us": median([r.get("srv_cpu_us_per_conn") for r in good]),
                     "children_cpu_us": median([r.get("children_cpu_us_per_conn") for r in good]),
                     "srv_rss_kib": max([r.get("srv_rss_kib") or 0 for r in good]) or None,
+                    "idle_pss_kib": median([r.get("idle_pss_kib") for r in good]),
                     "load_cpu_pct": median([r.get("load_cpu_pct") for r in good]),
                     "jobs": good[0].get("jobs"),
                     "wrong_sample": next((r.get("wrong_sample") for r in good
@@ -810,10 +876,12 @@ COLUMNS = [
     ("p90", "p90 ms"),
     ("p99", "p99 ms"),
     ("max", "max ms"),
+    ("eof", "EOF µs"),
     ("errors", "errors"),
     ("cpu", "srv µs/conn"),
     ("kids", "handler µs/conn"),
     ("rss", "srv RSS KiB"),
+    ("idle", "idle PSS KiB"),
     ("load", "load CPU%"),
 ]
 
@@ -835,9 +903,12 @@ def headers(ref):
 def table_rows(agg, h, c, servers, ref="tcpserver"):
     rows = []
     for s in servers:
+        a = agg.get((h, c, s))
+        if a is None and (h, s) in UNSUPPORTED:
+            rows.append([s, "n/a"] + [""] * (len(COLUMNS) - 2))
+            continue
         if (h, c, s) not in agg:
-            continue  # the server cannot run this handler
-        a = agg[(h, c, s)]
+            continue  # the server has no row in this handler's tables
         if a is None:
             rows.append([s, "failed"] + [""] * (len(COLUMNS) - 2))
             continue
@@ -855,10 +926,12 @@ def table_rows(agg, h, c, servers, ref="tcpserver"):
             fmt_ms(a["p90"]),
             fmt_ms(a["p99"]),
             fmt_ms(a["max"]),
+            "-" if a.get("eof_us") is None else "%.0f" % a["eof_us"],
             str(a["errors"]["total"]),
             "-" if a["srv_cpu_us"] is None else "%.0f" % a["srv_cpu_us"],
             "-" if a.get("children_cpu_us") is None else "%.0f" % a["children_cpu_us"],
             "-" if a["srv_rss_kib"] is None else str(a["srv_rss_kib"]),
+            "-" if a.get("idle_pss_kib") is None else "%.0f" % a["idle_pss_kib"],
             "-" if a["load_cpu_pct"] is None else "%.0f" % a["load_cpu_pct"],
         ])
     return rows
@@ -969,7 +1042,7 @@ def machine_info(ctx, servers):
         v = sh(["dpkg-query", "-W", "-f=${Version}", pkg])
         vers[pkg] = v if v and "no packages" not in v else "?"
     psup_v = "?"
-    if ("psup" in servers or "psup-cgi" in servers) and ctx.psup:
+    if any(s.startswith("psup") for s in servers) and ctx.psup:
         psup_v = sh([ctx.psup, "--version"]).splitlines()[0:1]
         psup_v = psup_v[0] if psup_v else "?"
     sysctl = {k: " ".join(read_first_line("/proc/sys/net/" + k.replace(".", "/")).split())
@@ -1084,7 +1157,8 @@ def main():
         args.duration = 1.0 if smoke else 2.0
     if args.warmup is None:
         args.warmup = 0.1 if smoke else 0.3
-    handlers = parse_list(args.handlers or ("hello,udp" if smoke else ",".join(ALL_HANDLERS)),
+    # The smoke runs cat too: psup-prestart cannot run the static hello.
+    handlers = parse_list(args.handlers or ("hello,cat,udp" if smoke else ",".join(ALL_HANDLERS)),
                           ALL_HANDLERS, "handler")
     try:
         concs = [int(x) for x in (args.conc or ("8" if smoke else "1,8,64,256")).split(",")]
@@ -1122,11 +1196,11 @@ def main():
             servers.append(s)
         elif explicit:
             log("run.py: server %s is not available%s" %
-                (s, " (pass --psup PATH)" if s == "psup" else " (apt-get install it)"))
+                (s, " (pass --psup PATH)" if s.startswith("psup") else " (apt-get install it)"))
             return 2
         else:
             log("run.py: skipping %s: not available%s" %
-                (s, " (pass --psup PATH)" if s == "psup" else ""))
+                (s, " (pass --psup PATH)" if s.startswith("psup") else ""))
     if "tcpserver" not in servers:
         log("run.py: note: without tcpserver there is no ×tcpserver column")
     all_handlers = make_handlers(bindir)
@@ -1165,6 +1239,10 @@ def main():
                 if s == "limit":
                     continue
                 srv = SERVER_CLASSES[s](ctx, h, tmpdir)
+                if not srv.supports():
+                    UNSUPPORTED.add((hname, s))
+                    log("run.py: %s cannot run the %s handler: its row says n/a" % (s, hname))
+                    continue
                 try:
                     srv.start()
                     running[s] = srv
@@ -1212,7 +1290,7 @@ def main():
                             (hname, c, rnd + 1, s, r["rate"], r["errors"]["total"]))
             for s, srv in running.items():
                 rc = srv.stop()
-                if s in ("psup", "psup-cgi") and rc != 0:
+                if s.startswith("psup") and rc != 0:
                     failures.append("psup exited with status %s after SIGTERM" % rc)
     except KeyboardInterrupt:
         interrupted = True
@@ -1277,6 +1355,8 @@ def main():
                     if not serves(s, h):
                         continue
                     a = agg.get((h.name, c, s))
+                    if a is None and (h.name, s) in UNSUPPORTED:
+                        continue
                     if a is None:
                         bad.append("%s/%s c=%d: no result" % (s, h.name, c))
                     elif a["errors"]["total"] or not a["rate"]:

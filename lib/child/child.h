@@ -12,6 +12,7 @@
 #include <sys/socket.h>
 #include <time.h>
 
+#include "child/worker.h"
 #include "proto/proto.h"
 #include "proto/rawsys.h"
 
@@ -66,9 +67,9 @@ int psup_child_wait_verdict(const struct psup_plan *p, uint32_t seq, uint64_t *v
 long psup_child_close_others(const struct psup_plan *p);
 long psup_child_cloexec_from(const struct psup_plan *p, unsigned first);
 
-/* A connection was accepted on listener index: admit it and become its
- * handler (no return), or close it and return to waiting (take.c). */
-void psup_child_take(struct psup_child *c, uint32_t index, int conn,
+/* A connection was accepted on listener index: admit it (true, with
+ * c->handover filled), or refuse and close it (false) (take.c). */
+bool psup_child_take(struct psup_child *c, uint32_t index, int conn,
                      const struct sockaddr *remote);
 
 /* Steps shared by connections and datagrams (take.c). Show the client in
@@ -91,10 +92,17 @@ void psup_child_admitted(struct psup_child *c, const struct psup_peer *peer, uin
                          int *log_write);
 
 /* A datagram waits on listener index (epoll said so): read it, judge it,
- * and become its handler (no return), or drop it and return 0 to wait
- * again. Returns -errno when it could not be read or handed over: the
- * caller treats it as accept's errors (datagram.c). */
+ * and admit it (1, with c->handover filled: its pipe and reply socket), or
+ * drop it and return 0 to wait again. Returns -errno when it could not be
+ * read or handed over: the caller treats it as accept's errors
+ * (datagram.c). */
 long psup_child_receive(struct psup_child *c, uint32_t index);
+
+/* Whether allow/deny let the address (psup_ip_key's form) in (take.c). */
+bool psup_child_allowed(const struct psup_plan *p, const uint8_t addr[16]);
+
+/* What an admitted client goes to the handler with (take.c). */
+void psup_child_set_handover(struct psup_child *c, int in, int out, int log_pipe, char **envp);
 
 /* The handler's environment for a connection or a datagram, in c->envp
  * (env.c): local is the address the client connected to (the socket's; on
@@ -108,7 +116,7 @@ char **psup_child_env(struct psup_child *c, const struct psup_plan_listener *l,
 
 /* fd 2 per the service's stderr: /dev/null, the write end of the log pipe
  * (closed), or left as it is (exec.c). Returns 0 or -errno. */
-long psup_child_stderr(const struct psup_service_config *svc, int log_pipe);
+long psup_child_stderr(const struct psup_plan *p, int log_pipe);
 
 /* The process settings and credentials, the parent-death signal the
  * program keeps (0: none), every descriptor from first_closed up
@@ -123,6 +131,11 @@ _Noreturn void psup_child_become(struct psup_child *c, char *const *envp, unsign
  * stderr pipe, or -1. */
 _Noreturn void psup_child_exec(struct psup_child *c, char **envp, int in, int out,
                                int log_pipe);
+
+/* Prestart: set up the handler's process and credentials and exec its
+ * program with psup's library, which waits for the connection after the
+ * exec (exec.c). */
+_Noreturn void psup_child_exec_prestarted(struct psup_child *c);
 
 /* A wait-mode server: the listening sockets on 0, 1 and 3.., then execve
  * (server.c). Never returns. */

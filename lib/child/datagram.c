@@ -3,8 +3,9 @@
  * Taking a datagram (datagram mode, spec/udp.md). The worker that epoll
  * woke reads it, once, with the address it was sent to; judges its sender
  * (allow/deny here, then the supervisor's verdict where a limit needs one);
- * and becomes its handler, with the datagram in a pipe on fd 0 and one end
- * of a reply socket on fd 1. The other end goes to the supervisor, which
+ * and admits it for its handler (exec.c, or a prestarted program's
+ * handoff), with the datagram in a pipe on fd 0 and one end of a reply
+ * socket on fd 1. The other end goes to the supervisor, which
  * sends each message written there back to the client, from the listening
  * socket and the address the client sent to. Nothing is peeked and read
  * again later: the sender the limits judge is the sender of the datagram
@@ -160,11 +161,12 @@ static bool lack_of_resources(long err)
     return err == -EMFILE || err == -ENFILE || err == -ENOMEM || err == -ENOBUFS;
 }
 
-/* Run the handler with in (the datagram) and reply[1], telling the
- * supervisor (RUNNING), or asking it first (BUSY) where a limit or the
- * stderr log needs it. Returns (having closed everything) only if the
- * datagram is dropped: refused, or the supervisor not reachable. */
-static void run(struct psup_child *c, struct psup_msg *m, char **envp, long in, int reply[2])
+/* Admit the datagram for its handler, with in (the datagram) and reply[1],
+ * telling the supervisor (RUNNING), or asking it first (BUSY) where a limit
+ * or the stderr log needs it. Returns true when admitted (c->handover);
+ * false, having closed everything, when the datagram is dropped: refused,
+ * or the supervisor not reachable. */
+static bool admit(struct psup_child *c, struct psup_msg *m, char **envp, long in, int reply[2])
 {
     int log_pipe[2];
 
@@ -173,9 +175,10 @@ static void run(struct psup_child *c, struct psup_msg *m, char **envp, long in, 
         m->kind = PSUP_MSG_RUNNING;
         if (psup_child_send(c, m, -1, reply[0]) >= 0) {
             psup_child_close(reply[0]);
-            psup_child_exec(c, envp, (int)in, reply[1], -1);
+            psup_child_set_handover(c, (int)in, reply[1], -1, envp);
+            return true;
         }
-        psup_tally_withdraw(c->plan->tally, c->tally_slot);
+        psup_tally_withdraw(c->tally, c->tally_slot);
         psup_child_close(reply[0]);
     } else {
         psup_child_log_pipe(c, log_pipe);
@@ -184,7 +187,8 @@ static void run(struct psup_child *c, struct psup_msg *m, char **envp, long in, 
         psup_child_close(reply[0]);
         if (psup_verdict_code(verdict) == PSUP_VERDICT_RUN) {
             psup_child_admitted(c, &m->peer, verdict, &log_pipe[1]);
-            psup_child_exec(c, envp, (int)in, reply[1], log_pipe[1]);
+            psup_child_set_handover(c, (int)in, reply[1], log_pipe[1], envp);
+            return true;
         }
         /* Refused (per source, rate, overload): dropped without a word, as
          * a reply would go to an address the sender may have forged. */
@@ -192,13 +196,13 @@ static void run(struct psup_child *c, struct psup_msg *m, char **envp, long in, 
     }
     psup_child_close(reply[1]);
     psup_child_close((int)in);
+    return false;
 }
 
 long psup_child_receive(struct psup_child *c, uint32_t index)
 {
     const struct psup_plan *p = c->plan;
-    const struct psup_plan_listener *l = &p->listeners[index];
-    const struct psup_service_config *svc = p->svc;
+    const struct psup_plan_listener *l = &psup_plan_listeners(p)[index];
     struct psup_msg m = {.listener = index};
     struct datagram d;
     int reply[2];
@@ -213,8 +217,7 @@ long psup_child_receive(struct psup_child *c, uint32_t index)
     /* allow/deny here, without a round trip: a denied datagram costs one
      * read and one message, never a process. Source port 0 cannot be
      * answered, and only a forged or broken sender uses it. */
-    if (m.peer.port == 0 ||
-        !psup_access_allowed(svc->allow, svc->n_allow, svc->deny, svc->n_deny, m.peer.addr)) {
+    if (m.peer.port == 0 || !psup_child_allowed(p, m.peer.addr)) {
         m.kind = PSUP_MSG_DENIED;
         psup_child_send(c, &m, -1, -1);
         return 0;
@@ -234,6 +237,5 @@ long psup_child_receive(struct psup_child *c, uint32_t index)
         return 0;
     }
     char **envp = psup_child_env(c, l, &d.local, &m.peer, NULL, 0);
-    run(c, &m, envp, in, reply);
-    return 0;
+    return admit(c, &m, envp, in, reply) ? 1 : 0;
 }

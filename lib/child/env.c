@@ -109,11 +109,12 @@ char **psup_child_env(struct psup_child *c, const struct psup_plan_listener *l,
     const struct psup_plan *p = c->plan;
     struct env_writer w = {.envp = c->envp, .buf = c->envbuf};
 
-    memcpy(w.envp, p->env_base, p->n_env_base * sizeof(char *));
-    w.n = p->n_env_base;
+    memcpy(w.envp, c->env_base, p->n_env * sizeof(char *));
+    w.n = p->n_env;
     if (l->proto == PSUP_PROTO_UNIX) {
         env_str(&w, "PROTO", "UNIX");
-        env_str(&w, "UNIXLOCALPATH", l->unix_path ? l->unix_path : "");
+        /* "unix:/path" or "unix:@name": UNIXLOCALPATH is what follows. */
+        env_str(&w, "UNIXLOCALPATH", l->text + 5);
         env_uint(&w, "UNIXREMOTEEUID", peer->uid);
         env_uint(&w, "UNIXREMOTEEGID", peer->gid);
         env_uint(&w, "UNIXREMOTEPID", (unsigned long long)peer->pid);

@@ -37,7 +37,7 @@ static void act(int fd, enum fd_action action)
 }
 
 /* Whether fd is one of keep[0..n), ascending. */
-static bool kept(const int *keep, size_t n, long fd)
+static bool kept(const int32_t *keep, size_t n, long fd)
 {
     size_t lo = 0, hi = n;
 
@@ -68,7 +68,7 @@ static long fd_of_name(const char *name)
 /* Act on every open descriptor from first up that is not kept, as listed
  * in /proc/self/fd. Closing entries already listed does not disturb the
  * listing: its position is a descriptor number. Returns 0 or -errno. */
-static long walk_proc(long first, const int *keep, size_t n_keep, enum fd_action action)
+static long walk_proc(long first, const int32_t *keep, size_t n_keep, enum fd_action action)
 {
     long dir = psup_sys(SYS_openat, AT_FDCWD, "/proc/self/fd",
                         O_RDONLY | O_DIRECTORY | O_CLOEXEC);
@@ -93,7 +93,8 @@ static long walk_proc(long first, const int *keep, size_t n_keep, enum fd_action
 /* Act on every number from first below the soft RLIMIT_NOFILE that is not
  * kept: slow with a high limit, but needs nothing from the system. Returns
  * 0 or -errno. */
-static long walk_below_limit(long first, const int *keep, size_t n_keep, enum fd_action action)
+static long walk_below_limit(long first, const int32_t *keep, size_t n_keep,
+                             enum fd_action action)
 {
     struct rlimit limit;
     long r = psup_sys(SYS_prlimit64, 0, RLIMIT_NOFILE, 0, &limit);
@@ -106,7 +107,7 @@ static long walk_below_limit(long first, const int *keep, size_t n_keep, enum fd
     return 0;
 }
 
-static long walk(const struct psup_plan *p, long first, const int *keep, size_t n_keep,
+static long walk(const struct psup_plan *p, long first, const int32_t *keep, size_t n_keep,
                  enum fd_action action)
 {
     /* /proc can still fail here (a descriptor limit reached): the slow way
@@ -121,11 +122,13 @@ long psup_child_close_others(const struct psup_plan *p)
     unsigned next = 3;
     long r = 0;
 
+    const int32_t *keep = psup_plan_at(p, p->keep_fds);
+
     if (p->fd_closing != PSUP_FDS_CLOSE_RANGE)
-        return walk(p, 3, p->keep_fds, p->n_keep_fds, FD_CLOSE);
+        return walk(p, 3, keep, p->n_keep_fds, FD_CLOSE);
     /* The gaps between the kept descriptors, then everything above. */
     for (size_t i = 0; i < p->n_keep_fds && r == 0; i++) {
-        unsigned fd = (unsigned)p->keep_fds[i];
+        unsigned fd = (unsigned)keep[i];
         if (fd > next)
             r = psup_sys(SYS_close_range, next, fd - 1, 0);
         if (fd >= next)

@@ -24,6 +24,8 @@
 static long place_sockets(struct psup_child *c)
 {
     const struct psup_plan *p = c->plan;
+    const struct psup_plan_listener *ls = psup_plan_listeners(p);
+    const int32_t *keep = psup_plan_at(p, p->keep_fds);
     unsigned n = (unsigned)p->n_listeners;
     unsigned high = 3 + n;
     long r;
@@ -31,13 +33,13 @@ static long place_sockets(struct psup_child *c)
     /* keep_fds is ascending: its last is the highest of the sockets and
      * the channel. dup3 onto a number above all of them closes nothing
      * this process still needs. */
-    if ((unsigned)p->keep_fds[p->n_keep_fds - 1] >= high)
-        high = (unsigned)p->keep_fds[p->n_keep_fds - 1] + 1;
+    if ((unsigned)keep[p->n_keep_fds - 1] >= high)
+        high = (unsigned)keep[p->n_keep_fds - 1] + 1;
     if ((r = psup_sys(SYS_dup3, p->channel_fd, high, O_CLOEXEC)) < 0)
         return r;
     c->channel_fd = (int)high; /* failures are still reported from here */
     for (unsigned i = 0; i < n; i++)
-        if ((r = psup_sys(SYS_dup3, p->listeners[i].fd, high + 1 + i, O_CLOEXEC)) < 0)
+        if ((r = psup_sys(SYS_dup3, ls[i].fd, high + 1 + i, O_CLOEXEC)) < 0)
             return r;
     /* dup3 with flags 0 clears close-on-exec on the copy: these survive
      * execve. A copy is never onto itself (dup3 would refuse). */
@@ -62,7 +64,7 @@ static long log_pipe(struct psup_child *c, int *write_end)
     int fds[2];
 
     *write_end = -1;
-    if (c->plan->svc->stderr_mode != PSUP_STDERR_LOG ||
+    if (c->plan->stderr_mode != PSUP_STDERR_LOG ||
         psup_sys(SYS_pipe2, fds, O_CLOEXEC) < 0)
         return 0; /* without a pipe the supervisor sees no fd: inherit */
     m.seq = ++c->seq;
@@ -89,11 +91,11 @@ static char **server_env(struct psup_child *c)
     char digits[24];
 
     psup_fmt_uint((unsigned long long)c->pid, digits);
-    memcpy(c->envp, p->env_base, p->n_env_base * sizeof(char *));
+    memcpy(c->envp, c->env_base, p->n_env * sizeof(char *));
     memcpy(c->envbuf, name, sizeof(name) - 1);
     memcpy(c->envbuf + sizeof(name) - 1, digits, strlen(digits) + 1);
-    c->envp[p->n_env_base] = c->envbuf;
-    c->envp[p->n_env_base + 1] = NULL;
+    c->envp[p->n_env] = c->envbuf;
+    c->envp[p->n_env + 1] = NULL;
     return c->envp;
 }
 
@@ -104,14 +106,14 @@ _Noreturn void psup_child_serve_wait(struct psup_child *c)
 
     /* 1. A program removed or broken after load: fail before anything is
      *    moved, and count it as a failure of the service. */
-    if ((r = psup_sys(SYS_faccessat, AT_FDCWD, p->svc->program, X_OK)) < 0)
+    if ((r = psup_sys(SYS_faccessat, AT_FDCWD, psup_plan_str(p, p->program), X_OK)) < 0)
         psup_child_setup_failed(c, PSUP_STEP_PROGRAM, r);
 
     /* 2. The sockets on 0, 1 and 3.., then fd 2. */
     if ((r = place_sockets(c)) < 0)
         psup_child_setup_failed(c, PSUP_STEP_SETUP, r);
     int pipe_end;
-    if ((r = log_pipe(c, &pipe_end)) < 0 || (r = psup_child_stderr(p->svc, pipe_end)) < 0)
+    if ((r = log_pipe(c, &pipe_end)) < 0 || (r = psup_child_stderr(p, pipe_end)) < 0)
         psup_child_setup_failed(c, PSUP_STEP_STDERR, r);
 
     /* 3. The process, its credentials, nothing of psup past the sockets,

@@ -1,9 +1,9 @@
 /* SPDX-License-Identifier: MIT */
 /*
  * Taking a connection: who the client is, allow/deny, and the supervisor's
- * verdict where a limit needs it; then the worker becomes the handler
- * (exec.c) or closes the connection and waits again. spec/pool.md has the
- * protocol. Child code: lib/child/README.md.
+ * verdict where a limit needs it; then the connection is admitted (the
+ * worker becomes its handler, exec.c) or closed, and the worker waits
+ * again. spec/pool.md has the protocol. Child code: lib/child/README.md.
  */
 #include "child/child.h"
 
@@ -65,15 +65,16 @@ static void discard_input(int fd, int linger_ms)
  * all of it. The others only drop what has already arrived. */
 static void refuse(const struct psup_child *c, int conn, const char *text)
 {
-    struct psup_tally_shared *tally = c->plan->tally;
+    const struct psup_plan *p = c->plan;
     bool linger = c->tally_slot != PSUP_TALLY_NONE &&
-                  psup_tally_linger_begin(tally, c->tally_slot, c->plan->svc->min_spare / 2);
+                  psup_tally_linger_begin(c->tally, p->tally_capacity, c->tally_slot,
+                                          p->min_spare / 2);
 
     send_message(conn, text);
     psup_sys(SYS_shutdown, conn, SHUT_WR);
     discard_input(conn, linger ? REFUSAL_LINGER_MS : 0);
     if (linger)
-        psup_tally_linger_end(tally, c->tally_slot);
+        psup_tally_linger_end(c->tally, c->tally_slot);
     psup_child_close(conn);
 }
 
@@ -96,12 +97,12 @@ static void describe_peer(int conn, const struct psup_plan_listener *l,
     psup_ip_key(remote, peer->addr);
 }
 
-static const char *refusal_text(const struct psup_service_config *svc, enum psup_verdict code)
+static const char *refusal_text(const struct psup_plan *p, enum psup_verdict code)
 {
     switch (code) {
-    case PSUP_VERDICT_PER_SOURCE: return svc->per_source_message;
-    case PSUP_VERDICT_RATE: return svc->rate_message;
-    case PSUP_VERDICT_OVERLOAD: return svc->overload_message;
+    case PSUP_VERDICT_PER_SOURCE: return psup_plan_str(p, p->per_source_message);
+    case PSUP_VERDICT_RATE: return psup_plan_str(p, p->rate_message);
+    case PSUP_VERDICT_OVERLOAD: return psup_plan_str(p, p->overload_message);
     default: return NULL;
     }
 }
@@ -117,20 +118,21 @@ _Static_assert(PSUP_PROXY_PROTOCOL_V1 == PSUP_PROXY_V1 && PSUP_PROXY_PROTOCOL_V2
  * (without a word: the peer is a balancer, or not one at all). */
 static bool take_proxy_header(struct psup_child *c, int conn, struct psup_msg *m)
 {
-    const struct psup_service_config *svc = c->plan->svc;
+    const struct psup_plan *p = c->plan;
     long r = -EACCES;
 
     m->proxy = m->peer;
     /* Before any byte is read: a connection from elsewhere must not hold
      * a worker for proxy_timeout. */
-    if (!psup_access_allowed(svc->proxy_from, svc->n_proxy_from, NULL, 0, m->peer.addr))
+    if (!psup_access_allowed(psup_plan_at(p, p->proxy_from), p->n_proxy_from, NULL, 0,
+                             m->peer.addr))
         goto refuse;
     /* Busy from here on: the supervisor starts a spare in this worker's
      * place while the header arrives, so slow balancers cannot take every
      * spare for proxy_timeout each. */
     m->kind = PSUP_MSG_READING;
     psup_child_send(c, m, -1, -1);
-    r = psup_proxy_read(conn, svc->proxy_protocol, svc->proxy_timeout_ms, &c->proxy);
+    r = psup_proxy_read(conn, p->proxy_protocol, p->proxy_timeout_ms, &c->proxy);
     if (r < 0)
         goto refuse;
     /* LOCAL and UNKNOWN keep the connection's own addresses. */
@@ -152,8 +154,15 @@ unsigned psup_child_publish(const struct psup_child *c, const struct psup_peer *
 {
     struct psup_source src;
 
-    psup_peer_source(peer, c->plan->svc->per_source_ipv6_prefix, &src);
-    return psup_tally_publish(c->plan->tally, c->tally_slot, c->conn_id, &src, count);
+    psup_peer_source(peer, c->plan->per_source_ipv6_prefix, &src);
+    return psup_tally_publish(c->tally, c->plan->tally_capacity, c->tally_slot, c->conn_id,
+                              &src, count);
+}
+
+void psup_child_set_handover(struct psup_child *c, int in, int out, int log_pipe, char **envp)
+{
+    c->handover = (struct psup_handover){.in = in, .out = out, .log_pipe = log_pipe,
+                                         .envp = envp};
 }
 
 /* The address the client connected to (TCP): a PROXY header's
@@ -188,19 +197,20 @@ static char **connection_env(struct psup_child *c, const struct psup_plan_listen
 }
 
 /* No limit to check: count the client's connections in the tally, tell the
- * supervisor, and become the handler. Returns only if the supervisor could
- * not be told (the connection is then closed). */
-static void run_without_verdict(struct psup_child *c, const struct psup_plan_listener *l,
+ * supervisor, and admit the connection. Returns false if the supervisor
+ * could not be told (the caller then closes the connection). */
+static bool run_without_verdict(struct psup_child *c, const struct psup_plan_listener *l,
                                 int conn, struct psup_msg *m)
 {
     unsigned connnum = psup_child_publish(c, &m->peer, true);
 
     m->kind = PSUP_MSG_RUNNING;
     if (psup_child_send(c, m, -1, -1) < 0) {
-        psup_tally_withdraw(c->plan->tally, c->tally_slot);
-        return;
+        psup_tally_withdraw(c->tally, c->tally_slot);
+        return false;
     }
-    psup_child_exec(c, connection_env(c, l, conn, m, connnum), conn, conn, -1);
+    psup_child_set_handover(c, conn, conn, -1, connection_env(c, l, conn, m, connnum));
+    return true;
 }
 
 uint64_t psup_child_ask(struct psup_child *c, struct psup_msg *m, int log_read, int reply)
@@ -224,7 +234,7 @@ uint64_t psup_child_ask(struct psup_child *c, struct psup_msg *m, int log_read, 
 void psup_child_log_pipe(const struct psup_child *c, int log_pipe[2])
 {
     log_pipe[0] = log_pipe[1] = -1;
-    if (c->plan->svc->stderr_mode == PSUP_STDERR_LOG &&
+    if (c->plan->stderr_mode == PSUP_STDERR_LOG &&
         psup_sys(SYS_pipe2, log_pipe, O_CLOEXEC) < 0)
         log_pipe[0] = log_pipe[1] = -1; /* the supervisor sees no fd: inherit */
 }
@@ -242,33 +252,38 @@ void psup_child_admitted(struct psup_child *c, const struct psup_peer *peer, uin
         psup_child_publish(c, peer, false);
 }
 
-void psup_child_take(struct psup_child *c, uint32_t index, int conn,
+bool psup_child_allowed(const struct psup_plan *p, const uint8_t addr[16])
+{
+    return psup_access_allowed(psup_plan_at(p, p->allow), p->n_allow, psup_plan_at(p, p->deny),
+                               p->n_deny, addr);
+}
+
+bool psup_child_take(struct psup_child *c, uint32_t index, int conn,
                      const struct sockaddr *remote)
 {
     const struct psup_plan *p = c->plan;
-    const struct psup_plan_listener *l = &p->listeners[index];
-    const struct psup_service_config *svc = p->svc;
+    const struct psup_plan_listener *l = &psup_plan_listeners(p)[index];
     struct psup_msg m = {.listener = index};
     int log_pipe[2];
 
     describe_peer(conn, l, remote, &m.peer);
-    if (svc->proxy_protocol && !take_proxy_header(c, conn, &m))
-        return;
+    if (p->proxy_protocol && !take_proxy_header(c, conn, &m))
+        return false;
 
     /* allow/deny are decided here, without a round trip: a denied client
      * costs one accept and one message, never a process. */
-    if (l->proto != PSUP_PROTO_UNIX &&
-        !psup_access_allowed(svc->allow, svc->n_allow, svc->deny, svc->n_deny, m.peer.addr)) {
+    if (l->proto != PSUP_PROTO_UNIX && !psup_child_allowed(p, m.peer.addr)) {
         m.kind = PSUP_MSG_DENIED;
         psup_child_send(c, &m, -1, -1);
-        refuse(c, conn, svc->deny_message);
-        return;
+        refuse(c, conn, psup_plan_str(p, p->deny_message));
+        return false;
     }
 
     if (!p->needs_verdict && c->tally_slot != PSUP_TALLY_NONE) {
-        run_without_verdict(c, l, conn, &m);
+        if (run_without_verdict(c, l, conn, &m))
+            return true;
         psup_child_close(conn);
-        return;
+        return false;
     }
 
     psup_child_log_pipe(c, log_pipe);
@@ -279,8 +294,10 @@ void psup_child_take(struct psup_child *c, uint32_t index, int conn,
     if (code == PSUP_VERDICT_RUN) {
         psup_child_admitted(c, &m.peer, verdict, &log_pipe[1]);
         char **envp = connection_env(c, l, conn, &m, psup_verdict_connnum(verdict));
-        psup_child_exec(c, envp, conn, conn, log_pipe[1]);
+        psup_child_set_handover(c, conn, conn, log_pipe[1], envp);
+        return true;
     }
     psup_child_close(log_pipe[1]);
-    refuse(c, conn, refusal_text(svc, code));
+    refuse(c, conn, refusal_text(p, code));
+    return false;
 }

@@ -3,7 +3,9 @@
  * The worker: from its creation to the connection it takes. Its steps, in
  * order, and why each is where it is, are in spec/pool.md and
  * spec/handler.md; the comments below name the hazard each step prevents.
- * Taking a connection is take.c, becoming the handler exec.c.
+ * Taking a connection is take.c, becoming the handler exec.c. The waiting
+ * (psup_child_wait) is also what the prestart library runs after a
+ * prestarted worker's exec (spec/prestart.md).
  *
  * A worker shares the supervisor's memory until it execs, so this folder
  * calls no libc function that could touch errno, the heap, stdio or a lock,
@@ -61,6 +63,7 @@ static void reset_signals(const struct psup_plan *p)
  * (blocked, so it is only ever read from there). */
 static int make_epoll(const struct psup_plan *p, int *retire_fd)
 {
+    const struct psup_plan_listener *ls = psup_plan_listeners(p);
     uint64_t retire = PSUP_KSIG(PSUP_SIG_RETIRE);
     long epfd = psup_sys(SYS_epoll_create1, EPOLL_CLOEXEC);
     long sfd = psup_sys(SYS_signalfd4, -1, &retire, PSUP_KSIGSET_SIZE, SFD_CLOEXEC | SFD_NONBLOCK);
@@ -69,16 +72,16 @@ static int make_epoll(const struct psup_plan *p, int *retire_fd)
         return (int)epfd;
     if (sfd < 0)
         return (int)sfd;
+    *retire_fd = (int)sfd;
     struct epoll_event rev = {.events = EPOLLIN, .data.u32 = RETIRE_TAG};
     long r = psup_sys(SYS_epoll_ctl, epfd, EPOLL_CTL_ADD, sfd, &rev);
     if (r < 0)
         return (int)r;
-    *retire_fd = (int)sfd;
     for (size_t i = 0; i < p->n_listeners; i++) {
         /* EPOLLEXCLUSIVE: the kernel wakes one idle worker per connection,
          * not all of them (the thundering herd). */
         struct epoll_event ev = {.events = EPOLLIN | EPOLLEXCLUSIVE, .data.u32 = (uint32_t)i};
-        r = psup_sys(SYS_epoll_ctl, epfd, EPOLL_CTL_ADD, p->listeners[i].fd, &ev);
+        r = psup_sys(SYS_epoll_ctl, epfd, EPOLL_CTL_ADD, ls[i].fd, &ev);
         if (r < 0)
             return (int)r;
     }
@@ -108,31 +111,33 @@ static void backoff_sleep(int retire_fd, long ns)
     psup_sys(SYS_ppoll, &pfd, 1, &ts, 0, PSUP_KSIGSET_SIZE);
 }
 
-/* Take a connection from a stream listener. Returns 0 (taken and refused)
- * or accept's -errno. */
+/* Take a connection from a stream listener. Returns 1 (admitted:
+ * c->handover), 0 (taken and refused) or accept's -errno. */
 static long take_connection(struct psup_child *c, uint32_t index)
 {
     struct sockaddr_storage remote;
     socklen_t len = sizeof(remote);
-    long conn = psup_sys(SYS_accept4, c->plan->listeners[index].fd, &remote, &len, SOCK_CLOEXEC);
+    long conn = psup_sys(SYS_accept4, psup_plan_listeners(c->plan)[index].fd, &remote, &len,
+                         SOCK_CLOEXEC);
 
     if (conn < 0)
         return conn;
-    psup_child_take(c, index, (int)conn, (struct sockaddr *)&remote);
-    return 0;
+    return psup_child_take(c, index, (int)conn, (struct sockaddr *)&remote) ? 1 : 0;
 }
 
 /* Take what a listener that epoll reported holds: a connection, or a
- * datagram (datagram.c). Returns 0 when there was nothing to take (or it
- * was taken and refused), -1 to back off. */
+ * datagram (datagram.c). Returns 1 when one was admitted (c->handover), 0
+ * when there was nothing to take (or it was taken and refused), -1 to back
+ * off. */
 static int accept_one(struct psup_child *c, uint32_t index, long *backoff, int retire_fd)
 {
-    long r = c->plan->listeners[index].proto == PSUP_PROTO_UDP ? psup_child_receive(c, index)
-                                                                 : take_connection(c, index);
+    long r = psup_plan_listeners(c->plan)[index].proto == PSUP_PROTO_UDP
+                 ? psup_child_receive(c, index)
+                 : take_connection(c, index);
 
     if (r >= 0) {
         *backoff = 0;
-        return 0;
+        return (int)r;
     }
     if (accept_error_is_transient(r))
         return 0;
@@ -151,8 +156,9 @@ static int accept_one(struct psup_child *c, uint32_t index, long *backoff, int r
 
 /* The idle loop. Connections first: a worker woken for a connection takes it
  * even if it was asked to retire at the same moment, so an EPOLLEXCLUSIVE
- * wake-up is never lost. Never returns. */
-_Noreturn static void serve(struct psup_child *c, int epfd, int retire_fd)
+ * wake-up is never lost. Returns once a connection was admitted; a retire
+ * signal still pending then is discarded before the handler runs. */
+static void serve(struct psup_child *c, int epfd, int retire_fd)
 {
     long backoff = 0;
 
@@ -161,14 +167,38 @@ _Noreturn static void serve(struct psup_child *c, int epfd, int retire_fd)
         bool retire = false;
         long n = psup_sys(SYS_epoll_pwait, epfd, ev, 8, -1, 0, PSUP_KSIGSET_SIZE);
         for (long i = 0; i < n; i++) {
+            int r = 0;
             if (ev[i].data.u32 == RETIRE_TAG)
                 retire = true;
-            else if (accept_one(c, ev[i].data.u32, &backoff, retire_fd) < 0)
+            else if ((r = accept_one(c, ev[i].data.u32, &backoff, retire_fd)) > 0)
+                return;
+            if (r < 0)
                 break;
         }
         if (retire)
             psup_child_exit(PSUP_WORKER_EXIT_RETIRED);
     }
+}
+
+void psup_child_wait(struct psup_child *c)
+{
+    int retire_fd = -1;
+    int epfd = make_epoll(c->plan, &retire_fd);
+
+    if (epfd < 0)
+        psup_child_setup_failed(c, PSUP_STEP_SETUP, epfd);
+    /* A prestarted worker's program was exec'd with psup's library, which
+     * runs this: say so, or the supervisor takes it for a program that
+     * ignored the library (spec/prestart.md). Before the first wait, so
+     * READY precedes any message about a connection. */
+    if (c->plan->prestart) {
+        struct psup_msg m = {.kind = PSUP_MSG_READY};
+        if (psup_child_send(c, &m, -1, -1) < 0)
+            psup_child_exit(PSUP_WORKER_EXIT_RETIRED); /* psup is gone */
+    }
+    c->epoll_fd = epfd;
+    c->retire_fd = retire_fd;
+    serve(c, epfd, retire_fd);
 }
 
 int psup_worker_main(void *arg)
@@ -198,7 +228,7 @@ int psup_worker_main(void *arg)
         psup_child_setup_failed(c, PSUP_STEP_SETUP, r);
 
     /* A wait-mode server takes no connection: it is given the sockets. */
-    if (p->svc->mode == PSUP_MODE_WAIT)
+    if (p->mode == PSUP_MODE_WAIT)
         psup_child_serve_wait(c);
 
     /* 4. Only this service's listeners and the channel stay open: another
@@ -215,8 +245,9 @@ int psup_worker_main(void *arg)
     /* 6. A program removed or broken after load: fail now, before taking a
      *    connection, so clients wait in the backlog while psup backs off.
      *    A cgi service needs the relay and the script it runs. */
-    if ((r = psup_sys(SYS_faccessat, AT_FDCWD, p->svc->program, X_OK)) < 0 ||
-        (p->svc->relay && (r = psup_sys(SYS_faccessat, AT_FDCWD, p->svc->relay, X_OK)) < 0))
+    if ((r = psup_sys(SYS_faccessat, AT_FDCWD, psup_plan_str(p, p->program), X_OK)) < 0 ||
+        (p->script && (r = psup_sys(SYS_faccessat, AT_FDCWD, psup_plan_str(p, p->script),
+                                    X_OK)) < 0))
         psup_child_setup_failed(c, PSUP_STEP_PROGRAM, r);
 
     /* 7. Processes are scarce: wait until the supervisor has checked that
@@ -227,10 +258,13 @@ int psup_worker_main(void *arg)
             psup_child_exit(PSUP_WORKER_EXIT_RETIRED);
     }
 
-    int retire_fd = -1;
-    int epfd = make_epoll(p, &retire_fd);
-    if (epfd < 0)
-        psup_child_setup_failed(c, PSUP_STEP_SETUP, epfd);
-    serve(c, epfd, retire_fd);
+    /* 8. Prestart: become the program now, with psup's library, which
+     *    waits for the connection in the program's process (exec.c). */
+    if (p->prestart)
+        psup_child_exec_prestarted(c);
+
+    psup_child_wait(c);
+    struct psup_handover *h = &c->handover;
+    psup_child_exec(c, h->envp, h->in, h->out, h->log_pipe);
 }
 

@@ -73,6 +73,13 @@ struct psup_rlimit {
     struct rlimit value; /* RLIM_INFINITY for "unlimited" */
 };
 
+/* A file as a reload compares it: another inode, size or time is another
+ * file. */
+struct psup_file_id {
+    unsigned long long dev, ino, size;
+    long long mtime_sec, mtime_nsec, ctime_sec, ctime_nsec;
+};
+
 struct psup_service_config {
     char *name;
     /* The service's JSON object printed back without whitespace: two
@@ -127,6 +134,12 @@ struct psup_service_config {
     char *user_name; /* for USER and LOGNAME; NULL without user */
     char *user_home; /* for HOME; NULL without user */
     bool no_new_privileges; /* PR_SET_NO_NEW_PRIVS before exec */
+
+    /* Exec the program before the connection (spec/prestart.md), and what
+     * was exec'd as it was at load (the end of the "#!" chain): a reload
+     * sees a program replaced on disk as a changed service. */
+    bool prestart;
+    struct psup_file_id program_id;
 
     enum psup_stderr_mode stderr_mode;
 

@@ -344,6 +344,12 @@ void cfg_check_unix_path(struct ctx *c, const struct psup_addr *a);
 /* Report a problem unless path is a regular file psup may execute. */
 void cfg_check_program(struct ctx *c, const char *path);
 
+/* ---- prestart.c: whether psup's library can reach a program ----------- */
+
+/* Report, at the current path, why svc's program cannot be prestarted, and
+ * record the ELF file it runs in svc->program_id. */
+void cfg_check_prestart(struct ctx *c, struct psup_service_config *svc);
+
 /* Resolve argv[0] (the current path is command[0]) into svc->program. */
 void cfg_resolve_program(struct ctx *c, struct psup_service_config *svc, const char *name);
 

@@ -357,6 +357,15 @@ static bool same_text(const char *a, const char *b)
     return a == b || (a && b && strcmp(a, b) == 0);
 }
 
+/* A prestarted program runs the file that was there at its exec: replaced
+ * on disk (an upgrade), its idle workers must go (spec/prestart.md). */
+static bool same_program_file(const struct psup_service_config *a,
+                              const struct psup_service_config *b)
+{
+    return a->prestart == b->prestart &&
+           (!a->prestart || memcmp(&a->program_id, &b->program_id, sizeof(a->program_id)) == 0);
+}
+
 bool psup_config_service_same(const struct psup_service_config *a,
                               const struct psup_service_config *b)
 {
@@ -368,7 +377,7 @@ bool psup_config_service_same(const struct psup_service_config *a,
            a->set_ids == b->set_ids && a->uid == b->uid && a->gid == b->gid &&
            a->n_groups == b->n_groups &&
            (a->n_groups == 0 || memcmp(a->groups, b->groups, a->n_groups * sizeof(gid_t)) == 0) &&
-           a->backlog == b->backlog && cfg_relay_same(a, b);
+           a->backlog == b->backlog && cfg_relay_same(a, b) && same_program_file(a, b);
 }
 
 struct psup_config *psup_config_ref(struct psup_config *cfg)
@@ -480,6 +489,8 @@ void psup_config_describe(const struct psup_service_config *svc, char *buf, size
             svc->proxy_protocol == PSUP_PROXY_PROTOCOL_ANY ? "v1/v2"
             : svc->proxy_protocol == PSUP_PROXY_PROTOCOL_V1 ? "v1" : "v2",
             svc->n_proxy_from, svc->n_proxy_from == 1 ? "" : "s");
+    if (svc->prestart)
+        put(&b, "; prestart");
     if (svc->essential)
         put(&b, "; essential, fatal after %gs", svc->fatal_after);
 }

@@ -24,7 +24,7 @@
 enum {
     S_NAME, S_LISTEN, S_COMMAND, S_POOL, S_BACKLOG, S_ENV, S_CLEAR_ENV, S_PASS_ENV,
     S_CWD, S_USER, S_GROUP, S_SUPP_GROUPS, S_UMASK, S_NICE, S_RLIMITS, S_STDERR,
-    S_NO_NEW_PRIVS,
+    S_NO_NEW_PRIVS, S_PRESTART,
     S_ALLOW, S_DENY, S_DENY_MESSAGE, S_MAX_PER_SOURCE, S_PER_SOURCE_V6,
     S_PER_SOURCE_MESSAGE, S_RATE, S_RATE_BURST, S_RATE_MESSAGE, S_ON_OVERLOAD,
     S_OVERLOAD_MESSAGE, S_TIMEOUT, S_SOCKET_MODE, S_SOCKET_USER, S_SOCKET_GROUP,
@@ -35,7 +35,7 @@ enum {
 static const char *const service_keys[] = {
     "name", "listen", "command", "pool", "backlog", "env", "clear_env", "pass_env",
     "cwd", "user", "group", "supplementary_groups", "umask", "nice", "rlimits", "stderr",
-    "no_new_privileges",
+    "no_new_privileges", "prestart",
     "allow", "deny", "deny_message", "max_per_source", "per_source_ipv6_prefix",
     "per_source_message", "rate", "rate_burst", "rate_message", "on_overload",
     "overload_message", "timeout", "socket_mode", "socket_user", "socket_group",
@@ -446,6 +446,34 @@ static void parse_process(struct ctx *c, const struct fields *f, struct psup_ser
     }
 }
 
+/* After the command: what prestart checks is the program it resolved to.
+ * Not in wait mode (spec/prestart.md): a wait-mode server is one program
+ * that runs for many connections, with no exec on any client's path to
+ * take off it. Not for a cgi service (after the protocol): what it execs is
+ * psup's relay, which is not made to run prestarted (spec/cgi.md). */
+static void parse_prestart(struct ctx *c, const struct fields *f, struct psup_service_config *svc,
+                           bool mode_ok)
+{
+    const cJSON *v = cfg_enter(c, f, S_PRESTART);
+
+    if (!v)
+        return;
+    if (cfg_want_bool(c, v, &svc->prestart)) {
+        if (mode_ok && svc->mode == PSUP_MODE_WAIT) {
+            cfg_fail(c, "does not apply in wait mode: a server is one long-running program, "
+                     "exec'd before any connection already");
+            svc->prestart = false;
+        } else if (svc->prestart && svc->protocol == PSUP_PROTOCOL_CGI) {
+            cfg_fail(c, "does not apply to a \"cgi\" service: psup's relay, which it execs, "
+                     "is not prestarted; the script runs for each request either way");
+            svc->prestart = false;
+        } else if (svc->prestart && !c->oom) {
+            cfg_check_prestart(c, svc);
+        }
+    }
+    cfg_path_pop(c);
+}
+
 /* ---- access and limits ---------------------------------------------- */
 
 /* A message key that only means something with another setting. */
@@ -713,6 +741,7 @@ void cfg_parse_service(struct ctx *c, const cJSON *obj, size_t index)
     parse_limits(c, &f, svc);
     parse_socket_file(c, &f, svc);
     cfg_parse_protocol(c, &f, &protocol_keys, mode_ok, svc);
+    parse_prestart(c, &f, svc, mode_ok);
     parse_wait(c, &f, svc, mode_ok);
     parse_essential(c, &f, svc);
 }

@@ -122,21 +122,29 @@ static void collect_exits(struct psup_supervisor *sup, struct exits *ex)
     }
 }
 
-/* The descriptors a message carried, by the bits of m->fds, in order. Out
- * of descriptors, the kernel passes fewer (MSG_CTRUNC): the last ones are
- * missing (a handler then keeps psup's stderr, spec/handler.md; a datagram
- * handler cannot reply, spec/udp.md). */
-static struct psup_passed_fds passed_fds(struct msghdr *mh, const struct psup_msg *m)
+/* The descriptors a message carried, by the bits of m->fds, in order, and
+ * its sender's pid (SO_PASSCRED: the kernel's word, not the message's).
+ * Out of descriptors, the kernel passes fewer (MSG_CTRUNC): the last ones
+ * are missing (a handler then keeps psup's stderr, spec/handler.md; a
+ * datagram handler cannot reply, spec/udp.md). */
+static struct psup_passed_fds passed_fds(struct msghdr *mh, const struct psup_msg *m,
+                                         pid_t *sender)
 {
     struct psup_passed_fds fds = {-1, -1};
     int got[2] = {-1, -1};
     size_t n = 0;
-    struct cmsghdr *h = CMSG_FIRSTHDR(mh);
 
-    if (h && h->cmsg_level == SOL_SOCKET && h->cmsg_type == SCM_RIGHTS) {
-        n = (h->cmsg_len - CMSG_LEN(0)) / sizeof(int);
-        n = n > 2 ? 2 : n;
-        memcpy(got, CMSG_DATA(h), n * sizeof(int));
+    *sender = 0;
+    for (struct cmsghdr *h = CMSG_FIRSTHDR(mh); h; h = CMSG_NXTHDR(mh, h)) {
+        if (h->cmsg_level == SOL_SOCKET && h->cmsg_type == SCM_RIGHTS && !n) {
+            n = (h->cmsg_len - CMSG_LEN(0)) / sizeof(int);
+            n = n > 2 ? 2 : n;
+            memcpy(got, CMSG_DATA(h), n * sizeof(int));
+        } else if (h->cmsg_level == SOL_SOCKET && h->cmsg_type == SCM_CREDENTIALS) {
+            struct ucred cred;
+            memcpy(&cred, CMSG_DATA(h), sizeof(cred));
+            *sender = cred.pid;
+        }
     }
     size_t i = 0;
     if (m->fds & PSUP_MSG_FD_LOG)
@@ -159,7 +167,7 @@ static void read_channel(struct psup_supervisor *sup, struct exits *ex)
         struct psup_msg m;
         union {
             struct cmsghdr hdr;
-            char buf[CMSG_SPACE(2 * sizeof(int))];
+            char buf[CMSG_SPACE(2 * sizeof(int)) + CMSG_SPACE(sizeof(struct ucred))];
         } control;
         struct iovec iov = {.iov_base = &m, .iov_len = sizeof(m)};
         struct msghdr mh = {.msg_iov = &iov, .msg_iovlen = 1, .msg_control = control.buf,
@@ -169,11 +177,20 @@ static void read_channel(struct psup_supervisor *sup, struct exits *ex)
             continue;
         if (n < 0)
             return; /* EAGAIN: all read */
-        if ((size_t)n != sizeof(m))
+        pid_t sender;
+        bool ours = (size_t)n == sizeof(m);
+        if (!ours)
             m.fds = 0; /* not a message of ours: whatever came is closed */
-        struct psup_passed_fds fds = passed_fds(&mh, &m);
-        if ((size_t)n != sizeof(m))
+        struct psup_passed_fds fds = passed_fds(&mh, &m, &sender);
+        /* A message is taken as its sender's, whatever pid it says: a
+         * prestarted program holds the channel before psup's library runs
+         * in it (spec/prestart.md). */
+        if (!ours || sender <= 0) {
+            psup_fd_close(fds.log);
+            psup_fd_close(fds.reply);
             continue;
+        }
+        m.pid = sender;
         if (m.kind == PSUP_MSG_BUSY)
             collect_exits(sup, ex);
         psup_runtime_on_message(&sup->rt, &m, &fds, now);
@@ -265,7 +282,7 @@ static void check_essential(struct psup_supervisor *sup, uint64_t now)
     psup_log_str(&l, "service", s->name);
     psup_log_uint(&l, "failures", s->backoff.failures);
     psup_log_secs(&l, "failing_for", (double)(now - s->failing_since) / 1000.0);
-    psup_log_secs(&l, "fatal_after", s->current->plan.svc->fatal_after);
+    psup_log_secs(&l, "fatal_after", s->current->svc->fatal_after);
     psup_log_end(&l);
     sup->exit_code = PSUP_EXIT_ESSENTIAL;
     begin_stop(sup, 0, s->name);
@@ -790,8 +807,14 @@ static int open_watch(struct psup_supervisor *sup)
 
 static int open_channel(struct psup_supervisor *sup)
 {
-    /* SOCK_SEQPACKET: one message per send, whole, from any worker. */
+    /* SOCK_SEQPACKET: one message per send, whole, from any worker. With
+     * SO_PASSCRED the kernel tells who sent each one: a prestarted
+     * program holds the workers' end before psup's library runs in it
+     * (spec/prestart.md), and must not speak for another worker. */
+    int on = 1;
     if (socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, sup->channel) < 0)
+        return -errno;
+    if (setsockopt(sup->channel[0], SOL_SOCKET, SO_PASSCRED, &on, sizeof(on)) < 0)
         return -errno;
     int rc = psup_fd_set_nonblock(sup->channel[0], true);
     if (rc == 0)

@@ -48,6 +48,8 @@ enum psup_msg_kind {
     PSUP_MSG_PROXY_REFUSED, /* the connection came from outside proxy_from
                                (err EACCES), or its PROXY header was refused
                                (err: spec/proxy.md's reason); closed, idle */
+    PSUP_MSG_READY,         /* a prestarted worker's program was exec'd and
+                               the prestart library waits for connections */
 };
 
 /* Where a worker failed, for PSUP_MSG_SETUP_FAILED. */
@@ -61,6 +63,8 @@ enum psup_step {
     PSUP_STEP_NICE,
     PSUP_STEP_CREDENTIALS,
     PSUP_STEP_EXEC,
+    PSUP_STEP_PRESTART,  /* the prestarted program ran without psup's
+                            library, or did not get ready in time */
 };
 
 /* The client, as the worker saw it. */
@@ -137,6 +141,11 @@ enum psup_verdict {
  * the supervisor answers in microseconds unless it is stopped. Tests
  * shorten it with PSUP_TEST_VERDICT_TIMEOUT_MS (spec/pool.md). */
 #define PSUP_VERDICT_TIMEOUT_MS 60000
+/* How long a prestarted worker may take from its spawn to READY: its
+ * program's start-up, the dynamic loader and the constructors of its
+ * libraries, which take milliseconds, on a machine that may be very busy.
+ * Tests shorten it with PSUP_TEST_PRESTART_TIMEOUT_MS. */
+#define PSUP_PRESTART_TIMEOUT_MS 10000
 #define PSUP_CONNNUM_MAX 0xffffu
 
 _Static_assert(sizeof(void *) == sizeof(uint64_t),
@@ -187,39 +196,111 @@ enum psup_fd_closing {
 #define PSUP_CLOSE_RANGE_CLOEXEC (1U << 2) /* linux/close_range.h */
 
 struct psup_plan_listener {
-    int fd;
-    enum psup_proto proto;
-    int family;            /* of the socket as bound */
-    uint16_t port;         /* as bound: UDPLOCALPORT */
-    const char *unix_path; /* for UNIXLOCALPATH; NULL for TCP */
-    char text[PSUP_ADDR_STRLEN]; /* as bound, for logs */
+    int32_t fd;
+    uint32_t proto;              /* enum psup_proto */
+    int32_t family;              /* of the socket as bound */
+    uint16_t port;               /* as bound: UDPLOCALPORT */
+    uint16_t unused;
+    char text[PSUP_ADDR_STRLEN]; /* as bound, for logs; "unix:PATH" for a unix
+                                    socket, whose PATH is UNIXLOCALPATH */
 };
 
-/* Everything a worker of one service generation needs, built by the
- * supervisor and never changed afterwards; freed only when no worker of it
- * is left. */
-struct psup_plan {
-    const struct psup_service_config *svc;
-    char *const *env_base; /* the handler's environment without the
-                              per-connection variables */
-    size_t n_env_base;
-    const struct psup_plan_listener *listeners;
-    size_t n_listeners;
-    const int *keep_fds;    /* the listeners' and the channel's, ascending:
-                               what an idle worker keeps open */
-    size_t n_keep_fds;
-    enum psup_fd_closing fd_closing;
-    int channel_fd;         /* the workers' end of the message socket */
-    pid_t supervisor_pid;
-    int verdict_signal;     /* PSUP_SIG_VERDICT, evaluated by the supervisor */
-    int verdict_timeout_ms; /* how long a worker waits for a verdict */
-    const int *reset_signals; /* signals whose disposition is not SIG_DFL */
-    size_t n_reset_signals;
-    struct psup_tally_shared *tally; /* the service's (tally.h) */
-    bool needs_verdict;     /* a limit or stderr "log" needs the supervisor's
-                               decision before each handler runs */
-    bool own_session;       /* setsid, not only setpgid: psup has a terminal */
+struct psup_plan_rlimit {
+    int32_t resource;
+    uint32_t unused;
+    uint64_t cur, max;
 };
+
+/* Everything a worker of one service generation reads, built by the
+ * supervisor (lib/runtime/plan.c) and never changed afterwards; freed only
+ * when no worker of it is left. It is flat: no pointers, every reference is
+ * an offset from the plan's first byte (0: none), so the same bytes serve a
+ * worker that shares the supervisor's memory and, copied into a sealed
+ * memfd, a prestarted one that has exec'd its program (lib/prestart). */
+#define PSUP_PLAN_MAGIC UINT64_C(0x6e616c7070757370) /* "psupplan" */
+#define PSUP_PLAN_VERSION 3
+
+struct psup_plan {
+    uint64_t magic;
+    uint32_t version;
+    uint32_t size;              /* bytes, this header included */
+
+    /* Waiting for connections. */
+    uint32_t listeners, n_listeners; /* struct psup_plan_listener[] */
+    uint32_t keep_fds, n_keep_fds;   /* int32_t[], ascending: what an idle
+                                        worker keeps open */
+    int32_t channel_fd;         /* the workers' end of the message socket */
+    int32_t supervisor_pid;
+    int32_t verdict_signal;     /* PSUP_SIG_VERDICT, evaluated by the supervisor */
+    int32_t verdict_timeout_ms; /* how long a worker waits for a verdict */
+    uint32_t fd_closing;        /* enum psup_fd_closing */
+    uint32_t n_reset_signals;
+    int32_t reset_signals[64];  /* signals whose disposition is not SIG_DFL */
+    uint32_t tally_capacity;    /* entries of the tally: bounds every scan */
+    int32_t tally_fd;           /* prestart: the tally's memfd, mapped by the
+                                   library; -1 otherwise */
+    int32_t plan_fd;            /* prestart: the memfd holding a copy of this
+                                   plan; -1 otherwise */
+    uint64_t tally_size;        /* bytes of that mapping */
+    uint8_t needs_verdict;      /* a limit or stderr "log" needs the
+                                   supervisor's decision before each handler */
+    uint8_t own_session;        /* setsid, not only setpgid: psup has a terminal */
+    uint8_t prestart;           /* exec the program before the connection */
+    uint8_t stderr_mode;        /* enum psup_stderr_mode */
+    uint8_t mode;               /* enum psup_mode */
+    uint8_t proxy_protocol;     /* enum psup_proxy_protocol: a PROXY header
+                                   before each connection (0: none) */
+    uint8_t unused_flags[2];
+
+    /* Admission. */
+    uint32_t allow, n_allow;    /* struct psup_cidr[] */
+    uint32_t deny, n_deny;
+    uint32_t deny_message;      /* strings, or 0 for none */
+    uint32_t per_source_message;
+    uint32_t rate_message;
+    uint32_t overload_message;
+    uint32_t per_source_ipv6_prefix;
+    uint32_t min_spare;
+    uint32_t proxy_from, n_proxy_from; /* struct psup_cidr[]: the balancers */
+    int32_t proxy_timeout_ms;   /* for the whole PROXY header */
+
+    /* The handler's process. */
+    uint32_t program;           /* string: what is exec'd (a cgi service's
+                                   relay, psup-cgi) */
+    uint32_t script;            /* string: the program a cgi service's relay
+                                   runs, checked with it; 0 otherwise */
+    uint32_t env, n_env;        /* uint32_t[] of string offsets: the base
+                                   environment, without the connection's
+                                   (prestart only; n_env always) */
+    uint32_t cwd;               /* string, or 0 to keep psup's */
+    int32_t umask;              /* or -1 */
+    int32_t nice;
+    uint8_t set_nice;
+    uint8_t set_ids;
+    uint8_t no_new_privileges;
+    uint8_t unused;
+    uint32_t uid, gid;
+    uint32_t groups, n_groups;  /* uint32_t[] (gid_t) */
+    uint32_t rlimits, n_rlimits; /* struct psup_plan_rlimit[] */
+};
+
+_Static_assert(sizeof(gid_t) == sizeof(uint32_t), "the plan stores gids as uint32_t");
+
+static inline const void *psup_plan_at(const struct psup_plan *p, uint32_t off)
+{
+    return (const char *)p + off;
+}
+
+/* A string of the plan, or NULL for offset 0. */
+static inline const char *psup_plan_str(const struct psup_plan *p, uint32_t off)
+{
+    return off ? (const char *)p + off : NULL;
+}
+
+static inline const struct psup_plan_listener *psup_plan_listeners(const struct psup_plan *p)
+{
+    return (const struct psup_plan_listener *)psup_plan_at(p, p->listeners);
+}
 
 /* Per-connection variables the worker adds, at most, and their room (a
  * PROXY header's authority and unique id take up to 255 and 128 bytes). */
@@ -230,10 +311,28 @@ struct psup_plan {
  * (the largest UDP payload is 65527 bytes over IPv6, 65507 over IPv4). */
 #define PSUP_DGRAM_MAX 65536
 
-/* One worker's record as its code sees it: written by the supervisor before
- * the worker starts; afterwards only the worker writes envp and envbuf. */
+/* What the worker admitted, a connection or a datagram, on its way to the
+ * handler: its descriptors and environment. */
+struct psup_handover {
+    int in;             /* fd 0: the connection, or the datagram's pipe */
+    int out;            /* fd 1: the connection, or the reply socket */
+    int log_pipe;       /* the stderr pipe's write end, or -1 */
+    char **envp;        /* the handler's environment (the record's envp) */
+};
+
+/* One worker's record as its code sees it: written by whoever starts the
+ * worker's code (the supervisor before the clone, or the prestart library
+ * after exec); afterwards only the worker writes pid, seq, channel_fd, the
+ * handover, envp and envbuf (and dgram's bytes). */
 struct psup_child {
     const struct psup_plan *plan;
+    struct psup_tally_shared *tally; /* the service's, mapped in this process */
+    char *const *argv;     /* the plan's command, as the execve vector */
+    char *const *env_base; /* the plan's base environment, as pointers
+                              (plan->n_env of them) */
+    char *const *exec_env; /* prestart: the environment the program is
+                              exec'd with, but for PSUP_PRESTART */
+    size_t n_exec_env;
     unsigned long long conn_id;
     pid_t pid;   /* the worker's own, set by the worker */
     bool hold;   /* wait for the supervisor's go (seq 0) before taking
@@ -245,11 +344,18 @@ struct psup_child {
     int channel_fd; /* the channel here when not the plan's channel_fd (a
                        wait-mode server moves it out of the sockets' way);
                        0: the plan's (psup's 0 is never the channel) */
-    char **envp; /* n_env_base + PSUP_ENV_DYNAMIC + 1 slots */
+    int epoll_fd;  /* while waiting: the epoll set and the retire signalfd */
+    int retire_fd;
+    struct psup_handover handover;
+    char **envp; /* plan->n_env + PSUP_ENV_DYNAMIC + 1 slots */
     char envbuf[PSUP_ENVBUF_SIZE];
     /* The PROXY header of the connection being taken: too large for the
      * worker's small stack (lib/child/README.md). */
     struct psup_proxy_header proxy;
 };
+
+/* The variable that tells the prestart library it runs in a prestarted
+ * worker: "PSUP_PRESTART=PLAN_FD:CONN_ID:TALLY_SLOT". */
+#define PSUP_PRESTART_VAR "PSUP_PRESTART"
 
 #endif

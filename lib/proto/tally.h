@@ -17,10 +17,13 @@
  * before and after reading it (a seqlock), so an entry being cleared and
  * reused is never misread.
  *
- * The entries live in a MAP_SHARED mapping, so workers created with a copy
- * of the supervisor's memory (PSUP_SPAWN=fork) share them too. The worker's
+ * The entries live in a MAP_SHARED mapping of a memfd, so workers created
+ * with a copy of the supervisor's memory (PSUP_SPAWN=fork) share them too,
+ * and a prestarted worker maps the same file after its exec. The worker's
  * side is inline here: it is compiled into the child's code, which must not
- * call into instrumented or libc code.
+ * call into instrumented or libc code. The supervisor never reads the
+ * shared page to decide anything: a prestarted worker's program could
+ * write it before psup's library takes over (spec/prestart.md).
  */
 #ifndef PSUP_TALLY_H
 #define PSUP_TALLY_H
@@ -56,7 +59,11 @@ struct psup_tally_shared {
 struct psup_tally {
     struct psup_tally_shared *shared;
     size_t map_size;
+    int fd;               /* the memfd behind shared: a prestarted worker
+                             maps it after its exec */
     uint32_t capacity;
+    uint32_t used;        /* entries ever claimed, as the supervisor knows
+                             it: the shared count is only ever written */
     uint32_t *free_slots; /* released entries, reused first (LIFO) */
     uint32_t n_free;
     uint32_t free_cap;    /* room in free_slots: at least the entries claimed */
@@ -73,11 +80,22 @@ uint32_t psup_tally_claim(struct psup_tally *t);
 /* The worker was reaped: its entry is cleared and can be claimed again. */
 void psup_tally_release(struct psup_tally *t, uint32_t slot);
 
+/* Worker side: how many entries a scan reads. The count in use is read
+ * from the shared page, which a prestarted worker's program could write
+ * before psup's library takes over (spec/prestart.md): a scan never goes
+ * past the capacity the plan gives. */
+static inline uint32_t psup_tally_scan_bound(struct psup_tally_shared *t, uint32_t capacity)
+{
+    uint32_t used = atomic_load(&t->used);
+
+    return used < capacity ? used : capacity;
+}
+
 /* Worker side. Publish src in the entry slot under seq; with count, return
  * how many published entries have the same source, this one included. */
-static inline unsigned psup_tally_publish(struct psup_tally_shared *t, uint32_t slot,
-                                          uint64_t seq, const struct psup_source *src,
-                                          bool count)
+static inline unsigned psup_tally_publish(struct psup_tally_shared *t, uint32_t capacity,
+                                          uint32_t slot, uint64_t seq,
+                                          const struct psup_source *src, bool count)
 {
     struct psup_tally_entry *mine = &t->entries[slot];
     uint64_t key[2];
@@ -91,7 +109,7 @@ static inline unsigned psup_tally_publish(struct psup_tally_shared *t, uint32_t 
         return 0;
 
     unsigned n = 0;
-    uint32_t used = atomic_load(&t->used);
+    uint32_t used = psup_tally_scan_bound(t, capacity);
     for (uint32_t i = 0; i < used; i++) {
         struct psup_tally_entry *e = &t->entries[i];
         uint64_t before = atomic_load(&e->seq);
@@ -119,14 +137,14 @@ static inline void psup_tally_withdraw(struct psup_tally_shared *t, uint32_t slo
  * was. Mark first, count after, both sequentially consistent (as publish):
  * of two workers marking at once at least one sees the other, so the bound
  * holds (both may step back, which only errs on the safe side). */
-static inline bool psup_tally_linger_begin(struct psup_tally_shared *t, uint32_t slot,
-                                           unsigned max)
+static inline bool psup_tally_linger_begin(struct psup_tally_shared *t, uint32_t capacity,
+                                           uint32_t slot, unsigned max)
 {
     if (max == 0)
         return false;
     atomic_store(&t->entries[slot].lingering, 1);
     unsigned n = 0;
-    uint32_t used = atomic_load(&t->used);
+    uint32_t used = psup_tally_scan_bound(t, capacity);
     for (uint32_t i = 0; i < used && n <= max; i++)
         n += atomic_load(&t->entries[i].lingering) != 0;
     if (n <= max)

@@ -277,7 +277,7 @@ static struct psup_service *find_service(const struct psup_runtime *rt, const ch
  * users expect a SIGHUP to pick that up. */
 static bool unchanged(const struct psup_service *s, const struct psup_service_config *svc)
 {
-    return s->current && psup_config_service_same(s->current->plan.svc, svc);
+    return s->current && psup_config_service_same(s->current->svc, svc);
 }
 
 static void append_name(char *list, size_t size, const char *name)
@@ -306,17 +306,19 @@ static bool any_fresh(const bool *fresh, size_t n)
 
 /* Build the generations of every new or changed service, and of one whose
  * listener was bound anew (its socket file was deleted); NULL for an
- * unchanged one. Returns -ENOMEM (having freed what it built) or 0. */
+ * unchanged one. fresh[i] is the service made for a new name. Returns
+ * -ENOMEM (having freed what it built) or 0. */
 static int build_generations(const struct psup_runtime *rt, struct psup_config *cfg,
-                             const struct listener_plan *lp, struct psup_generation **gens)
+                             const struct listener_plan *lp, struct psup_service **fresh,
+                             struct psup_generation **gens)
 {
     size_t k = 0;
 
     for (size_t i = 0; i < cfg->n_services; i++) {
         const struct psup_service_config *svc = &cfg->services[i];
-        const struct psup_service *s = find_service(rt, svc->name);
+        struct psup_service *s = find_service(rt, svc->name);
         if (!s || !unchanged(s, svc) || any_fresh(lp->fresh + k, svc->n_listen)) {
-            gens[i] = psup_generation_new(rt, cfg, svc, lp->next + k);
+            gens[i] = psup_generation_new(rt, cfg, svc, s ? s : fresh[i], lp->next + k);
             if (!gens[i]) {
                 free_generations(gens, i);
                 return -ENOMEM;
@@ -325,6 +327,13 @@ static int build_generations(const struct psup_runtime *rt, struct psup_config *
         k += svc->n_listen;
     }
     return 0;
+}
+
+static void free_services(struct psup_service **fresh, size_t n)
+{
+    for (size_t j = 0; j < n; j++)
+        if (fresh[j])
+            psup_service_free(fresh[j]);
 }
 
 /* fresh[i]: a new service for each name the runtime does not have yet.
@@ -336,9 +345,7 @@ static int new_services(const struct psup_runtime *rt, const struct psup_config 
         if (find_service(rt, cfg->services[i].name))
             continue;
         if (!(fresh[i] = psup_service_new(cfg->services[i].name))) {
-            for (size_t j = 0; j < i; j++)
-                if (fresh[j])
-                    psup_service_free(fresh[j]);
+            free_services(fresh, i);
             return -ENOMEM;
         }
     }
@@ -376,7 +383,6 @@ static void apply_services(struct psup_runtime *rt, struct psup_config *cfg,
         psup_runtime_end_backoff(s, now);
         if (gens[i]) {
             gens[i]->service = s;
-            gens[i]->plan.tally = s->tally.shared;
             psup_runtime_switch_generation(rt, s, gens[i], now);
         }
     }
@@ -404,10 +410,11 @@ int psup_runtime_apply(struct psup_runtime *rt, struct psup_config *cfg, uint64_
 
     memset(rep, 0, sizeof(*rep));
     if (rc == 0) {
-        /* Everything that can fail, before anything changes. */
-        rc = build_generations(rt, cfg, &lp, gens);
-        if (rc == 0 && (rc = new_services(rt, cfg, fresh)) < 0)
-            free_generations(gens, cfg->n_services);
+        /* Everything that can fail, before anything changes. The services
+         * first: a plan names its service's tally. */
+        rc = new_services(rt, cfg, fresh);
+        if (rc == 0 && (rc = build_generations(rt, cfg, &lp, fresh, gens)) < 0)
+            free_services(fresh, cfg->n_services);
         if (rc < 0)
             close_fresh(&lp);
     }

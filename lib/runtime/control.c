@@ -37,7 +37,7 @@ static void log_requester(struct psup_log *l, const struct psup_requester *by)
 
 static bool is_wait(const struct psup_service *s)
 {
-    return s->current->plan.svc->mode == PSUP_MODE_WAIT;
+    return s->current->svc->mode == PSUP_MODE_WAIT;
 }
 
 static int find_for_control(const struct psup_runtime *rt, const char *name,

@@ -8,37 +8,16 @@
  */
 #include "runtime/generation.h"
 
+#include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "policy/env.h"
+#include "runtime/plan.h"
 
 extern char **environ;
-
-static int compare_ints(const void *a, const void *b)
-{
-    int x = *(const int *)a, y = *(const int *)b;
-
-    return (x > y) - (x < y);
-}
-
-/* What a worker keeps open, sorted once here so that the worker (which
- * has no heap and a small stack) closes the gaps in one pass, whatever the
- * number of listeners. */
-static int *keep_fds(const struct psup_runtime *rt, const struct psup_plan_listener *ls,
-                     size_t n)
-{
-    int *fds = malloc((n + 1) * sizeof(*fds));
-
-    if (!fds)
-        return NULL;
-    fds[0] = rt->channel_fd;
-    for (size_t i = 0; i < n; i++)
-        fds[i + 1] = ls[i].fd;
-    qsort(fds, n + 1, sizeof(*fds), compare_ints);
-    return fds;
-}
 
 struct psup_service *psup_service_new(const char *name)
 {
@@ -72,9 +51,14 @@ void psup_service_free(struct psup_service *s)
 
 void psup_generation_free(struct psup_generation *g)
 {
+    free(g->plan);
     free(g->env_base);
-    free(g->listeners);
-    free(g->keep_fds);
+    if (g->exec_env) {
+        free(g->exec_env[0]); /* LD_PRELOAD=..., the only string of its own */
+        free(g->exec_env);
+    }
+    if (g->plan_fd >= 0)
+        close(g->plan_fd);
     psup_config_unref(g->config);
     free(g);
 }
@@ -97,56 +81,84 @@ static uint64_t handler_timeout_ms(const struct psup_config *cfg,
     return (uint64_t)(secs * 1000.0);
 }
 
+/* The environment a prestarted program is exec'd with: the base one, with
+ * psup's library appended to LD_PRELOAD (a user's own entries stay first,
+ * and initialise after psup's, so they see the connection's environment),
+ * and LD_BIND_NOW unless the base sets it: every symbol is resolved before
+ * the connection, not on its path. LD_PRELOAD comes first in the array, so
+ * that freeing is simple. */
+static int build_exec_env(struct psup_generation *g, const char *library, size_t n_env)
+{
+    const char *user = NULL;
+    bool bind_now_set = false;
+    size_t n = 0;
+
+    for (size_t i = 0; i < n_env; i++) {
+        if (strncmp(g->env_base[i], "LD_PRELOAD=", 11) == 0)
+            user = g->env_base[i] + 11;
+        bind_now_set |= strncmp(g->env_base[i], "LD_BIND_NOW=", 12) == 0;
+    }
+    if (!(g->exec_env = calloc(n_env + 3, sizeof(char *))))
+        return -ENOMEM;
+    char *preload = malloc(strlen("LD_PRELOAD=") + (user ? strlen(user) + 1 : 0) +
+                           strlen(library) + 1);
+    if (!preload)
+        return -ENOMEM;
+    sprintf(preload, "LD_PRELOAD=%s%s%s", user && *user ? user : "", user && *user ? ":" : "",
+            library);
+    g->exec_env[n++] = preload;
+    if (!bind_now_set)
+        g->exec_env[n++] = "LD_BIND_NOW=1";
+    for (size_t i = 0; i < n_env; i++)
+        if (strncmp(g->env_base[i], "LD_PRELOAD=", 11) != 0)
+            g->exec_env[n++] = g->env_base[i];
+    g->n_exec_env = n;
+    return 0;
+}
+
+static int make_plan(const struct psup_runtime *rt, struct psup_generation *g,
+                     const struct psup_service_config *svc, const struct psup_service *s,
+                     struct psup_listener *const *ls, size_t n_env)
+{
+    struct psup_plan_input in = {.rt = rt, .svc = svc, .listeners = ls, .tally = &s->tally,
+                                 .env = g->env_base, .n_env = n_env, .plan_fd = -1};
+    int rc;
+
+    if (svc->prestart) {
+        if (!rt->prestart_library)
+            return -ENOENT;
+        if ((rc = build_exec_env(g, rt->prestart_library, n_env)) < 0)
+            return rc;
+        if ((rc = g->plan_fd = psup_plan_memfd()) < 0)
+            return rc;
+        in.plan_fd = g->plan_fd;
+    }
+    if (!(g->plan = psup_plan_build(&in)))
+        return -ENOMEM;
+    if (svc->prestart && (rc = psup_plan_seal(g->plan_fd, g->plan)) < 0)
+        return rc;
+    return 0;
+}
+
 struct psup_generation *psup_generation_new(const struct psup_runtime *rt,
                                             struct psup_config *cfg,
                                             const struct psup_service_config *svc,
+                                            struct psup_service *s,
                                             struct psup_listener *const *ls)
 {
     struct psup_generation *g = calloc(1, sizeof(*g));
+    size_t n_env = 0;
 
     if (!g)
         return NULL;
+    g->plan_fd = -1;
     g->config = psup_config_ref(cfg);
-    g->listeners = calloc(svc->n_listen, sizeof(*g->listeners));
-    g->env_base = psup_env_base(svc, environ, &g->plan.n_env_base);
-    if (!g->listeners || !g->env_base) {
+    g->svc = svc;
+    g->env_base = psup_env_base(svc, environ, &n_env);
+    if (!g->env_base || make_plan(rt, g, svc, s, ls, n_env) < 0) {
         psup_generation_free(g);
         return NULL;
     }
-    for (size_t j = 0; j < svc->n_listen; j++) {
-        struct psup_plan_listener *pl = &g->listeners[j];
-        pl->fd = ls[j]->fd;
-        pl->proto = svc->listen[j].proto;
-        pl->family = ls[j]->family;
-        pl->port = ls[j]->port;
-        snprintf(pl->text, sizeof(pl->text), "%s", ls[j]->bound);
-        /* "unix:/path" or "unix:@name": UNIXLOCALPATH is what follows. */
-        pl->unix_path = pl->proto == PSUP_PROTO_UNIX ? pl->text + 5 : NULL;
-    }
-    g->keep_fds = keep_fds(rt, g->listeners, svc->n_listen);
-    if (!g->keep_fds) {
-        psup_generation_free(g);
-        return NULL;
-    }
-    g->plan.svc = svc;
-    g->plan.env_base = g->env_base;
-    g->plan.listeners = g->listeners;
-    g->plan.n_listeners = svc->n_listen;
-    g->plan.keep_fds = g->keep_fds;
-    g->plan.n_keep_fds = svc->n_listen + 1;
-    g->plan.fd_closing = rt->fd_closing;
-    g->plan.channel_fd = rt->channel_fd;
-    g->plan.supervisor_pid = rt->self;
-    g->plan.verdict_signal = rt->verdict_signal;
-    g->plan.verdict_timeout_ms = rt->verdict_timeout_ms;
-    g->plan.reset_signals = rt->reset_signals;
-    g->plan.n_reset_signals = rt->n_reset_signals;
-    g->plan.own_session = rt->handler_sessions;
-    /* Without these the worker needs no answer: it counts TCPCONNNUM in
-     * the tally itself and runs the handler at once. */
-    g->plan.needs_verdict = svc->max_per_source || svc->rate > 0 ||
-                            svc->on_overload == PSUP_OVERLOAD_REJECT ||
-                            svc->stderr_mode == PSUP_STDERR_LOG;
     g->timeout_ms = handler_timeout_ms(cfg, svc);
     g->refs = 1;
     return g;
@@ -160,7 +172,7 @@ void psup_generation_unref(struct psup_generation *g)
 
 struct psup_pool_limits psup_service_limits(const struct psup_service *s)
 {
-    const struct psup_service_config *cfg = s->current->plan.svc;
+    const struct psup_service_config *cfg = s->current->svc;
     struct psup_pool_limits l = {cfg->min_spare, cfg->max_spare, cfg->max_workers,
                                  cfg->on_overload == PSUP_OVERLOAD_REJECT};
 

@@ -20,12 +20,13 @@ void psup_service_free(struct psup_service *s);
  * socket still followed. */
 void psup_service_release(struct psup_service *s);
 
-/* The plan of svc for its workers, with one reference (the service's while
- * it is current), over the listeners ls (svc->n_listen of them, in order).
- * Returns NULL when out of memory. */
+/* The plan of svc for the workers of service s, with one reference (the
+ * service's while it is current), over the listeners ls (svc->n_listen of
+ * them, in order). Returns NULL when out of memory or descriptors. */
 struct psup_generation *psup_generation_new(const struct psup_runtime *rt,
                                             struct psup_config *cfg,
                                             const struct psup_service_config *svc,
+                                            struct psup_service *s,
                                             struct psup_listener *const *ls);
 void psup_generation_free(struct psup_generation *g);
 

@@ -50,7 +50,7 @@ void psup_runtime_recovered(struct psup_service *s);
 
 static inline bool psup_runtime_is_server(const struct psup_worker *w)
 {
-    return w->gen->plan.svc->mode == PSUP_MODE_WAIT;
+    return w->gen->svc->mode == PSUP_MODE_WAIT;
 }
 
 /* Start, watch or stop watching for s's servers (s's current generation

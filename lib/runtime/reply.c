@@ -96,8 +96,8 @@ static struct psup_reply *reply_new(struct psup_worker *w, int fd, uint64_t now)
     struct psup_reply *r = calloc(1, sizeof(*r));
     int err = ENOMEM;
 
-    if (r && w->listener < g->plan.n_listeners) {
-        const struct psup_plan_listener *l = &g->listeners[w->listener];
+    if (r && w->listener < g->plan->n_listeners) {
+        const struct psup_plan_listener *l = &psup_plan_listeners(g->plan)[w->listener];
         r->sock = fcntl(l->fd, F_DUPFD_CLOEXEC, 3);
         err = r->sock < 0 ? errno : 0;
         r->fd = fd;
@@ -222,7 +222,7 @@ void psup_reply_follow(struct psup_runtime *rt, struct psup_worker *w, int fd, u
 {
     int err = EMFILE;
 
-    if (w->gen->plan.svc->mode != PSUP_MODE_DATAGRAM) {
+    if (w->gen->svc->mode != PSUP_MODE_DATAGRAM) {
         psup_fd_close(fd);
         return;
     }

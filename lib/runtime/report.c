@@ -93,7 +93,7 @@ const char *psup_report_step_name(uint32_t step)
         [PSUP_STEP_STDERR] = "stderr", [PSUP_STEP_CWD] = "cwd",
         [PSUP_STEP_UMASK] = "umask", [PSUP_STEP_RLIMIT] = "rlimits",
         [PSUP_STEP_NICE] = "nice", [PSUP_STEP_CREDENTIALS] = "credentials",
-        [PSUP_STEP_EXEC] = "exec",
+        [PSUP_STEP_EXEC] = "exec", [PSUP_STEP_PRESTART] = "prestart",
     };
     return step < sizeof(names) / sizeof(names[0]) && names[step] ? names[step] : "unknown";
 }
@@ -291,11 +291,12 @@ void psup_report_failure(const struct psup_worker *w, int status)
     psup_log_begin(&l, PSUP_LOG_ERROR, w->exec_failed ? "exec_failed" : "worker_failed");
     log_identity(&l, w);
     if (w->error) {
-        const struct psup_service_config *svc = w->gen->plan.svc;
+        const struct psup_service_config *svc = w->gen->svc;
         psup_log_str(&l, "step", psup_report_step_name(w->step));
-        /* A cgi service execs the relay, which execs the program. */
-        psup_log_str(&l, "program",
-                     svc->relay && w->step == PSUP_STEP_EXEC ? svc->relay : svc->program);
+        /* A cgi service execs the relay (prestarted, too), which execs
+         * the program. */
+        bool relay = w->step == PSUP_STEP_EXEC || w->step == PSUP_STEP_PRESTART;
+        psup_log_str(&l, "program", svc->relay && relay ? svc->relay : svc->program);
         psup_log_errno(&l, w->error);
     } else {
         log_status(&l, status, w->signalled);
@@ -365,22 +366,22 @@ void psup_report_conn_end(const struct psup_worker *w, int status, uint64_t now)
     log_identity(&l, w);
     log_peer(&l, &w->peer);
     log_proxy(&l, &w->proxy);
-    if (w->listener < g->plan.n_listeners)
-        psup_log_str(&l, "listener", g->listeners[w->listener].text);
+    if (w->listener < g->plan->n_listeners)
+        psup_log_str(&l, "listener", psup_plan_listeners(g->plan)[w->listener].text);
     if (w->exec_failed)
         psup_log_str(&l, "outcome", "exec_failed");
     else if (w->timed_out)
         psup_log_str(&l, "outcome", "timeout");
     log_status(&l, status, w->signalled);
     psup_log_uint(&l, "duration_ms", now - w->busy_since);
-    if (g->plan.svc->mode == PSUP_MODE_DATAGRAM)
+    if (g->svc->mode == PSUP_MODE_DATAGRAM)
         psup_log_uint(&l, "replies", w->replies);
     psup_log_end(&l);
 }
 
 void psup_report_server_started(const struct psup_worker *w)
 {
-    const struct psup_service_config *cfg = w->gen->plan.svc;
+    const struct psup_service_config *cfg = w->gen->svc;
     struct psup_log l;
 
     psup_log_begin(&l, PSUP_LOG_INFO, "server_started");

@@ -21,6 +21,7 @@
 #include <unistd.h>
 
 #include "base/fd.h"
+#include "base/helpers.h"
 #include "base/log.h"
 #include "policy/pool.h"
 #include "proto/rawsys.h"
@@ -96,14 +97,14 @@ static int real_readable(void *arg, int fd)
 /* ------------------------------------------------------------------------ */
 /* Life of the runtime. */
 
-/* PSUP_TEST_VERDICT_TIMEOUT_MS shortens the workers' wait for a verdict,
- * so that tests can stall the supervisor past it in a second, not a minute. */
-static int verdict_timeout_ms(void)
+/* A test knob (PSUP_TEST_*_MS): a shorter wait than the default, so that
+ * tests reach a timeout in a second, not a minute. */
+static int test_knob_ms(const char *name, int normal)
 {
-    const char *knob = getenv("PSUP_TEST_VERDICT_TIMEOUT_MS");
+    const char *knob = getenv(name);
     long ms = knob ? strtol(knob, NULL, 10) : 0;
 
-    return ms > 0 && ms <= PSUP_VERDICT_TIMEOUT_MS ? (int)ms : PSUP_VERDICT_TIMEOUT_MS;
+    return ms > 0 && ms <= normal ? (int)ms : normal;
 }
 
 /* How workers will close descriptors (lib/child/fds.c). close_range with
@@ -137,7 +138,10 @@ int psup_runtime_init(struct psup_runtime *rt, int channel_fd, bool share_memory
     rt->self = getpid();
     rt->uid = getuid();
     rt->verdict_signal = PSUP_SIG_VERDICT;
-    rt->verdict_timeout_ms = verdict_timeout_ms();
+    rt->verdict_timeout_ms = test_knob_ms("PSUP_TEST_VERDICT_TIMEOUT_MS", PSUP_VERDICT_TIMEOUT_MS);
+    rt->prestart_timeout_ms = test_knob_ms("PSUP_TEST_PRESTART_TIMEOUT_MS",
+                                           PSUP_PRESTART_TIMEOUT_MS);
+    rt->prestart_library = psup_prestart_library();
     rt->fd_closing = choose_fd_closing();
     /* Sharing memory needs the raw system calls (rawsys.h). */
     rt->share_memory = share_memory && PSUP_RAW_SYSCALLS;
@@ -169,7 +173,7 @@ static bool is_busy(const struct psup_worker *w)
  * one (a reload does not end its handlers). */
 static unsigned max_workers_of(const struct psup_service *s, const struct psup_generation *g)
 {
-    return g == s->current ? psup_service_limits(s).max_workers : g->plan.svc->max_workers;
+    return g == s->current ? psup_service_limits(s).max_workers : g->svc->max_workers;
 }
 
 /* Whether the service's workers should wait for connections: it is
@@ -311,7 +315,7 @@ static void maintain_service(struct psup_runtime *rt, struct psup_service *s, ui
         psup_runtime_recovered(s);
     if (!s->backoff.delay_ms)
         s->failing_since = 0;
-    if (s->current && s->current->plan.svc->mode == PSUP_MODE_WAIT) {
+    if (s->current && s->current->svc->mode == PSUP_MODE_WAIT) {
         retire_idle(rt, s, s->idle); /* of an accept-mode generation before */
         psup_runtime_maintain_servers(rt, s, now);
         return;
@@ -359,7 +363,7 @@ void psup_runtime_switch_generation(struct psup_runtime *rt, struct psup_service
             psup_runtime_set_state(w, PSUP_WORKER_RETIRING);
     }
     psup_runtime_unwatch(rt, s); /* the sockets watched were old's */
-    if (!gen || gen->plan.svc->mode != PSUP_MODE_WAIT)
+    if (!gen || gen->svc->mode != PSUP_MODE_WAIT)
         s->demand = false;
     s->current = gen;
     if (gen)
@@ -395,7 +399,7 @@ static enum psup_verdict decide(struct psup_runtime *rt, struct psup_worker *w, 
                                 unsigned *connnum)
 {
     struct psup_service *s = w->service;
-    const struct psup_service_config *cfg = w->gen->plan.svc;
+    const struct psup_service_config *cfg = w->gen->svc;
 
     if (rt->closing)
         return PSUP_VERDICT_CLOSE;
@@ -442,7 +446,7 @@ static void note_connection(struct psup_worker *w, const struct psup_msg *m)
     w->route = m->route;
     w->listener = m->listener;
     w->seq = m->seq;
-    psup_peer_source(&w->peer, w->gen->plan.svc->per_source_ipv6_prefix, &w->source);
+    psup_peer_source(&w->peer, w->gen->svc->per_source_ipv6_prefix, &w->source);
 }
 
 /* The connection goes to a handler: replace the spare, watch the timeout. */
@@ -497,7 +501,7 @@ static void on_proxy_refused(struct psup_runtime *rt, struct psup_worker *w,
 static void on_busy(struct psup_runtime *rt, struct psup_worker *w, const struct psup_msg *m,
                     const struct psup_passed_fds *fds, uint64_t now)
 {
-    const struct psup_service_config *cfg = w->gen->plan.svc;
+    const struct psup_service_config *cfg = w->gen->svc;
     unsigned connnum = 0;
     unsigned flags = 0;
 
@@ -589,6 +593,16 @@ static void on_gave_up(struct psup_runtime *rt, struct psup_worker *w,
         track_saturation(s, psup_service_limits(s).max_workers, now);
 }
 
+/* A prestarted worker's library runs (READY), or has even taken a
+ * connection: it is a spare like any other now. */
+static void mark_ready(struct psup_worker *w)
+{
+    if (w->ready)
+        return;
+    w->ready = true;
+    psup_list_remove(&w->timer_link);
+}
+
 void psup_runtime_on_message(struct psup_runtime *rt, const struct psup_msg *m,
                              const struct psup_passed_fds *fds, uint64_t now)
 {
@@ -610,13 +624,18 @@ void psup_runtime_on_message(struct psup_runtime *rt, const struct psup_msg *m,
         return;
     }
     switch (m->kind) {
+    case PSUP_MSG_READY:
+        mark_ready(w);
+        break;
     case PSUP_MSG_BUSY:
+        mark_ready(w);
         if (!is_busy(w)) {
             on_busy(rt, w, m, fds, now);
             return;
         }
         break;
     case PSUP_MSG_RUNNING:
+        mark_ready(w);
         if (!is_busy(w)) {
             on_running(rt, w, m, fds->reply, now);
             left.reply = -1;
@@ -681,6 +700,14 @@ static void idle_exit(struct psup_runtime *rt, struct psup_worker *w, int status
 
     if (retired || w->signalled)
         return;
+    if (!w->ready && !w->error && WIFEXITED(status)) {
+        /* A prestarted program that exited before psup's library said
+         * READY, and without a word from it: the library was not loaded
+         * (LD_PRELOAD ignored, or the library unreadable for the user),
+         * and the program ran as if it had no connection. */
+        w->error = ELIBACC;
+        w->step = PSUP_STEP_PRESTART;
+    }
     if (WIFSIGNALED(status) && !w->error) {
         /* Killed from outside while idle (an operator, the OOM killer):
          * replaced at once, not held against the service. */
@@ -797,6 +824,15 @@ void psup_runtime_expire(struct psup_runtime *rt, uint64_t now)
         } else if (w->state == PSUP_WORKER_TERMINATING) {
             psup_runtime_signal_group(rt, w, SIGKILL);
             psup_runtime_set_state(w, PSUP_WORKER_KILLING);
+        } else if (!w->ready) {
+            /* A prestarted program that neither said READY nor exited:
+             * it ignored psup's library and runs without a connection.
+             * Stopped, and a failure of the service (not signalled: the
+             * reason is this error, not psup's signal). */
+            w->error = ETIMEDOUT;
+            w->step = PSUP_STEP_PRESTART;
+            if (psup_runtime_signal(rt, -w->pid, SIGKILL) == -ESRCH)
+                psup_runtime_signal(rt, w->pid, SIGKILL);
         }
     }
 }
@@ -804,7 +840,7 @@ void psup_runtime_expire(struct psup_runtime *rt, uint64_t now)
 /* When an essential service that keeps failing makes psup give up. */
 static uint64_t fatal_at(const struct psup_service *s)
 {
-    return s->failing_since + (uint64_t)(s->current->plan.svc->fatal_after * 1000.0);
+    return s->failing_since + (uint64_t)(s->current->svc->fatal_after * 1000.0);
 }
 
 /* How often the backlogs are looked at while they are served at shutdown:
@@ -840,7 +876,7 @@ uint64_t psup_runtime_next_deadline(const struct psup_runtime *rt, uint64_t now)
         next = next_after(now, next, psup_backoff_wakeup(&s->backoff));
         if (s->below_limit_since)
             next = next_after(now, next, s->below_limit_since + SATURATION_CALM_MS);
-        if (s->failing_since && s->current && s->current->plan.svc->essential)
+        if (s->failing_since && s->current && s->current->svc->essential)
             next = next_after(now, next, fatal_at(s));
     }
     /* While backlogs are served at shutdown: look at them again soon. */
@@ -853,7 +889,7 @@ const struct psup_service *psup_runtime_fatal_service(const struct psup_runtime 
 {
     for (const struct psup_list *p = rt->services.next; p != &rt->services; p = p->next) {
         const struct psup_service *s = PSUP_CONTAINER(p, struct psup_service, link);
-        if (s->failing_since && s->current && s->current->plan.svc->essential &&
+        if (s->failing_since && s->current && s->current->svc->essential &&
             now >= fatal_at(s))
             return s;
     }
@@ -890,8 +926,8 @@ static void close_listeners_of(struct psup_runtime *rt, const struct psup_genera
     for (size_t i = 0; i < rt->n_listeners; i++) {
         struct psup_listener *l = rt->listeners[i];
         bool of_g = false;
-        for (size_t j = 0; j < g->plan.n_listeners && !of_g; j++)
-            of_g = g->listeners[j].fd == l->fd;
+        for (size_t j = 0; j < g->plan->n_listeners && !of_g; j++)
+            of_g = psup_plan_listeners(g->plan)[j].fd == l->fd;
         if (!of_g) {
             rt->listeners[kept++] = l;
             continue;
@@ -904,8 +940,8 @@ static void close_listeners_of(struct psup_runtime *rt, const struct psup_genera
 
 static bool backlog_empty(const struct psup_generation *g)
 {
-    for (size_t i = 0; i < g->plan.n_listeners; i++)
-        if (psup_listener_fd_has_queued(g->listeners[i].fd))
+    for (size_t i = 0; i < g->plan->n_listeners; i++)
+        if (psup_listener_fd_has_queued(psup_plan_listeners(g->plan)[i].fd))
             return false;
     return true;
 }
@@ -935,7 +971,7 @@ void psup_runtime_stop_accepting(struct psup_runtime *rt, uint64_t now)
      * so psup closes its copies at once and puts no filter on them. */
     for (p = rt->services.next; p != &rt->services; p = p->next) {
         struct psup_service *s = PSUP_CONTAINER(p, struct psup_service, link);
-        s->listening = s->current && !s->paused && s->current->plan.svc->mode != PSUP_MODE_WAIT;
+        s->listening = s->current && !s->paused && s->current->svc->mode != PSUP_MODE_WAIT;
         if (!s->listening)
             end_listening(rt, s);
     }

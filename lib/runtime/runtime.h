@@ -44,12 +44,14 @@ struct psup_service;
  * them. A reload that changes a service makes a new generation; the old one
  * lives on while its handlers finish. */
 struct psup_generation {
-    struct psup_plan plan;
+    struct psup_plan *plan;     /* flat (proto.h, runtime/plan.c) */
+    const struct psup_service_config *svc;
     struct psup_service *service;
-    struct psup_config *config; /* holds plan.svc */
-    char **env_base;
-    struct psup_plan_listener *listeners;
-    int *keep_fds;
+    struct psup_config *config; /* holds svc */
+    char **env_base;            /* the plan's base environment, as pointers */
+    char **exec_env;            /* prestart: the program's at its exec */
+    size_t n_exec_env;
+    int plan_fd;                /* prestart: the plan's sealed memfd, or -1 */
     uint64_t timeout_ms;        /* how long a handler may run before psup
                                    stops it, 0: no limit (generation.c) */
     unsigned refs;              /* workers, plus one while current */
@@ -181,6 +183,8 @@ struct psup_worker {
     bool exec_failed;
     bool timed_out;
     bool signalled;              /* psup sent it TERM or KILL */
+    bool ready;                  /* may take connections: a prestarted
+                                    worker once its library said READY */
     int error;                   /* from SETUP_FAILED / EXEC_FAILED */
     uint32_t step;
     struct psup_errlog *errlog;  /* stderr capture ("log" mode) */
@@ -249,9 +253,11 @@ struct psup_runtime {
     uid_t uid;
     int verdict_signal;
     int verdict_timeout_ms;     /* PSUP_VERDICT_TIMEOUT_MS, or the test knob */
+    int prestart_timeout_ms;    /* PSUP_PRESTART_TIMEOUT_MS, or the test knob */
     enum psup_fd_closing fd_closing; /* what the kernel allows (lib/child/fds.c) */
     int reset_signals[64];
     size_t n_reset_signals;
+    const char *prestart_library; /* psup's preload library, NULL if none */
     bool share_memory;
     bool handler_sessions;           /* psup has a controlling terminal */
     bool accepting;             /* false once shutdown began */

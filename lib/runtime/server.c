@@ -50,8 +50,8 @@ static int watch_listeners(struct psup_runtime *rt, struct psup_generation *g, b
 
     if (!rt->hooks.watch)
         return on ? -ENOSYS : 0;
-    for (size_t i = 0; i < g->plan.n_listeners; i++) {
-        int r = rt->hooks.watch(rt->hooks.arg, g->listeners[i].fd, on);
+    for (size_t i = 0; i < g->plan->n_listeners; i++) {
+        int r = rt->hooks.watch(rt->hooks.arg, psup_plan_listeners(g->plan)[i].fd, on);
         if (r < 0 && rc == 0)
             rc = r;
     }
@@ -89,8 +89,8 @@ void psup_runtime_on_ready(struct psup_runtime *rt, int fd, uint64_t now)
     for (struct psup_list *p = rt->services.next; p != &rt->services; p = p->next) {
         struct psup_service *s = PSUP_CONTAINER(p, struct psup_service, link);
         const struct psup_generation *g = s->watched;
-        for (size_t i = 0; g && i < g->plan.n_listeners; i++) {
-            if (g->listeners[i].fd != fd)
+        for (size_t i = 0; g && i < g->plan->n_listeners; i++) {
+            if (psup_plan_listeners(g->plan)[i].fd != fd)
                 continue;
             /* The watch is level-triggered: it would fire again at once
              * until a server takes what is waiting. */
@@ -107,7 +107,7 @@ void psup_runtime_on_ready(struct psup_runtime *rt, int fd, uint64_t now)
 
 static int start_server(struct psup_runtime *rt, struct psup_service *s, uint64_t now)
 {
-    const struct psup_service_config *cfg = s->current->plan.svc;
+    const struct psup_service_config *cfg = s->current->svc;
     struct psup_worker *w;
     int rc = psup_runtime_spawn(rt, s, now, false, &w);
 
@@ -126,7 +126,7 @@ void psup_runtime_maintain_servers(struct psup_runtime *rt, struct psup_service 
 {
     if (!s->current)
         return;
-    const struct psup_service_config *cfg = s->current->plan.svc;
+    const struct psup_service_config *cfg = s->current->svc;
     struct psup_wait_facts f = {
         .start = cfg->start,
         .instances = cfg->instances,
@@ -254,8 +254,8 @@ static bool left_pending(struct psup_runtime *rt, const struct psup_worker *w)
 {
     const struct psup_generation *g = w->gen;
 
-    for (size_t i = 0; i < g->plan.n_listeners; i++)
-        if (rt->ops.readable(rt->ops.arg, g->listeners[i].fd) > 0)
+    for (size_t i = 0; i < g->plan->n_listeners; i++)
+        if (rt->ops.readable(rt->ops.arg, psup_plan_listeners(g->plan)[i].fd) > 0)
             return true;
     return false;
 }
@@ -278,7 +278,7 @@ void psup_runtime_server_exit(struct psup_runtime *rt, struct psup_worker *w, in
                               uint64_t now)
 {
     struct psup_service *s = w->service;
-    const struct psup_service_config *cfg = w->gen->plan.svc;
+    const struct psup_service_config *cfg = w->gen->svc;
     /* Whatever ends while psup is stopping ends because it is (a server
      * told to go before it could exec reports a failed setup). */
     struct psup_wait_exit e = {

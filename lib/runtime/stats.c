@@ -40,7 +40,7 @@ static const char *service_mode(const struct psup_service *s)
         g = PSUP_CONTAINER(s->workers.next, struct psup_worker, link)->gen;
     if (!g)
         return "accept";
-    switch (g->plan.svc->mode) {
+    switch (g->svc->mode) {
     case PSUP_MODE_DATAGRAM: return "datagram";
     case PSUP_MODE_WAIT: return "wait";
     default: return "accept";
@@ -54,9 +54,9 @@ static void configured(const struct psup_service *s, struct psup_service_stats *
 
     if (!g)
         return;
-    const struct psup_service_config *cfg = g->plan.svc;
-    st->listeners = g->listeners;
-    st->n_listeners = g->plan.n_listeners;
+    const struct psup_service_config *cfg = g->svc;
+    st->listeners = psup_plan_listeners(g->plan);
+    st->n_listeners = g->plan->n_listeners;
     st->bounds = psup_service_limits(s);
     st->max_per_source = cfg->max_per_source;
     st->rate = cfg->rate;

@@ -183,7 +183,7 @@ int psup_runtime_spawn(struct psup_runtime *rt, struct psup_service *s, uint64_t
                        struct psup_worker **out)
 {
     struct psup_generation *g = s->current;
-    size_t slots = g->plan.n_env_base + PSUP_ENV_DYNAMIC + 1;
+    size_t slots = g->plan->n_env + PSUP_ENV_DYNAMIC + 1;
     struct psup_worker *w = calloc(1, sizeof(*w) + slots * sizeof(char *));
     int rc;
 
@@ -192,20 +192,28 @@ int psup_runtime_spawn(struct psup_runtime *rt, struct psup_service *s, uint64_t
     if (rt->live + 1 > rt->table_size && (rc = table_grow(rt)) < 0)
         goto fail;
     /* Not calloc: a datagram is written over it; 64 KiB zeroed per
-     * datagram would cost more than the rest of taking it. */
-    if (g->plan.svc->mode == PSUP_MODE_DATAGRAM && !(w->child.dgram = malloc(PSUP_DGRAM_MAX))) {
+     * datagram would cost more than the rest of taking it. A prestarted
+     * worker's library maps its own after the exec. */
+    if (g->svc->mode == PSUP_MODE_DATAGRAM && !g->plan->prestart &&
+        !(w->child.dgram = malloc(PSUP_DGRAM_MAX))) {
         rc = -ENOMEM;
         goto fail;
     }
     if ((rc = psup_runtime_stack_acquire(rt, &w->stack)) < 0)
         goto fail;
-    w->child.plan = &g->plan;
+    w->child.plan = g->plan;
+    w->child.tally = s->tally.shared;
+    /* A cgi service's worker execs the relay (the plan's program). */
+    w->child.argv = g->svc->relay ? g->svc->relay_argv : g->svc->argv;
+    w->child.env_base = g->env_base;
+    w->child.exec_env = g->exec_env;
+    w->child.n_exec_env = g->n_exec_env;
     w->child.conn_id = ++rt->next_conn_id;
     w->child.envp = w->envp;
     w->child.hold = hold;
     /* TCPCONNNUM counts handlers; a wait-mode server takes none. */
-    w->child.tally_slot = g->plan.svc->mode == PSUP_MODE_WAIT ? PSUP_TALLY_NONE
-                                                              : psup_tally_claim(&s->tally);
+    w->child.tally_slot = g->svc->mode == PSUP_MODE_WAIT ? PSUP_TALLY_NONE
+                                                         : psup_tally_claim(&s->tally);
     pid_t pid = rt->ops.spawn(rt->ops.arg, &w->child, &w->stack);
     if (pid < 0) {
         rc = pid;
@@ -221,6 +229,12 @@ int psup_runtime_spawn(struct psup_runtime *rt, struct psup_service *s, uint64_t
     s->idle++;
     w->started = now;
     psup_list_init(&w->timer_link);
+    /* A prestarted worker counts as a spare from now, so that no second
+     * one is started for it, but it takes connections only once its
+     * library says READY; one that never does is stopped (expire). */
+    w->ready = !g->plan->prestart;
+    if (!w->ready)
+        psup_runtime_set_deadline(rt, w, now + (uint64_t)rt->prestart_timeout_ms);
     psup_list_append(&s->workers, &w->link);
     size_t slot = slot_of(rt, pid);
     w->hash_next = rt->table[slot];

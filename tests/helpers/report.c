@@ -2,9 +2,12 @@
 /*
  * A handler that reports, from inside, what psup gave it: its open fds,
  * signal mask and dispositions, process group and session, credentials,
- * working directory, umask, limits, nice value and environment, one
- * "key=value" line each, then exits. With an argument "read" it first reads
- * its input to EOF (so the client's half-close is seen).
+ * working directory, umask, limits, nice value and environment (and
+ * whether main's third argument holds the same), one "key=value" line
+ * each, then exits. With an argument "read" it first reads
+ * its input to EOF (so the client's half-close is seen); with "child" it
+ * also reports, from a child shell it runs as system(3) does, how many of
+ * LD_PRELOAD and PSUP_PRESTART that child's environment holds.
  */
 #include <dirent.h>
 #include <grp.h>
@@ -82,9 +85,28 @@ static void report_process(void)
     printf("nice=%d\n", getpriority(PRIO_PROCESS, 0));
 }
 
-int main(int argc, char **argv)
+/* Whether main's third argument is the environment environ holds. */
+static int same_environment(char **envp)
 {
-    if (argc > 1 && strcmp(argv[1], "read") == 0) {
+    size_t i = 0;
+
+    for (; envp[i] && environ[i]; i++)
+        if (strcmp(envp[i], environ[i]) != 0)
+            return 0;
+    return !envp[i] && !environ[i];
+}
+
+static int has_arg(int argc, char **argv, const char *word)
+{
+    for (int i = 1; i < argc; i++)
+        if (strcmp(argv[i], word) == 0)
+            return 1;
+    return 0;
+}
+
+int main(int argc, char **argv, char **envp)
+{
+    if (has_arg(argc, argv, "read")) {
         char buf[4096];
         while (read(0, buf, sizeof(buf)) > 0)
             ;
@@ -93,8 +115,14 @@ int main(int argc, char **argv)
     report_status();
     report_ids();
     report_process();
+    printf("main_envp=%s\n", same_environment(envp) ? "environ" : "other");
     for (char **e = environ; *e; e++)
         printf("env:%s\n", *e);
+    if (has_arg(argc, argv, "child")) {
+        fflush(stdout);
+        if (system("echo child_env=$(env | grep -c -e ^LD_PRELOAD= -e ^PSUP_PRESTART=)") != 0)
+            printf("child_env=failed\n");
+    }
     printf("end=1\n");
     return 0;
 }

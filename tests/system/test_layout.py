@@ -29,6 +29,7 @@ ALLOWED = {
     "http": set(),
     "admin": {"proto", "base", "policy", "net", "config", "spawn", "runtime", "http"},
     "loop": {"proto", "base", "policy", "net", "config", "spawn", "runtime", "http", "admin"},
+    "prestart": {"proto", "child"},
 }
 
 # Child code may call these libc functions only: pure functions that touch
@@ -38,6 +39,26 @@ CHILD_FOLDERS = ("proto", "child")
 CHILD_LIBC = {"memcpy", "memset", "memmove", "memcmp", "memchr", "strlen",
               "__memcpy_chk", "__memset_chk", "__memmove_chk"}
 
+# The prestart library runs the child's code in a prestarted program, after
+# exec, where the C library is the program's own and initialised. Beyond the
+# child's pure functions (and strncmp, as pure) it uses, on purpose and
+# nowhere else (lib/prestart/preload.c says why each is safe): environ,
+# written once at the handoff before main; __cxa_atexit, once at the
+# handoff; __libc_single_threaded and fflush at the program's exit.
+PRESTART_LIBC = CHILD_LIBC | {"strncmp", "environ", "__cxa_atexit", "__libc_single_threaded",
+                              "fflush"}
+# What the linker and the C runtime add to any shared object.
+LINKER_WEAK = {"_ITM_deregisterTMCloneTable", "_ITM_registerTMCloneTable", "__cxa_finalize",
+               "__gmon_start__", "__environ"}
+
+
+def object_dir(build, folder):
+    """Where CMake puts a folder's objects: lib/prestart has its own
+    CMakeLists.txt (a shared library); the others are lib/CMakeLists.txt's."""
+    if folder == "prestart":
+        return build / "lib" / "prestart" / "CMakeFiles" / "psup_prestart.dir"
+    return build / "lib" / "CMakeFiles" / f"psup_{folder}.dir" / folder
+
 
 @pytest.fixture(scope="module")
 def objects(psup_bin):
@@ -45,7 +66,7 @@ def objects(psup_bin):
     build = pathlib.Path(psup_bin).resolve().parents[2]
     found = {}
     for folder in ALLOWED:
-        objdir = build / "lib" / "CMakeFiles" / f"psup_{folder}.dir" / folder
+        objdir = object_dir(build, folder)
         files = sorted(objdir.glob("*.o"))
         assert files, f"no objects for lib/{folder} under {objdir}"
         found[folder] = {f.name[:-4]: (symbols(f, "--defined-only"), symbols(f, "-u"))
@@ -129,8 +150,36 @@ def test_child_code_calls_no_libc_with_state(objects):
                      "functions (lib/child/README.md):\n" + "\n".join(sorted(bad)))
 
 
+def test_the_prestart_library_calls_only_what_it_says(objects):
+    where = owners(objects)
+    bad = []
+    for name, (_, undefined) in objects["prestart"].items():
+        for sym in undefined - PRESTART_LIBC - {"_GLOBAL_OFFSET_TABLE_"}:
+            if not (sym in where and where[sym][0] in CHILD_FOLDERS + ("prestart",)):
+                bad.append(f"lib/prestart/{name}.c calls {sym}")
+    assert not bad, "\n".join(sorted(bad))
+
+
+def test_the_prestart_library_exports_only_its_interpositions(psup_bin):
+    """A preloaded library's exported symbols interpose the program's: it
+    exports _exit and _Exit only, and needs nothing of the C library but
+    what the layout allows (no sanitizer runtime)."""
+    lib = pathlib.Path(psup_bin).resolve().parents[1] / "lib" / "psup" / "libpsup-prestart.so"
+    assert lib.exists(), lib
+    exported = {s.split("@")[0] for s in symbols_dynamic(lib, "--defined-only")}
+    assert exported == {"_exit", "_Exit"}
+    needed = {s.split("@")[0] for s in symbols_dynamic(lib, "-u")}
+    assert needed - PRESTART_LIBC - LINKER_WEAK == set()
+
+
+def symbols_dynamic(path, flag):
+    out = subprocess.run(["nm", "-D", flag, str(path)], capture_output=True, text=True,
+                         check=True).stdout
+    return {line.split()[-1] for line in out.splitlines() if line.split()}
+
+
 def test_child_code_is_built_without_sanitizers(objects):
-    for folder in CHILD_FOLDERS:
+    for folder in CHILD_FOLDERS + ("prestart",):
         for name, (_, undefined) in objects[folder].items():
             asan = sorted(s for s in undefined if s.startswith(("__asan", "__ubsan")))
             assert not asan, f"lib/{folder}/{name}.c is instrumented: {asan[:3]}"

@@ -66,6 +66,21 @@ def ask(addr, data, replies=1, timeout=10.0):
         return out
 
 
+def report_from(addr):
+    """Send one datagram to a handler that reports (tests/helpers/report.c,
+    or a script printing its keys) and read replies until its end=1; the
+    report parsed, with the client's address as "client"."""
+    with client(addr) as s:
+        me = s.getsockname()
+        s.send(b"report please")
+        text = b""
+        while b"end=1\n" not in text:
+            text += s.recv(70000)
+    r = parse_report(text)
+    r["client"] = me
+    return r
+
+
 def nothing_arrives(s, within=0.5):
     """No datagram arrives on s within `within` seconds (a bounded "must not
     happen" poll)."""
@@ -501,13 +516,8 @@ def test_environment_and_descriptors_from_inside(psup, helpers):
                             command=[str(helpers / "report"), "read"])))
     for addr, local in ((udp_addr(p, "rep", 0), "127.0.0.1"), (("127.0.0.2", udp_addr(p, "rep", 1)[1]), "127.0.0.2"),
                         (("::1", udp_addr(p, "rep", 1)[1]), "::1")):
-        with client(addr) as s:
-            me = s.getsockname()
-            s.send(b"report please")
-            text = b""
-            while b"end=1\n" not in text:
-                text += s.recv(70000)
-        r = parse_report(text)
+        r = report_from(addr)
+        me = r["client"]
         env = r["env"]
         assert env["PROTO"] == "UDP"
         assert env["UDPREMOTEIP"] == me[0] and env["UDPREMOTEPORT"] == str(me[1])

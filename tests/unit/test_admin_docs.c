@@ -62,7 +62,12 @@ static pid_t start_worker(void *arg, struct psup_child *child, const struct psup
     (void)stack;
     assert_true(f->n < 64);
     f->pid[f->n] = f->next++;
-    snprintf(f->service[f->n], sizeof(f->service[0]), "%s", child->plan->svc->name);
+    /* The plan names no service; the environment does. */
+    const char *name = "?";
+    for (size_t i = 0; i < child->plan->n_env; i++)
+        if (strncmp(child->env_base[i], "PSUP_SERVICE=", 13) == 0)
+            name = child->env_base[i] + 13;
+    snprintf(f->service[f->n], sizeof(f->service[0]), "%s", name);
     return f->pid[f->n++];
 }
 

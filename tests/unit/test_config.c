@@ -15,6 +15,7 @@
 #include <cmocka.h>
 
 #include <dirent.h>
+#include <elf.h>
 #include <errno.h>
 #include <grp.h>
 #include <limits.h>
@@ -31,6 +32,7 @@
 #include "config/config.h"
 
 #define BASE "'name': 't', 'listen': ['127.0.0.1:0'], 'command': ['/bin/true']"
+#define BASE_NAMED "'name': 't', 'listen': ['127.0.0.1:0'], "
 #define UNIX_BASE "'name': 't', 'listen': ['unix:/run/t.sock'], 'command': ['/bin/true']"
 #define CGI_BASE BASE ", 'protocol': 'cgi'"
 #define PROXY_BASE BASE ", 'proxy_protocol': 'v2', 'proxy_from': ['127.0.0.1']"
@@ -1102,6 +1104,10 @@ static void test_mode_wait_rejects_per_connection_keys(void **state)
     expect_service_error(BASE ", 'mode': 'wait', 'pool': {'max_workers': 4}",
                          "services[0].pool: does not apply in wait mode: psup starts "
                          "\"instances\" servers, not a pool of workers");
+    /* A server is exec'd before its connections already (spec/prestart.md). */
+    expect_service_error(BASE ", 'mode': 'wait', 'prestart': true",
+                         "services[0].prestart: does not apply in wait mode: a server is one "
+                         "long-running program, exec'd before any connection already");
     /* Each key once, with the keys that need it (a message with its
      * limit) reported once each too, in document order. */
     const char *want2[] = {
@@ -1188,6 +1194,15 @@ static void test_protocol_and_proxy_keys_by_mode(void **state)
                          "'proxy_from': ['127.0.0.1']",
                          "services[0].mode: expected \"accept\", \"datagram\" or \"wait\", "
                          "got \"wat\"");
+
+    /* What a cgi service execs is the relay, which is not prestarted. */
+    expect_service_error(CGI_BASE ", 'prestart': true",
+                         "services[0].prestart: does not apply to a \"cgi\" service: psup's "
+                         "relay, which it execs, is not prestarted; the script runs for each "
+                         "request either way");
+    cfg = must_load(CGI_BASE ", 'prestart': false");
+    assert_false(cfg->services[0].prestart);
+    psup_config_unref(cfg);
 
     /* Accept mode, said outright, takes both. */
     cfg = must_load(CGI_BASE ", 'mode': 'accept', 'proxy_protocol': 'v2', "
@@ -1739,11 +1754,11 @@ static void test_describe(void **state)
 
     cfg = must_load("'name': 'sh', 'listen': ['unix:/tmp/psup-d.sock'], 'command': 'date -u',"
                     " 'pool': {'max_workers': 8}, 'timeout': 30, 'rate': 2.5,"
-                    " 'max_per_source': 2, 'deny': ['10.0.0.0/8']");
+                    " 'max_per_source': 2, 'deny': ['10.0.0.0/8'], 'prestart': true");
     psup_config_describe(&cfg->services[0], buf, sizeof(buf));
     assert_string_equal(buf, "sh: listen unix:/tmp/psup-d.sock; command /bin/sh -c \"date -u\"; "
                              "pool 4..8, max 8; 0 allow, 1 deny rules; max 2 per source; "
-                             "rate 2.5/s; timeout 30s");
+                             "rate 2.5/s; timeout 30s; prestart");
     psup_config_unref(cfg);
 
     cfg = must_load("'name': 'u', 'listen': ['udp://*:5353'], 'command': ['/bin/cat']");
@@ -2393,6 +2408,203 @@ static void test_proxy_settings(void **state)
     psup_config_unref(cfg);
 }
 
+/* ---- prestart (spec/prestart.md) ---------------------------------------- */
+
+/* glibc's dynamic loader: what psup's own binary names. */
+#if defined(__aarch64__)
+#define GLIBC_LOADER "/lib/ld-linux-aarch64.so.1"
+#else
+#define GLIBC_LOADER "/lib64/ld-linux-x86-64.so.2"
+#endif
+
+/* Go's build ID note: name "Go", type 4, a 4-byte description. */
+static const unsigned char go_note_bytes[] = {3, 0, 0, 0, 4, 0, 0, 0, 4, 0, 0, 0,
+                                              'G', 'o', 0, 0, 'a', 'b', 'c', 'd'};
+
+/* An ELF file of class cls with one program header: PT_INTERP naming
+ * interp, or a PT_LOAD when interp is NULL (a static program); with go, a
+ * second one, a PT_NOTE holding Go's build ID note. */
+static void elf_file_go(const struct scratch *s, const char *name, unsigned char cls,
+                        const char *interp, mode_t mode, bool go)
+{
+    char path[PATH_MAX];
+    Elf64_Ehdr h = {.e_type = ET_DYN, .e_machine = EM_X86_64, .e_version = EV_CURRENT,
+                    .e_phoff = sizeof(Elf64_Ehdr), .e_ehsize = sizeof(Elf64_Ehdr),
+                    .e_phentsize = sizeof(Elf64_Phdr), .e_phnum = go ? 2 : 1};
+    Elf64_Phdr ph = {.p_type = interp ? PT_INTERP : PT_LOAD,
+                     .p_offset = sizeof(h) + 2 * sizeof(ph) + sizeof(go_note_bytes),
+                     .p_filesz = interp ? strlen(interp) + 1 : 0};
+    Elf64_Phdr note = {.p_type = PT_NOTE, .p_offset = sizeof(h) + 2 * sizeof(ph),
+                       .p_filesz = sizeof(go_note_bytes)};
+
+    memcpy(h.e_ident, ELFMAG, SELFMAG);
+    h.e_ident[EI_CLASS] = cls;
+    h.e_ident[EI_DATA] = ELFDATA2LSB;
+    h.e_ident[EI_VERSION] = EV_CURRENT;
+#if defined(__aarch64__)
+    h.e_machine = EM_AARCH64;
+#endif
+    snprintf(path, sizeof(path), "%s/%s", s->dir, name);
+    FILE *fp = fopen(path, "w");
+    assert_non_null(fp);
+    fwrite(&h, sizeof(h), 1, fp);
+    fwrite(&ph, sizeof(ph), 1, fp);
+    fwrite(&note, sizeof(note), 1, fp); /* past e_phnum without go */
+    fwrite(go_note_bytes, sizeof(go_note_bytes), 1, fp);
+    if (interp)
+        fwrite(interp, strlen(interp) + 1, 1, fp);
+    fclose(fp);
+    assert_int_equal(chmod(path, mode), 0);
+}
+
+static void elf_file(const struct scratch *s, const char *name, unsigned char cls,
+                     const char *interp, mode_t mode)
+{
+    elf_file_go(s, name, cls, interp, mode, false);
+}
+
+static void text_file(const struct scratch *s, const char *name, const char *text)
+{
+    char path[PATH_MAX];
+    FILE *fp;
+
+    snprintf(path, sizeof(path), "%s/%s", s->dir, name);
+    fp = fopen(path, "w");
+    assert_non_null(fp);
+    fputs(text, fp);
+    fclose(fp);
+    assert_int_equal(chmod(path, 0755), 0);
+}
+
+/* prestart on dir/name: the error at services[0].prestart, or NULL to load. */
+static void expect_prestart(const struct scratch *s, const char *name, const char *error)
+{
+    /* Room for the longest error a test builds (a path and a sentence). */
+    char body[600], want[PATH_MAX + 400];
+
+    snprintf(body, sizeof(body), BASE_NAMED "'command': ['%s/%s'], 'prestart': true", s->dir, name);
+    if (!error) {
+        psup_config_unref(must_load(body));
+        return;
+    }
+    snprintf(want, sizeof(want), "services[0].prestart: %s", error);
+    expect_service_error(body, want);
+}
+
+#define SECURE ": the dynamic loader runs it in secure-execution mode and ignores psup's " \
+               "library (LD_PRELOAD)"
+
+/* What the dynamic loader cannot reach is refused at load, with why. */
+static void test_prestart_refuses_what_the_library_cannot_reach(void **state)
+{
+    struct scratch s;
+    char text[PATH_MAX + 300];
+
+    (void)state;
+    scratch_make(&s);
+    elf_file(&s, "static", ELFCLASS64, NULL, 0755);
+    snprintf(text, sizeof(text), "%s/static is statically linked: no dynamic loader runs in it "
+             "to load psup's library (LD_PRELOAD)", s.dir);
+    expect_prestart(&s, "static", text);
+    /* A script whose interpreter is static, directly or through another. */
+    char script[PATH_MAX + 16];
+    snprintf(script, sizeof(script), "#!%s/static -x\n", s.dir);
+    text_file(&s, "script", script);
+    expect_prestart(&s, "script", text);
+    snprintf(script, sizeof(script), "#! %s/script\n", s.dir);
+    text_file(&s, "script2", script);
+    expect_prestart(&s, "script2", text);
+
+    elf_file(&s, "wide", ELFCLASS32, "/lib/ld-linux.so.2", 0755);
+    snprintf(text, sizeof(text), "%s/wide is built for another machine or word size than psup: "
+             "psup's library cannot be loaded into it", s.dir);
+    expect_prestart(&s, "wide", text);
+    elf_file(&s, "musl", ELFCLASS64, "/lib/ld-musl-x86_64.so.1", 0755);
+    snprintf(text, sizeof(text), "%s/musl is run by the dynamic loader /lib/ld-musl-x86_64.so.1, "
+             "not psup's: psup's library is built for psup's C library", s.dir);
+    expect_prestart(&s, "musl", text);
+    elf_file(&s, "setuid", ELFCLASS64, NULL, 04755);
+    snprintf(text, sizeof(text), "%s/setuid is set-user-ID" SECURE, s.dir);
+    expect_prestart(&s, "setuid", text);
+    elf_file(&s, "setgid", ELFCLASS64, NULL, 02755);
+    snprintf(text, sizeof(text), "%s/setgid is set-group-ID" SECURE, s.dir);
+    expect_prestart(&s, "setgid", text);
+    /* A script run by a set-ID interpreter: the loader ignores LD_PRELOAD
+     * for the interpreter, so for the script too. */
+    snprintf(script, sizeof(script), "#!%s/setgid\n", s.dir);
+    text_file(&s, "setgid-script", script);
+    expect_prestart(&s, "setgid-script", text);
+    /* Go: for psup's loader, but it reads the environment of its start. */
+    elf_file_go(&s, "go", ELFCLASS64, GLIBC_LOADER, 0755, true);
+    snprintf(text, sizeof(text), "%s/go is a Go program: Go reads its environment where the "
+             "process started, not from the C library, and would never see the connection's",
+             s.dir);
+    expect_prestart(&s, "go", text);
+    elf_file_go(&s, "not-go", ELFCLASS64, GLIBC_LOADER, 0755, false);
+    expect_prestart(&s, "not-go", NULL);
+    text_file(&s, "data", "just text\n");
+    snprintf(text, sizeof(text), "%s/data is neither an ELF program nor a script: psup cannot "
+             "tell that its library would be loaded", s.dir);
+    expect_prestart(&s, "data", text);
+    text_file(&s, "relative", "#!sh\n");
+    snprintf(text, sizeof(text), "the interpreter of %s/relative, \"sh\", is not an absolute path",
+             s.dir);
+    expect_prestart(&s, "relative", text);
+    scratch_remove(&s);
+}
+
+static void test_prestart_accepts_dynamic_programs_and_scripts(void **state)
+{
+    struct scratch s;
+
+    (void)state;
+    scratch_make(&s);
+    text_file(&s, "sh-script", "#!/bin/sh\necho\n");
+    expect_prestart(&s, "sh-script", NULL);
+    text_file(&s, "env-script", "#! /usr/bin/env sh\necho\n");
+    expect_prestart(&s, "env-script", NULL);
+    psup_config_unref(must_load(BASE_NAMED "'command': 'echo hi', 'prestart': true"));
+    psup_config_unref(must_load(BASE_NAMED "'command': ['cat'], 'prestart': false"));
+    scratch_remove(&s);
+}
+
+/* A prestarted program runs the file that was there at its exec: a new
+ * file under the same name makes the service changed on reload. */
+static void test_prestart_program_replaced_on_disk_is_a_change(void **state)
+{
+    struct scratch s;
+    char body[600], from[PATH_MAX], to[PATH_MAX];
+    struct psup_config *one, *two, *three;
+
+    (void)state;
+    scratch_make(&s);
+    text_file(&s, "prog", "#!/bin/sh\necho\n");
+    snprintf(body, sizeof(body), BASE_NAMED "'command': ['%s/prog'], 'prestart': true", s.dir);
+    /* The script is read per connection; what is exec'd is /bin/sh. */
+    one = must_load(body);
+    text_file(&s, "prog", "#!/bin/sh\necho changed\n");
+    two = must_load(body);
+    assert_true(psup_config_service_same(&one->services[0], &two->services[0]));
+    /* Now the program itself is replaced: a copy of /bin/sh. */
+    snprintf(body, sizeof(body), BASE_NAMED "'command': ['%s/sh'], 'prestart': true", s.dir);
+    snprintf(from, sizeof(from), "cp /bin/sh '%s/sh'", s.dir);
+    assert_int_equal(system(from), 0);
+    psup_config_unref(one);
+    psup_config_unref(two);
+    one = must_load(body);
+    two = must_load(body);
+    assert_true(psup_config_service_same(&one->services[0], &two->services[0]));
+    snprintf(to, sizeof(to), "cp /bin/sh '%s/sh.new' && mv '%s/sh.new' '%s/sh'", s.dir, s.dir,
+             s.dir);
+    assert_int_equal(system(to), 0);
+    three = must_load(body);
+    assert_false(psup_config_service_same(&one->services[0], &three->services[0]));
+    psup_config_unref(one);
+    psup_config_unref(two);
+    psup_config_unref(three);
+    scratch_remove(&s);
+}
+
 /* A broken file is reported from its first 100 problems: checking the rest
  * could cost a slow failed look-up for each of thousands of services. */
 static void test_stops_after_100_problems(void **state)
@@ -2633,6 +2845,9 @@ int main(void)
         cmocka_unit_test(test_overlapping_addresses),
         cmocka_unit_test(test_load_refuses_what_is_not_a_regular_file),
         cmocka_unit_test(test_same_service_compares_what_was_resolved),
+        cmocka_unit_test(test_prestart_refuses_what_the_library_cannot_reach),
+        cmocka_unit_test(test_prestart_accepts_dynamic_programs_and_scripts),
+        cmocka_unit_test(test_prestart_program_replaced_on_disk_is_a_change),
         cmocka_unit_test(test_stops_after_100_problems),
         cmocka_unit_test(test_warnings),
         cmocka_unit_test(test_admin_values),

@@ -1811,7 +1811,7 @@ static void ready(struct rt_test *t)
     const struct psup_service *s = svc(t);
 
     assert_non_null(s->watched);
-    psup_runtime_on_ready(&t->rt, s->watched->listeners[0].fd, t->now);
+    psup_runtime_on_ready(&t->rt, psup_plan_listeners(s->watched->plan)[0].fd, t->now);
     progress(t);
 }
 
@@ -2497,6 +2497,76 @@ static void shutdown_serves_the_backlog_first(void **state)
     close(client);
 }
 
+/* ==== prestart (spec/prestart.md) ======================================== */
+
+#define PRESTART POOL1 ", 'prestart': true"
+
+/* | (none) | pool below min_spare, prestart | IDLE, not ready | clone a worker
+ * that execs the program; it counts as a spare, and must say READY within
+ * PSUP_PRESTART_TIMEOUT_MS | and | IDLE, not ready | READY | IDLE | the
+ * deadline is gone | */
+static void prestarted_worker_is_a_spare_and_ready_on_ready(void **state)
+{
+    struct rt_test *t = *state;
+
+    apply(t, PRESTART);
+    pid_t w = spawned(t, 0);
+    EXPECT_CALLS(t, SPAWN);
+    expect_state(t, w, PSUP_WORKER_IDLE);
+    expect_pool(t, 1, 0, 0, 0);
+    assert_false(find_worker(t, w)->ready);
+    advance(t, PSUP_PRESTART_TIMEOUT_MS - 1);
+    EXPECT_NO_CALLS(t); /* no second spare started for it */
+    message(t, w, PSUP_MSG_READY, 0, 0);
+    assert_true(find_worker(t, w)->ready);
+    advance(t, 10 * PSUP_PRESTART_TIMEOUT_MS);
+    EXPECT_NO_CALLS(t);
+    message(t, w, PSUP_MSG_RUNNING, 1, 1);
+    EXPECT_CALLS(t, SPAWN);
+    expect_state(t, w, PSUP_WORKER_BUSY);
+    EXPECT_QUIET_LOG(t);
+}
+
+/* | IDLE, not ready | PSUP_PRESTART_TIMEOUT_MS passed | unchanged | SIGKILL
+ * to the group; reaped, a failure (step prestart, ETIMEDOUT) | */
+static void prestarted_worker_never_ready_is_killed_and_a_failure(void **state)
+{
+    struct rt_test *t = *state;
+
+    apply(t, PRESTART);
+    pid_t w = spawned(t, 0);
+    EXPECT_CALLS(t, SPAWN);
+    advance(t, PSUP_PRESTART_TIMEOUT_MS);
+    EXPECT_CALLS(t, SIGNAL(-w, SIGKILL));
+    reap(t, w, KILLED(SIGKILL));
+    EXPECT_CALLS(t, SPAWN); /* the first failures are retried at once */
+    EXPECT_LOG(t, "event=worker_failed step=prestart program=/bin/true errno=ETIMEDOUT");
+    assert_int_equal(svc(t)->counters.failed, 1);
+    assert_int_equal(svc(t)->backoff.failures, 1);
+}
+
+/* | IDLE, not ready | exited, no SETUP_FAILED | (gone) | a failure (step
+ * prestart, ELIBACC: the program ran without the library) | */
+static void prestarted_worker_exiting_before_ready_is_a_failure(void **state)
+{
+    struct rt_test *t = *state;
+
+    apply(t, PRESTART);
+    pid_t w = spawned(t, 0);
+    EXPECT_CALLS(t, SPAWN);
+    reap(t, w, EXITED(0));
+    EXPECT_CALLS(t, SPAWN);
+    EXPECT_LOG(t, "event=worker_failed step=prestart program=/bin/true errno=ELIBACC");
+    assert_int_equal(svc(t)->counters.failed, 1);
+    /* Ready, and then killed from outside: lost, not a failure. */
+    pid_t next = spawned(t, 1);
+    message(t, next, PSUP_MSG_READY, 0, 0);
+    reap(t, next, KILLED(SIGKILL));
+    EXPECT_CALLS(t, SPAWN);
+    EXPECT_LOG(t, "event=worker_lost signal=KILL");
+    assert_int_equal(svc(t)->counters.failed, 1);
+}
+
 #define ROW(f) cmocka_unit_test_setup_teardown(f, setup, teardown)
 
 int main(void)
@@ -2548,6 +2618,10 @@ int main(void)
         ROW(idle_stopped_retiring_other_exit_is_a_failure),
         ROW(idle_stopped_retiring_killed_from_outside_is_lost),
         ROW(busy_reaped_after_exec_failed_is_a_failure),
+        /* spec/prestart.md: the handshake. */
+        ROW(prestarted_worker_is_a_spare_and_ready_on_ready),
+        ROW(prestarted_worker_never_ready_is_killed_and_a_failure),
+        ROW(prestarted_worker_exiting_before_ready_is_a_failure),
         /* "Failures and backoff". */
         ROW(backoff_delays_probes_and_a_handler_ends_it),
         ROW(backoff_ends_on_reload),
