@@ -9,7 +9,7 @@ set -eu
 cd "$(dirname "$0")"
 
 build_deps="cmake gcc libc6-dev make pkg-config libuv1-dev libcjson-dev"
-test_deps="libcmocka-dev python3 python3-pytest python3-pytest-timeout python3-prometheus-client chromium procps util-linux groff-base netcat-openbsd tftp-hpa tftpd-hpa curl haproxy gunicorn systemd clang-14 libclang-rt-14-dev"
+test_deps="libcmocka-dev python3 python3-pytest python3-pytest-timeout python3-yaml git python3-prometheus-client chromium procps util-linux groff-base netcat-openbsd tftp-hpa tftpd-hpa curl haproxy gunicorn systemd clang-14 libclang-rt-14-dev"
 bench_deps="ucspi-tcp ipsvd socat xinetd"
 
 install_missing() {
